@@ -1,0 +1,55 @@
+"""ShipML: the router. Page config, state, navigation and the sidebar; pages do the rest."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import datasets
+from core.samples import ensure_demo_project
+from pages.common import current_dataset, engine, md, select_dataset, settings, workflow
+
+st.set_page_config(page_title="ShipML", page_icon=":material/rocket_launch:", layout="wide")
+
+
+@st.cache_resource
+def _seed_demo() -> None:
+    # A fresh install opens with a sample table ready; once per process, a no-op after that.
+    ensure_demo_project(engine(), settings=settings())
+
+
+_seed_demo()
+
+PAGES = {
+    "Data": [
+        st.Page("pages/upload.py", title="Upload & profile", icon=":material/upload_file:", default=True),
+        st.Page("pages/clean.py", title="Clean", icon=":material/cleaning_services:"),
+        st.Page("pages/features.py", title="Features", icon=":material/tune:"),
+    ],
+}
+
+
+def sidebar() -> None:
+    state = workflow()
+    dataset = current_dataset()
+    with st.sidebar:
+        st.markdown("### :material/rocket_launch: ShipML")
+        st.caption(f"Project: **{md(state.project)}**")
+        if dataset is None:
+            st.caption("No dataset loaded yet.")
+            return
+        st.caption(f"Dataset: **{md(dataset.name)}** · {dataset.rows:,} rows × {dataset.columns} columns")
+        prep = datasets.get_preparation(engine(), dataset.id)
+        steps = [
+            ("Upload & profile", True),
+            ("Target chosen", prep.target is not None),
+            ("Clean", bool(prep.recipe.steps)),
+            ("Features", prep.plan is not None),
+        ]
+        st.markdown("\n".join(f"- {':material/check_circle:' if done else ':material/radio_button_unchecked:'} {name}" for name, done in steps))
+        if st.button("Close dataset", icon=":material/close:"):
+            select_dataset(None)
+            st.rerun()
+
+
+nav = st.navigation(PAGES)
+sidebar()
+nav.run()

@@ -1,0 +1,1 @@
+"""ShipML core: all logic, no streamlit. Pages render, core computes."""

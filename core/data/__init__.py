@@ -1,0 +1,1 @@
+"""Data: ingest, immutable storage, column kinds, profiling and issue detection."""

@@ -1,0 +1,1 @@
+"""Preparation: the cleaning recipe and the feature plan, both compiled into the model Pipeline."""

@@ -1,0 +1,1 @@
+"""Streamlit pages: each reads the workflow state, calls core, and draws the result."""

@@ -1,0 +1,142 @@
+"""What every page shares: settings, the store, the typed workflow state and cached loads.
+
+Only rendering helpers live here; all computing is in ``core``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from core import datasets
+from core.config import Settings, get_settings
+from core.data.issues import Issue, detect_issues
+from core.data.profile import TableProfile, profile_table
+from core.errors import BadInput
+from core.store import crud
+from core.store.db import make_engine, session_scope
+from core.store.models import Dataset
+
+DEFAULT_PROJECT = "My project"
+_STATE_KEY = "workflow"
+
+
+@dataclass
+class WorkflowState:
+    """Where the analyst is. Everything else (recipes, plans) lives in the store."""
+
+    project: str = DEFAULT_PROJECT
+    dataset_id: int | None = None
+
+
+@st.cache_resource
+def _engine(url: str) -> Engine:
+    return make_engine(url)
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def engine() -> Engine:
+    """The store's engine, created once per process."""
+    return _engine(settings().db_url)
+
+
+def workflow() -> WorkflowState:
+    """The one accessor for the workflow state.
+
+    The dataset id is mirrored into the URL (``?dataset=N``), so a browser refresh, which
+    starts a new session, comes back to the same dataset.
+    """
+    state = st.session_state.get(_STATE_KEY)
+    if state is None:
+        state = _restored_state(st.query_params.get("dataset"))
+        st.session_state[_STATE_KEY] = state
+    if state.dataset_id is not None:
+        st.query_params["dataset"] = str(state.dataset_id)
+    return state
+
+
+def _restored_state(wanted: str | None) -> WorkflowState:
+    """The dataset named in the URL, else the newest dataset of the newest project."""
+    with session_scope(engine()) as session:
+        dataset = crud.get_dataset(session, dataset_id=int(wanted)) if wanted and wanted.isdigit() else None
+        if dataset is None:
+            projects = crud.list_projects(session)
+            for project in reversed(projects):
+                newest = crud.list_datasets(session, project_id=project.id)
+                if newest:
+                    dataset = newest[0]
+                    break
+            else:
+                return WorkflowState(project=projects[-1].name if projects else DEFAULT_PROJECT)
+        project = crud.get_project(session, project_id=dataset.project_id)
+        return WorkflowState(project=project.name, dataset_id=dataset.id)
+
+
+def select_dataset(dataset_id: int | None, project: str | None = None) -> None:
+    state = workflow()
+    state.dataset_id = dataset_id
+    if project is not None:
+        state.project = project
+    if dataset_id is None:
+        st.query_params.pop("dataset", None)
+
+
+def current_dataset() -> Dataset | None:
+    state = workflow()
+    if state.dataset_id is None:
+        return None
+    try:
+        return datasets.get_dataset(engine(), state.dataset_id)
+    except BadInput:
+        select_dataset(None)
+        return None
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the table…")
+def _frame(content_hash: str, _dataset: Dataset) -> pd.DataFrame:
+    # cache_resource, not cache_data: frames are shared read-only instead of copied per rerun;
+    # core functions never mutate their inputs.
+    return datasets.load_dataset_frame(_dataset, settings=settings())
+
+
+def dataset_frame(dataset: Dataset) -> pd.DataFrame:
+    """The dataset's table, loaded once per process."""
+    return _frame(dataset.content_hash, dataset)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Profiling…")
+def _profile(content_hash: str, target: str | None, _frame: pd.DataFrame) -> tuple[TableProfile, tuple[Issue, ...]]:
+    profile = profile_table(_frame, target=target)
+    return profile, detect_issues(_frame, profile, target=target, seed=settings().random_seed)
+
+
+def dataset_profile(dataset: Dataset, target: str | None) -> tuple[TableProfile, tuple[Issue, ...]]:
+    """Profile and issues of a dataset, computed once per dataset and target."""
+    return _profile(dataset.content_hash, target, dataset_frame(dataset))
+
+
+def require_dataset() -> Dataset:
+    """The current dataset, or a pointer to the Upload page and a stop."""
+    dataset = current_dataset()
+    if dataset is None:
+        st.info("Load a table on the **Upload** page first.")
+        st.page_link("pages/upload.py", label="Go to Upload", icon=":material/upload:")
+        st.stop()
+    return dataset
+
+
+def md(text: object) -> str:
+    """User text made safe to embed in Markdown: no markup, links or HTML from data."""
+    out = str(text)
+    for ch in "\\`*_{}[]()<>#+-.!|~$":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def show_error(exc: BadInput) -> None:
+    st.error(str(exc), icon=":material/error:")
