@@ -50,6 +50,8 @@ class PostgresCluster:
     Debian's package creates.
     """
 
+    PASSWORD = "shipml-test"
+
     def __init__(self) -> None:
         bindir = _pg_bin()
         if bindir is None:
@@ -71,10 +73,16 @@ class PostgresCluster:
 
     def start(self) -> str:
         data = self.dir / "data"
-        self._run("initdb", "-D", str(data), "-U", "shipml", "--auth=trust", "-E", "UTF8")
+        pwfile = self.dir / "pw"
+        pwfile.write_text(self.PASSWORD)
+        if self.user:
+            shutil.chown(pwfile, user=self.user)
+        # Password auth over TCP, so tests can check that a wrong password is refused.
+        self._run("initdb", "-D", str(data), "-U", "shipml", "--auth-local=trust",
+                  "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8")
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
-        return f"postgresql+psycopg://shipml@127.0.0.1:{self.port}/postgres"
+        return f"postgresql+psycopg://shipml:{self.PASSWORD}@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:
         try:
