@@ -11,12 +11,12 @@ st.set_page_config(page_title="ShipML", page_icon=":material/rocket_launch:", la
 
 
 @st.cache_resource
-def _seed_demo() -> None:
-    # A fresh install opens with a sample table ready; once per process, a no-op after that.
+def _seed_demo(db_url: str) -> None:
+    # A fresh install opens with a sample table ready; once per store, a no-op after that.
     ensure_demo_project(engine(), settings=settings())
 
 
-_seed_demo()
+_seed_demo(settings().db_url)
 
 PAGES = {
     "Data": [

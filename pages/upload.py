@@ -44,7 +44,9 @@ def load_section() -> None:
     with right:
         choice = st.selectbox("Project", [*projects, "+ New project"] if projects else ["+ New project"],
                               index=projects.index(state.project) if state.project in projects else None,
-                              placeholder="Choose a project")
+                              placeholder="Choose a project", key=f"project_{state.project}")
+        # Keys name the current choice, so a change made elsewhere (a sample, closing the
+        # dataset) gives a fresh widget showing it instead of the widget's stale value.
         if choice == "+ New project":
             with st.form("new_project", clear_on_submit=True):
                 name = st.text_input("New project name", max_chars=200)
@@ -67,7 +69,7 @@ def load_section() -> None:
                 "Dataset", ids,
                 index=ids.index(state.dataset_id) if state.dataset_id in ids else None,
                 format_func=lambda i: next(f"{d.name} · {d.rows:,} rows · {d.created_at:%Y-%m-%d %H:%M}" for d in project_datasets if d.id == i),
-                placeholder="Choose a dataset of this project",
+                placeholder="Choose a dataset of this project", key=f"dataset_{state.dataset_id}",
             )
             if picked is not None and picked != state.dataset_id:
                 select_dataset(picked)
@@ -128,7 +130,7 @@ def profile_section(dataset) -> None:
     target = st.selectbox(
         "Target: the column to predict", columns,
         index=columns.index(prep.target) if prep.target in columns else None,
-        placeholder="Choose the target column",
+        placeholder="Choose the target column", key=f"target_{dataset.id}_{prep.target}",
     )
     if target != prep.target and target is not None:
         datasets.save_preparation(engine(), dataset.id, target=target)
@@ -184,7 +186,7 @@ def issues_section(dataset, issues, recipe) -> None:
     if not issues:
         st.success("No issues found.", icon=":material/check_circle:")
         return
-    in_recipe = set(recipe.steps)
+    in_recipe = recipe.steps
     for i, issue in enumerate(issues):
         with st.container(border=True):
             text, action = st.columns([5, 1])

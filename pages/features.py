@@ -1,0 +1,145 @@
+"""Features: choose the columns the model sees and how each becomes features."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core import datasets
+from core.data.profile import infer_task
+from core.errors import BadInput
+from core.prep.plan import ColumnTransform, FeaturePlan, Interaction
+from core.prep.recipe import prepare_training_table, recipe_to_json
+from core.prep.selection import auto_plan, importance_preview
+from core.prep.pipeline import transformed_sample
+from pages.common import dataset_frame, engine, md, require_dataset, settings, show_error
+
+
+@st.cache_resource(max_entries=8, show_spinner="Cleaning the table…")
+def _cleaned_columns(content_hash: str, recipe_json: str, target: str, _frame, _recipe) -> list[str]:
+    """Columns the model can use: those left after the recipe, without the target."""
+    x, _ = prepare_training_table(_frame.head(2_000), _recipe, target=target)
+    from core.prep.recipe import build_cleaning_pipeline
+
+    return [str(c) for c in build_cleaning_pipeline(_recipe, target=target).fit_transform(x).columns]
+
+
+@st.cache_resource(max_entries=8, show_spinner="Building the transformed sample…")
+def _sample(content_hash: str, recipe_json: str, plan_json: str, target: str, _frame, _recipe, _plan):
+    return transformed_sample(_frame, _recipe, _plan, target=target, seed=settings().random_seed)
+
+
+def _save_plan(dataset_id: int, plan: FeaturePlan) -> None:
+    datasets.save_preparation(engine(), dataset_id, plan=plan)
+    st.rerun()
+
+
+def selection_section(dataset, frame, recipe, plan: FeaturePlan, target: str, available: list[str]) -> FeaturePlan:
+    st.subheader("Columns")
+    default = [c for c in (plan.include or available) if c in available and c not in plan.exclude]
+    chosen = st.multiselect("Columns the model may use", available, default=default)
+    left, right = st.columns(2)
+    if left.button("Automatic selection", icon=":material/auto_fix_high:",
+                   help="Drops near-constant columns and near-duplicates (highly correlated pairs)."):
+        with st.spinner("Looking for near-constant and duplicated columns…"):
+            new_plan, reasons = auto_plan(frame, recipe, plan.model_copy(update={"include": tuple(chosen)}), target=target)
+        st.session_state["auto_reasons"] = reasons
+        _save_plan(dataset.id, new_plan)
+    if reasons := st.session_state.get("auto_reasons"):
+        st.caption("Automatic selection excluded: " + "; ".join(md(r) for r in reasons))
+    if right.button("Preview importance", icon=":material/insights:",
+                    help="Mutual information and a fast model's held-out permutation importance, both computed inside cross-validation folds."):
+        task = infer_task(frame[target]).value
+        with st.spinner("Scoring features inside cross-validation folds…"):
+            try:
+                st.session_state["importance"] = (dataset.id, importance_preview(
+                    frame, recipe, plan.model_copy(update={"include": tuple(chosen)}), target=target,
+                    task=task, seed=settings().random_seed))
+            except BadInput as exc:
+                show_error(exc)
+    preview = st.session_state.get("importance")
+    if preview and preview[0] == dataset.id:
+        importance_chart(preview[1])
+    return plan.model_copy(update={"include": tuple(chosen), "exclude": ()})
+
+
+def importance_chart(preview) -> None:
+    rows = pd.DataFrame([r.__dict__ for r in preview.rows])
+    verdict = "finds signal" if preview.has_signal else "finds no signal beyond chance"
+    st.caption(
+        f"{preview.folds}-fold held-out score {preview.score:.3f} vs baseline {preview.baseline_score:.3f}: "
+        f"the fast model {verdict}."
+    )
+    fig = px.bar(rows.head(30), x="model_importance", y="column", orientation="h", color="signal",
+                 labels={"model_importance": "held-out permutation importance", "column": ""})
+    fig.update_layout(yaxis={"autorange": "reversed"}, height=max(250, 22 * min(len(rows), 30)))
+    st.plotly_chart(fig, width="stretch")
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def transforms_section(plan: FeaturePlan, chosen: list[str], numeric: list[str]) -> FeaturePlan:
+    st.subheader("Transformations")
+    if not chosen:
+        return plan
+    column = st.selectbox("Column", chosen)
+    current = plan.transform_for(column)
+    c = st.columns(4)
+    scaling = c[0].selectbox("Scaling (numbers)", ["standard", "minmax", "robust", "none"],
+                             index=["standard", "minmax", "robust", "none"].index(current.scaling))
+    power = c[1].selectbox("Power (numbers)", ["none", "log", "yeo_johnson"], index=["none", "log", "yeo_johnson"].index(current.power))
+    encoding = c[2].selectbox("Encoding (categories)", ["onehot", "ordinal", "target"],
+                              index=["onehot", "ordinal", "target"].index(current.encoding),
+                              help="Target encoding is fit inside folds, so it never sees the row it encodes.")
+    bins = c[3].number_input("Bins (numbers; 0 = off)", min_value=0, max_value=100, value=current.bins or 0)
+    parts = st.multiselect("Date parts (dates)", ["year", "month", "day", "dayofweek", "hour", "weekend"], default=list(current.date_parts))
+    tfidf = st.number_input("TF-IDF terms (free text)", min_value=1, max_value=20000, value=current.tfidf_max_features)
+    transform = ColumnTransform(scaling=scaling, power=power, encoding=encoding, bins=bins or None,
+                                date_parts=tuple(parts), tfidf_max_features=tfidf)
+    plan = plan.model_copy(update={"transforms": {**plan.transforms, column: transform}})
+
+    st.markdown("**New feature from two numeric columns**")
+    i = st.columns([2, 1, 2, 1])
+    left = i[0].selectbox("Left", numeric, index=None, key="inter_left")
+    op = i[1].selectbox("Op", ["ratio", "product"], key="inter_op")
+    right = i[2].selectbox("Right", numeric, index=None, key="inter_right")
+    interactions = list(plan.interactions)
+    if i[3].button("Add", icon=":material/add:", disabled=not (left and right and left != right)):
+        interactions.append(Interaction(left=left, right=right, op=op))
+    for k, inter in enumerate(plan.interactions):
+        if st.button(f"Remove {inter.name}", key=f"rm_inter_{k}", icon=":material/delete:"):
+            interactions.remove(inter)
+    return plan.model_copy(update={"interactions": tuple(interactions)})
+
+
+st.title("Features")
+dataset = require_dataset()
+frame = dataset_frame(dataset)
+prep = datasets.get_preparation(engine(), dataset.id)
+if prep.target is None:
+    st.info("Choose the target column on the **Upload** page first.")
+    st.page_link("pages/upload.py", label="Go to Upload", icon=":material/upload:")
+    st.stop()
+plan = prep.plan or FeaturePlan()
+recipe_json = recipe_to_json(prep.recipe)
+try:
+    available = _cleaned_columns(dataset.content_hash, recipe_json, prep.target, frame, prep.recipe)
+except BadInput as exc:
+    show_error(exc)
+    st.stop()
+numeric = [c for c in available if c in frame.columns and pd.api.types.is_numeric_dtype(frame[c])]
+plan = selection_section(dataset, frame, prep.recipe, plan, prep.target, available)
+plan = transforms_section(plan, list(plan.include), numeric)
+if plan != prep.plan and st.button("Save feature plan", type="primary", icon=":material/save:"):
+    _save_plan(dataset.id, plan)
+if prep.plan is None:
+    st.caption("Nothing saved yet: save the plan to use it for training.")
+
+st.subheader("Result")
+try:
+    sample = _sample(dataset.content_hash, recipe_json, plan.model_dump_json(), prep.target, frame, prep.recipe, plan)
+except BadInput as exc:
+    show_error(exc)
+else:
+    st.metric("Features the model will see", sample.n_features)
+    st.caption(f"First {len(sample.frame)} rows of the transformed table (fit on {sample.n_rows_used:,} rows).")
+    st.dataframe(sample.frame, width="stretch")

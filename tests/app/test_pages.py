@@ -1,0 +1,123 @@
+"""Each page run by AppTest against a fresh workspace and the real store."""
+from __future__ import annotations
+
+import pytest
+
+from core import datasets
+from core.config import get_settings
+from core.prep.steps import DropDuplicates, Impute, Recipe
+from core.store.db import make_engine
+
+
+@pytest.fixture
+def store(app):
+    """The engine of the workspace the app under test uses (after it has started once)."""
+    engine = make_engine(get_settings().db_url)
+    yield engine
+    engine.dispose()
+
+
+def _no_exceptions(at) -> None:
+    assert [e.value for e in at.exception] == []
+
+
+def _current_dataset_id(at) -> int:
+    return int(at.query_params["dataset"][0] if isinstance(at.query_params["dataset"], list) else at.query_params["dataset"])
+
+
+def test_upload_page_opens_on_the_demo_sample(app) -> None:
+    at = app()
+    _no_exceptions(at)
+    assert at.title[0].value == "Upload & profile"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Rows"] == "5,000" and metrics["Task"] == "binary"
+    assert any(s.label.startswith("Target") and s.value == "churn" for s in at.selectbox)
+    assert any(h.value.startswith("Detected issues") for h in at.subheader)
+
+
+def test_uploading_a_file_profiles_it(app, store) -> None:
+    at = app()
+    at.file_uploader[0].upload("shop.csv", b"price,colour,y\n$1,Red,0\n$2,red ,1\n$3,RED,0\n$4,blue,1\n", "text/csv").run()
+    _no_exceptions(at)
+    assert at.header[0].value.replace("\\", "") == "shop.csv"
+    dataset = datasets.get_dataset(store, _current_dataset_id(at))
+    assert (dataset.name, dataset.rows, dataset.columns) == ("shop.csv", 4, 3)
+
+
+def test_a_bad_file_shows_a_clear_error_and_stores_nothing(app, store) -> None:
+    at = app()
+    before = _current_dataset_id(at)
+    at.file_uploader[0].upload("empty.csv", b"", "text/csv").run()
+    assert any("empty" in e.value for e in at.error)
+    assert _current_dataset_id(at) == before
+
+
+def test_fix_adds_a_step_to_the_recipe(app, store) -> None:
+    at = app()
+    dataset_id = _current_dataset_id(at)
+    at.button(key="fix_0").click().run()
+    _no_exceptions(at)
+    assert len(datasets.get_preparation(store, dataset_id).recipe.steps) == 1
+    assert any("In the recipe" in c.value for c in at.caption)
+
+
+def test_sample_button_switches_dataset(app, store) -> None:
+    at = app()
+    at.button(key="sample_penguins.csv").click().run()
+    _no_exceptions(at)
+    dataset = datasets.get_dataset(store, _current_dataset_id(at))
+    assert dataset.name == "penguins.csv"
+    assert datasets.get_preparation(store, dataset.id).target == "species"
+
+
+def test_clean_page_lists_steps_and_can_remove_and_undo(app, store) -> None:
+    at = app()
+    dataset_id = _current_dataset_id(at)
+    recipe = Recipe(steps=(DropDuplicates(reason="copies"), Impute(columns=["total_day_minutes"], strategy="median")))
+    datasets.save_preparation(store, dataset_id, recipe=recipe)
+    at.switch_page("pages/clean.py").run()
+    _no_exceptions(at)
+    assert "1. Drop duplicate rows" in at.markdown[0].value or any("Drop duplicate rows" in m.value for m in at.markdown)
+    assert any(m.label == "Rows" for m in at.metric)
+    at.button(key="remove_0").click().run()
+    assert datasets.get_preparation(store, dataset_id).recipe.steps == recipe.steps[1:]
+    undo = next(b for b in at.button if b.label == "Undo")
+    undo.click().run()
+    assert datasets.get_preparation(store, dataset_id).recipe == recipe
+
+
+def test_clean_page_adds_a_step_from_the_form(app, store) -> None:
+    at = app()
+    dataset_id = _current_dataset_id(at)
+    at.switch_page("pages/clean.py").run()
+    step_box = next(s for s in at.selectbox if s.label == "Step")
+    step_box.select("drop_duplicates").run()
+    next(b for b in at.button if b.label == "Add step").click().run()
+    _no_exceptions(at)
+    assert [s.kind for s in datasets.get_preparation(store, dataset_id).recipe.steps] == ["drop_duplicates"]
+
+
+def test_features_page_shows_the_transformed_sample_and_saves_the_plan(app, store) -> None:
+    at = app()
+    dataset_id = _current_dataset_id(at)
+    at.switch_page("pages/features.py").run()
+    _no_exceptions(at)
+    features = next(m for m in at.metric if m.label == "Features the model will see")
+    assert int(features.value) > 19  # one-hot encoding widens the 19 source columns
+    next(b for b in at.button if b.label == "Save feature plan").click().run()
+    _no_exceptions(at)
+    plan = datasets.get_preparation(store, dataset_id).plan
+    assert plan is not None and "churn" not in plan.include and "state" in plan.include
+
+
+def test_pages_without_a_dataset_point_to_upload(app) -> None:
+    from pages.common import WorkflowState
+
+    at = app()
+    # AppTest (streamlit 1.67) reruns only the page script after the first run, so the sidebar's
+    # "Close dataset" button is exercised by the browser test; here the state is set directly.
+    at.session_state["workflow"] = WorkflowState(project="Demo", dataset_id=None)
+    for page in ("pages/clean.py", "pages/features.py"):
+        at.switch_page(page).run()
+        _no_exceptions(at)
+        assert any("Upload" in i.value for i in at.info)

@@ -1,0 +1,83 @@
+"""`python -m core`, run as a user would: a real subprocess, exit codes and output."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from core.prep.recipe import recipe_to_json
+from core.prep.steps import DropDuplicates, FixType, Impute, Recipe
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, workspace: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SHIPML_WORKSPACE": str(workspace)}
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_profile_json_lists_columns_and_issues(tmp_path, sample_path) -> None:
+    out = run("profile", "--data", str(sample_path("penguins.csv")), "--target", "species", "--json", workspace=tmp_path)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["profile"]["rows"] == 344 and report["profile"]["task"] == "multiclass"
+    names = [c["name"] for c in report["profile"]["column_profiles"]]
+    assert names[:2] == ["species", "island"]
+    assert any(i["code"] == "missing_values" for i in report["issues"])
+
+
+def test_profile_text(tmp_path, sample_path) -> None:
+    out = run("profile", "--data", str(sample_path("concrete.csv")), workspace=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("1030 rows x 9 columns")
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    out = run("profile", "--data", str(empty), workspace=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "empty" in out.stderr and "Traceback" not in out.stderr
+    out = run("profile", "--data", str(tmp_path / "missing.csv"), workspace=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    out = run("profile", "--data", str(ROOT / "data/samples/penguins.csv"), "--target", "nope", workspace=tmp_path)
+    assert out.returncode == 2 and "nope" in out.stderr
+
+
+def test_clean_applies_a_recipe(tmp_path) -> None:
+    raw = tmp_path / "raw.csv"
+    pd.DataFrame({"price": ["$1,200", "$5", None, "$5"], "n": [1, 2, 3, 2]}).to_csv(raw, index=False)
+    recipe = Recipe(steps=(
+        DropDuplicates(),
+        FixType(column="price", to="number"),
+        Impute(columns=["price"], strategy="median"),
+    ))
+    recipe_file = tmp_path / "recipe.json"
+    recipe_file.write_text(recipe_to_json(recipe))
+    out_file = tmp_path / "clean.csv"
+    out = run("clean", "--data", str(raw), "--recipe", str(recipe_file), "--out", str(out_file), workspace=tmp_path)
+    assert out.returncode == 0, out.stderr
+    cleaned = pd.read_csv(out_file)
+    assert cleaned["price"].tolist() == [1200.0, 5.0, 602.5]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_clean_with_a_broken_recipe_exits_2(tmp_path, sample_path) -> None:
+    recipe_file = tmp_path / "recipe.json"
+    recipe_file.write_text('{"steps": [{"kind": "explode"}]}')
+    out = run("clean", "--data", str(sample_path("penguins.csv")), "--recipe", str(recipe_file),
+              "--out", str(tmp_path / "o.csv"), workspace=tmp_path)
+    assert out.returncode == 2 and not (tmp_path / "o.csv").exists()
+
+
+def test_import_stores_once(tmp_path, sample_path) -> None:
+    first = run("import", "--data", str(sample_path("penguins.csv")), "--project", "birds", workspace=tmp_path)
+    second = run("import", "--data", str(sample_path("penguins.csv")), "--project", "birds", workspace=tmp_path)
+    assert first.returncode == 0 and "stored in project 'birds'" in first.stdout
+    assert "already stored" in second.stdout
+    assert len(list((tmp_path / "datasets").glob("*.parquet"))) == 1

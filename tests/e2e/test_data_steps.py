@@ -1,0 +1,70 @@
+"""A person's walk through the data steps, in a real Chromium against the real app."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
+
+
+def _messy_csv(path) -> None:
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, n).astype(float),
+            "plan": rng.choice(["Basic", "basic ", "BASIC", "Pro", "pro"], n),
+            "spend": [f"${v:,.2f}" for v in rng.uniform(10, 5000, n)],
+            "visits": rng.poisson(5, n),
+            "bought": rng.choice(["yes", "no"], n),
+        }
+    )
+    frame.loc[rng.choice(n, 30, replace=False), "age"] = np.nan
+    frame = pd.concat([frame, frame.head(10)], ignore_index=True)  # duplicate rows
+    frame.to_csv(path, index=False)
+
+
+def _choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the Streamlit selectbox labelled ``label``."""
+    box = page.get_by_test_id("stSelectbox").filter(has_text=label)
+    expect(box).to_have_count(1)  # reruns briefly show stale copies; wait for the settled page
+    box.locator("input").click()
+    page.keyboard.type(option)
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def _goto(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    expect(page.get_by_role("heading", name=title, exact=True).first).to_be_visible()
+
+
+def test_upload_fix_and_features(page, app_url, tmp_path, screenshots) -> None:
+    data = tmp_path / "shop.csv"
+    _messy_csv(data)
+    page.goto(app_url)
+    expect(page.get_by_role("heading", name="Upload & profile").first).to_be_visible()
+
+    page.locator("input[type=file]").first.set_input_files(str(data))
+    expect(page.get_by_role("heading", name="shop.csv")).to_be_visible()
+    _choose(page, "Target: the column to predict", "bought")
+    expect(page.get_by_text(re.compile(r"Detected issues \(\d+\)"))).to_be_visible()
+    expect(page.get_by_text("duplicate", exact=False).first).to_be_visible()
+    page.screenshot(path=str(screenshots / "upload.png"), full_page=True)
+
+    page.get_by_role("button", name="Fix").first.click()
+    expect(page.get_by_text("In the recipe").first).to_be_visible()
+
+    _goto(page, "Clean")
+    expect(page.get_by_text("1. ", exact=False).first).to_be_visible()
+    page.screenshot(path=str(screenshots / "clean.png"), full_page=True)
+
+    _goto(page, "Features")
+    expect(page.get_by_text("Features the model will see")).to_be_visible()
+    page.get_by_role("button", name="Save feature plan").click()
+    expect(page.get_by_text("Nothing saved yet")).to_have_count(0)
+    expect(page.get_by_test_id("stDataFrame").last).to_be_visible()
+    page.screenshot(path=str(screenshots / "features.png"), full_page=True)
