@@ -68,3 +68,27 @@ def test_upload_fix_and_features(page, app_url, tmp_path, screenshots) -> None:
     expect(page.get_by_text("Nothing saved yet")).to_have_count(0)
     expect(page.get_by_test_id("stDataFrame").last).to_be_visible()
     page.screenshot(path=str(screenshots / "features.png"), full_page=True)
+
+    # A refresh starts a new session: the dataset, its recipe and plan come back from the store.
+    page.reload()
+    expect(page.get_by_text("Features the model will see")).to_be_visible()
+    expect(page.get_by_text("Nothing saved yet")).to_have_count(0)
+    _goto(page, "Clean")
+    expect(page.get_by_text("Drop duplicate rows").first).to_be_visible()
+
+    page.get_by_role("button", name="Close dataset").click()
+    expect(page.get_by_text("Load a table on the Upload page first.")).to_be_visible()
+
+
+def test_html_in_names_and_values_is_shown_as_text(page, app_url, tmp_path) -> None:
+    evil = "<img src=x onerror=\"document.title='pwned'\">"
+    data = tmp_path / "evil.csv"
+    pd.DataFrame({evil: ["<script>document.title='pwned'</script>", "b"] * 20, "y": [0, 1] * 20}).to_csv(data, index=False)
+    page.goto(app_url)
+    page.locator("input[type=file]").first.set_input_files(str(data))
+    expect(page.get_by_role("heading", name="evil.csv")).to_be_visible()
+    _choose(page, "Look at one column", evil)
+    expect(page.get_by_role("combobox", name="Look at one column")).to_have_value(evil)
+    expect(page.get_by_test_id("stSidebar")).to_contain_text("evil.csv")
+    assert page.locator("img[src=x]").count() == 0
+    assert page.title() != "pwned"
