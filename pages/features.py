@@ -9,19 +9,19 @@ from core import datasets
 from core.data.profile import infer_task
 from core.errors import BadInput
 from core.prep.plan import ColumnTransform, FeaturePlan, Interaction
-from core.prep.recipe import prepare_training_table, recipe_to_json
+from core.data.kinds import infer_kind
+from core.prep.recipe import build_cleaning_pipeline, prepare_training_table, recipe_to_json
 from core.prep.selection import auto_plan, importance_preview
 from core.prep.pipeline import transformed_sample
 from pages.common import dataset_frame, engine, md, require_dataset, settings, show_error
 
 
 @st.cache_resource(max_entries=8, show_spinner="Cleaning the table…")
-def _cleaned_columns(content_hash: str, recipe_json: str, target: str, _frame, _recipe) -> list[str]:
-    """Columns the model can use: those left after the recipe, without the target."""
-    x, _ = prepare_training_table(_frame.head(2_000), _recipe, target=target)
-    from core.prep.recipe import build_cleaning_pipeline
-
-    return [str(c) for c in build_cleaning_pipeline(_recipe, target=target).fit_transform(x).columns]
+def _cleaned_kinds(content_hash: str, recipe_json: str, target: str, _frame, _recipe) -> dict[str, str]:
+    """Kind of each column the model can use: those left after the recipe, without the target."""
+    x, _ = prepare_training_table(_frame.head(5_000), _recipe, target=target)
+    cleaned = build_cleaning_pipeline(_recipe, target=target).fit_transform(x)
+    return {str(c): infer_kind(cleaned[c]).value for c in cleaned.columns}
 
 
 @st.cache_resource(max_entries=8, show_spinner="Building the transformed sample…")
@@ -77,25 +77,35 @@ def importance_chart(preview) -> None:
     st.dataframe(rows, hide_index=True, width="stretch")
 
 
-def transforms_section(plan: FeaturePlan, chosen: list[str], numeric: list[str]) -> FeaturePlan:
+def transforms_section(plan: FeaturePlan, chosen: list[str], numeric: list[str], kinds: dict[str, str]) -> FeaturePlan:
     st.subheader("Transformations")
     if not chosen:
         return plan
-    column = st.selectbox("Column", chosen)
+    column = st.selectbox("Column", chosen, format_func=lambda c: f"{c} ({kinds.get(c, 'unknown')})")
+    kind = kinds.get(column, "numeric")
     current = plan.transform_for(column)
+    fields = current.model_dump()
     c = st.columns(4)
-    scaling = c[0].selectbox("Scaling (numbers)", ["standard", "minmax", "robust", "none"],
-                             index=["standard", "minmax", "robust", "none"].index(current.scaling))
-    power = c[1].selectbox("Power (numbers)", ["none", "log", "yeo_johnson"], index=["none", "log", "yeo_johnson"].index(current.power))
-    encoding = c[2].selectbox("Encoding (categories)", ["onehot", "ordinal", "target"],
-                              index=["onehot", "ordinal", "target"].index(current.encoding),
-                              help="Target encoding is fit inside folds, so it never sees the row it encodes.")
-    bins = c[3].number_input("Bins (numbers; 0 = off)", min_value=0, max_value=100, value=current.bins or 0)
-    parts = st.multiselect("Date parts (dates)", ["year", "month", "day", "dayofweek", "hour", "weekend"], default=list(current.date_parts))
-    tfidf = st.number_input("TF-IDF terms (free text)", min_value=1, max_value=20000, value=current.tfidf_max_features)
-    transform = ColumnTransform(scaling=scaling, power=power, encoding=encoding, bins=bins or None,
-                                date_parts=tuple(parts), tfidf_max_features=tfidf)
-    plan = plan.model_copy(update={"transforms": {**plan.transforms, column: transform}})
+    if kind == "numeric":
+        fields["power"] = c[0].selectbox("Power", ["none", "log", "yeo_johnson"], index=["none", "log", "yeo_johnson"].index(current.power))
+        fields["bins"] = c[1].number_input("Bins (0 = off)", min_value=0, max_value=100, value=current.bins or 0) or None
+        fields["scaling"] = c[2].selectbox("Scaling", ["standard", "minmax", "robust", "none"],
+                                           index=["standard", "minmax", "robust", "none"].index(current.scaling),
+                                           disabled=fields["bins"] is not None)
+    elif kind in ("categorical", "identifier", "boolean"):
+        fields["encoding"] = c[0].selectbox("Encoding", ["onehot", "ordinal", "target"],
+                                            index=["onehot", "ordinal", "target"].index(current.encoding),
+                                            help="Target encoding is fit inside folds, so it never sees the row it encodes.")
+    elif kind == "datetime":
+        fields["date_parts"] = tuple(st.multiselect("Date parts", ["year", "month", "day", "dayofweek", "hour", "weekend"],
+                                                    default=list(current.date_parts)))
+    elif kind == "text":
+        fields["tfidf_max_features"] = c[0].number_input("TF-IDF terms", min_value=1, max_value=20000, value=current.tfidf_max_features)
+    else:
+        st.caption("This column is not used (see the summary below).")
+    transform = ColumnTransform(**fields)
+    if transform != current:
+        plan = plan.model_copy(update={"transforms": {**plan.transforms, column: transform}})
 
     st.markdown("**New feature from two numeric columns**")
     i = st.columns([2, 1, 2, 1])
@@ -122,13 +132,14 @@ if prep.target is None:
 plan = prep.plan or FeaturePlan()
 recipe_json = recipe_to_json(prep.recipe)
 try:
-    available = _cleaned_columns(dataset.content_hash, recipe_json, prep.target, frame, prep.recipe)
+    kinds = _cleaned_kinds(dataset.content_hash, recipe_json, prep.target, frame, prep.recipe)
 except BadInput as exc:
     show_error(exc)
     st.stop()
-numeric = [c for c in available if c in frame.columns and pd.api.types.is_numeric_dtype(frame[c])]
+available = list(kinds)
+numeric = [c for c, kind in kinds.items() if kind == "numeric"]
 plan = selection_section(dataset, frame, prep.recipe, plan, prep.target, available)
-plan = transforms_section(plan, list(plan.include), numeric)
+plan = transforms_section(plan, list(plan.include), numeric, kinds)
 if plan != prep.plan and st.button("Save feature plan", type="primary", icon=":material/save:"):
     _save_plan(dataset.id, plan)
 if prep.plan is None:
@@ -141,5 +152,7 @@ except BadInput as exc:
     show_error(exc)
 else:
     st.metric("Features the model will see", sample.n_features)
+    st.dataframe(pd.DataFrame([f.__dict__ for f in sample.summary]), hide_index=True, width="stretch",
+                 column_config={"n_features": st.column_config.NumberColumn("features")})
     st.caption(f"First {len(sample.frame)} rows of the transformed table (fit on {sample.n_rows_used:,} rows).")
     st.dataframe(sample.frame, width="stretch")

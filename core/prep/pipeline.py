@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 from core.errors import BadInput
-from core.prep.features import FeatureBuilder
+from core.prep.features import FeatureBuilder, FeatureInfo, feature_summary
 from core.prep.plan import FeaturePlan
 from core.prep.recipe import build_cleaning_pipeline, prepare_training_table
 from core.prep.steps import Recipe
@@ -58,6 +58,7 @@ class TransformedSample:
     n_features: int
     feature_names: tuple[str, ...]
     n_rows_used: int
+    summary: tuple[FeatureInfo, ...]  # how each source column became features
 
 
 def transformed_sample(
@@ -102,4 +103,5 @@ def transformed_sample(
         n_features=len(features.feature_names_),
         feature_names=tuple(features.feature_names_),
         n_rows_used=len(fit_X),
+        summary=feature_summary(features),
     )

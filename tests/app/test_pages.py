@@ -121,3 +121,17 @@ def test_pages_without_a_dataset_point_to_upload(app) -> None:
         at.switch_page(page).run()
         _no_exceptions(at)
         assert any("Upload" in i.value for i in at.info)
+
+
+def test_features_page_previews_importance_and_selects_automatically(app, store) -> None:
+    at = app()
+    dataset_id = _current_dataset_id(at)
+    at.switch_page("pages/features.py").run()
+    next(b for b in at.button if b.label == "Preview importance").click().run(timeout=120)
+    _no_exceptions(at)
+    assert any("held-out score" in c.value for c in at.caption)
+    chart = at.get("plotly_chart")[0].proto.spec
+    assert "permutation importance" in chart
+    next(b for b in at.button if b.label == "Automatic selection").click().run()
+    _no_exceptions(at)
+    assert datasets.get_preparation(store, dataset_id).plan is not None
