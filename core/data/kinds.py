@@ -39,11 +39,11 @@ def infer_kind(series: pd.Series) -> ColumnKind:
         return ColumnKind.DATETIME
     unique = values.nunique()
     if ptypes.is_numeric_dtype(series):
-        if unique <= 2 and set(pd.unique(values)) <= {0, 1}:
+        if n and unique <= 2 and set(pd.unique(values)) <= {0, 1}:
             return ColumnKind.BOOLEAN
         if (
             n >= _ID_MIN_ROWS
-            and ptypes.is_integer_dtype(series)
+            and _holds_integers(values)
             and unique / n >= _ID_MIN_UNIQUE_SHARE
             and _is_sequential(values)
         ):
@@ -58,6 +58,13 @@ def infer_kind(series: pd.Series) -> ColumnKind:
     if n and unique / n >= _TEXT_MIN_UNIQUE_SHARE and text.str.split().str.len().mean() >= _TEXT_MIN_MEAN_WORDS:
         return ColumnKind.TEXT
     return ColumnKind.CATEGORICAL
+
+
+def _holds_integers(values: pd.Series) -> bool:
+    """Integer dtype, or floats that are all whole numbers (an int column with gaps)."""
+    if ptypes.is_integer_dtype(values):
+        return True
+    return ptypes.is_float_dtype(values) and bool((values % 1 == 0).all())
 
 
 def _is_sequential(values: pd.Series) -> bool:
