@@ -34,10 +34,14 @@ def _save_plan(dataset_id: int, plan: FeaturePlan) -> None:
     st.rerun()
 
 
-def selection_section(dataset, frame, recipe, plan: FeaturePlan, target: str, available: list[str]) -> FeaturePlan:
+def selection_section(dataset, frame, recipe, plan: FeaturePlan, target: str, kinds: dict[str, str]) -> FeaturePlan:
     st.subheader("Columns")
-    default = [c for c in (plan.include or available) if c in available and c not in plan.exclude]
-    chosen = st.multiselect("Columns the model may use", available, default=default)
+    available = list(kinds)
+    # Identifier-like columns (keys, row numbers) stay out unless the analyst adds them.
+    fallback = [c for c in available if kinds[c] != "identifier"]
+    default = [c for c in (plan.include or fallback) if c in available and c not in plan.exclude]
+    chosen = st.multiselect("Columns the model may use", available, default=default,
+                            format_func=lambda c: f"{c} ({kinds[c]})" if kinds[c] == "identifier" else c)
     left, right = st.columns(2)
     if left.button("Automatic selection", icon=":material/auto_fix_high:",
                    help="Drops near-constant columns and near-duplicates (highly correlated pairs)."):
@@ -136,9 +140,8 @@ try:
 except BadInput as exc:
     show_error(exc)
     st.stop()
-available = list(kinds)
 numeric = [c for c, kind in kinds.items() if kind == "numeric"]
-plan = selection_section(dataset, frame, prep.recipe, plan, prep.target, available)
+plan = selection_section(dataset, frame, prep.recipe, plan, prep.target, kinds)
 plan = transforms_section(plan, list(plan.include), numeric, kinds)
 if plan != prep.plan and st.button("Save feature plan", type="primary", icon=":material/save:"):
     _save_plan(dataset.id, plan)

@@ -210,7 +210,7 @@ def _bars(labels: list[str], counts: list[int], title: str, *, horizontal: bool,
 
 def _message(text: str) -> go.Figure:
     figure = go.Figure()
-    figure.add_annotation(text=html.escape(text), showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    figure.add_annotation(text=html.escape(text, quote=False), showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
     return _style(figure)
@@ -230,4 +230,4 @@ def _safe(value: object) -> str:
     text = str(value)
     if len(text) > 60:
         text = text[:57] + "..."
-    return html.escape(text)
+    return html.escape(text, quote=False)  # no tag can form without "<"; plotly shows &quot; literally

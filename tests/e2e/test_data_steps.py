@@ -63,7 +63,14 @@ def test_upload_fix_and_features(page, app_url, tmp_path, screenshots) -> None:
     page.screenshot(path=str(screenshots / "clean.png"), full_page=True)
 
     _goto(page, "Features")
-    expect(page.get_by_text("Features the model will see")).to_be_visible()
+    count = page.get_by_test_id("stMetric").filter(has_text="Features the model will see").get_by_test_id("stMetricValue")
+    expect(count).to_be_visible()
+    before = int(count.inner_text())
+    # Choose features: take "plan" (one-hot, several features) out of the model's columns.
+    columns = page.get_by_test_id("stMultiSelect").filter(has_text="Columns the model may use")
+    columns.get_by_role("button", name="Remove plan", exact=True).click()
+    expect(count).not_to_have_text(str(before))
+    assert int(count.inner_text()) < before
     page.get_by_role("button", name="Save feature plan").click()
     expect(page.get_by_text("Nothing saved yet")).to_have_count(0)
     expect(page.get_by_test_id("stDataFrame").last).to_be_visible()
