@@ -19,8 +19,15 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup
 
-bench: $(STAMP)
-	$(PY) bench/profile.py
+# Peers with dependencies that clash with the app's pins get a virtualenv of their own.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check ydata-profiling==4.18.4 pandas==2.3.3
+	touch $@
+
+bench: $(STAMP) $(BENCH_VENV)/.installed
+	$(PY) -m bench.profile
 
 clean-workspace:
 	rm -rf data/workspace

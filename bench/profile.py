@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PEER_PYTHON = "/tmp/shipml/benchvenv/bin/python"
+DEFAULT_PEER_PYTHON = ".venv-bench/bin/python"  # made by `make bench`
 TARGET = "churned"
 
 

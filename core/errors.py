@@ -6,3 +6,10 @@ class BadInput(ValueError):
 
     Never put a whole input, a file path outside the workspace or SQL text into the message.
     """
+
+
+class StorageError(BadInput):
+    """The workspace could not be written (disk full, file too large, no permission).
+
+    Not the user's input, but shown the same way: one clear line, and nothing half-written.
+    """

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.config import Settings
-from core.errors import BadInput
+from core.errors import BadInput, StorageError
 
 __all__ = ["dataset_path", "load_frame", "save_frame"]
 
@@ -54,6 +54,7 @@ def save_frame(frame: pd.DataFrame, *, content_hash: str, settings: Settings) ->
 
     Raises:
         BadInput: The hash is malformed.
+        StorageError: The disk is full or the folder cannot be written; no file is left.
         pyarrow.ArrowException: The frame has a column Parquet cannot hold (ingest prevents
             this by turning mixed-type columns into text).
     """
@@ -70,6 +71,9 @@ def save_frame(frame: pd.DataFrame, *, content_hash: str, settings: Settings) ->
             os.fsync(fh.fileno())
         tmp.chmod(0o444)
         os.replace(tmp, path)  # atomic; a concurrent writer of the same hash wrote the same data
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"could not store the dataset: {exc.strerror or exc}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -135,3 +135,72 @@ def test_features_page_previews_importance_and_selects_automatically(app, store)
     next(b for b in at.button if b.label == "Automatic selection").click().run()
     _no_exceptions(at)
     assert datasets.get_preparation(store, dataset_id).plan is not None
+
+
+@pytest.fixture
+def csv_server(tmp_path):
+    """A local HTTP server on 127.0.0.1 serving one CSV file."""
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "fetched.csv").write_text("a,b,y\n1,x,0\n2,y,1\n3,x,0\n4,y,1\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_fetching_a_url_loads_the_table(app, store, csv_server) -> None:
+    at = app()
+    next(t for t in at.text_input if t.label.startswith("URL")).set_value(f"{csv_server}/fetched.csv")
+    next(b for b in at.button if b.label == "Fetch").click().run()
+    _no_exceptions(at)
+    dataset = datasets.get_dataset(store, _current_dataset_id(at))
+    assert (dataset.name, dataset.rows, dataset.format) == ("fetched.csv", 4, "csv")
+
+
+def test_a_sql_query_loads_the_table_and_a_bad_url_says_why(app, store, tmp_path) -> None:
+    import sqlalchemy as sa
+
+    db = tmp_path / "shop.db"
+    source = sa.create_engine(f"sqlite:///{db}")
+    with source.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE orders (amount REAL, region TEXT, late INTEGER)")
+        conn.exec_driver_sql("INSERT INTO orders VALUES (10.5, 'north', 0), (3.0, 'south', 1), (7.25, 'north', 1)")
+    source.dispose()
+    at = app()
+    before = _current_dataset_id(at)
+    next(t for t in at.text_input if t.label == "SQLAlchemy URL").set_value("postgresql+psycopg://nobody:pw@127.0.0.1:1/db")
+    next(t for t in at.text_area if t.label == "SELECT query").set_value("SELECT * FROM orders")
+    next(b for b in at.button if b.label == "Run query").click().run()
+    assert any("could not connect" in e.value for e in at.error)
+    assert _current_dataset_id(at) == before
+    next(t for t in at.text_input if t.label == "SQLAlchemy URL").set_value(f"sqlite:///{db}")
+    next(t for t in at.text_area if t.label == "SELECT query").set_value("SELECT * FROM orders")
+    next(b for b in at.button if b.label == "Run query").click().run()
+    _no_exceptions(at)
+    dataset = datasets.get_dataset(store, _current_dataset_id(at))
+    assert (dataset.rows, dataset.columns, dataset.format) == (3, 3, "sql")
+
+
+def test_the_profile_is_computed_once_per_dataset(app, monkeypatch) -> None:
+    import pages.common as common
+
+    calls = []
+    original = common.profile_table
+
+    def counting(frame, **kwargs):
+        calls.append(kwargs.get("target"))
+        return original(frame, **kwargs)
+
+    monkeypatch.setattr(common, "profile_table", counting)
+    common._profile.clear()
+    at = app()
+    at.run()
+    at.run()
+    _no_exceptions(at)
+    assert calls == ["churn"]  # three runs, one profile
+    assert at.metric[0].value == "5,000"

@@ -81,3 +81,34 @@ def test_import_stores_once(tmp_path, sample_path) -> None:
     assert first.returncode == 0 and "stored in project 'birds'" in first.stdout
     assert "already stored" in second.stdout
     assert len(list((tmp_path / "datasets").glob("*.parquet"))) == 1
+
+
+def _limit_file_size() -> None:
+    # A real write failure without a full disk: files may not grow past 400 kB, and the
+    # kernel's SIGXFSZ is ignored so the write fails with EFBIG instead of killing the process.
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
+
+
+def test_a_failed_write_stores_nothing(tmp_path) -> None:
+    import numpy as np
+
+    big = tmp_path / "big.csv"
+    rng = np.random.default_rng(0)
+    pd.DataFrame(rng.random((40_000, 5)), columns=list("abcde")).to_csv(big, index=False)
+    env = {**os.environ, "SHIPML_WORKSPACE": str(tmp_path / "ws")}
+    out = subprocess.run([sys.executable, "-m", "core", "import", "--data", str(big)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: could not store the dataset: File too large")
+    assert list((tmp_path / "ws" / "datasets").iterdir()) == []
+    from core.store import crud
+    from core.store.db import make_engine, session_scope
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'ws' / 'shipml.db'}")
+    with session_scope(engine) as session:
+        assert crud.list_projects(session) == []
+    engine.dispose()
