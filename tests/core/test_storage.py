@@ -11,7 +11,7 @@ import pytest
 
 from core.config import Settings
 from core.data.storage import dataset_path, load_frame, save_frame
-from core.errors import BadInput
+from core.errors import BadInput, StorageError
 
 HASH = hashlib.sha256(b"some upload").hexdigest()
 
@@ -93,11 +93,12 @@ def test_failed_write_leaves_no_file_behind(settings: Settings) -> None:
 
 
 def test_interrupted_write_leaves_no_temp_file(settings: Settings, frame: pd.DataFrame, monkeypatch) -> None:
+    # An fsync failure (a dying disk) cannot be produced for real here, so it is simulated.
     def crash(fd: int) -> None:
         raise OSError("disk on fire")
 
     monkeypatch.setattr(os, "fsync", crash)
-    with pytest.raises(OSError, match="disk on fire"):
+    with pytest.raises(StorageError, match="could not store the dataset: disk on fire"):
         save_frame(frame, content_hash=HASH, settings=settings)
     assert list(settings.datasets_dir.iterdir()) == []
 
