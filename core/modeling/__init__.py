@@ -1,0 +1,1 @@
+"""Modeling: model specs, metrics, cross-validation and evaluation, tuning, training jobs."""
