@@ -1,0 +1,756 @@
+"""Cross-validation schemes, out-of-fold evaluation against a baseline, thresholds and importance.
+
+Every number a user reads about a model comes from here, so the rules are strict:
+
+* a fresh Pipeline (cleaning and features included) is fitted inside each fold, so nothing is
+  ever learned from the rows it is scored on;
+* the dummy baseline is scored on the very same folds, which makes "better than the baseline"
+  a paired comparison, fold by fold;
+* time-ordered data is split by time (every validation row strictly later than every training
+  row), grouped data by group, classification folds keep the class shares;
+* a holdout, when kept, stays out of all tuning and is scored once.
+
+Folds are row positions (``iloc``), never index labels: a user's index may repeat.
+"""
+from __future__ import annotations
+
+import re
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, get_args
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+from sklearn.base import BaseEstimator
+from sklearn.metrics import precision_recall_curve, roc_curve
+from sklearn.model_selection import (
+    GroupKFold,
+    GroupShuffleSplit,
+    KFold,
+    StratifiedKFold,
+    TimeSeriesSplit,
+    train_test_split,
+)
+
+from core.data.profile import Task
+from core.errors import BadInput
+from core.modeling.metrics import METRICS, check_metric, score, score_all, signed
+from core.modeling.specs import baseline
+
+__all__ = [
+    "CVResult",
+    "CVScheme",
+    "EvaluationReport",
+    "MetricSummary",
+    "best_threshold",
+    "choose_scheme",
+    "cross_validate",
+    "evaluate",
+    "fold_indices",
+    "holdout_split",
+    "permutation_importance_table",
+]
+
+SchemeKind = Literal["kfold", "stratified", "group", "time"]
+MakeModel = Callable[[], BaseEstimator]  # a Pipeline factory; the dummy baseline fits it too
+
+# A date column is only "time-ordered" with enough distinct values: a handful of batch dates
+# sorted by batch says little about the rows being a time series.
+_MIN_DISTINCT_TIMES = 10
+# Text columns are read as dates only in ISO form (2024-01-31...): that is what exports write,
+# and it never mistakes codes or numbers for dates.
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_DATE_SNIFF_ROWS = 20
+# "Not better than the baseline" also needs a small margin where fold-to-fold noise is ~0.
+_RELATIVE_MARGIN = 0.01
+_THRESHOLD_EPS = 1e-3  # thresholds are kept strictly inside (0, 1)
+
+
+# --- schemes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CVScheme:
+    """How rows are split into cross-validation folds.
+
+    Attributes:
+        kind: ``kfold`` (shuffled), ``stratified`` (shuffled, class shares kept per fold),
+            ``group`` (no group on both sides of a split) or ``time`` (validate on later rows).
+        n_folds: Number of folds, at least 2.
+        group_column: The column holding groups (``group`` only).
+        time_column: The column holding times (``time`` only).
+        seed: Seed of the shuffles.
+    """
+
+    kind: SchemeKind
+    n_folds: int = 5
+    group_column: str | None = None
+    time_column: str | None = None
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.kind not in get_args(SchemeKind):
+            raise BadInput(f"Unknown validation scheme {self.kind!r}; use one of: {', '.join(get_args(SchemeKind))}.")
+        if self.n_folds < 2:
+            raise BadInput(f"Cross-validation needs at least 2 folds, not {self.n_folds}.")
+        if self.kind == "group" and not self.group_column:
+            raise BadInput("Grouped folds need a group column.")
+        if self.kind == "time" and not self.time_column:
+            raise BadInput("A time-series split needs a time column.")
+
+    def describe(self) -> str:
+        """One line for a user, e.g. ``"5-fold stratified, shuffled (seed 42)"``."""
+        if self.kind == "time":
+            return f"{self.n_folds}-fold time-series split on '{self.time_column}' (each fold validated on later rows)"
+        if self.kind == "group":
+            return f"{self.n_folds}-fold grouped by '{self.group_column}', shuffled (seed {self.seed})"
+        if self.kind == "stratified":
+            return f"{self.n_folds}-fold stratified, shuffled (seed {self.seed})"
+        return f"{self.n_folds}-fold, shuffled (seed {self.seed})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scheme as JSON-ready values; ``CVScheme(**d)`` rebuilds it."""
+        return asdict(self)
+
+
+def choose_scheme(
+    frame: pd.DataFrame,
+    *,
+    task: Task,
+    y: pd.Series | None = None,
+    n_folds: int = 5,
+    seed: int = 42,
+    time_column: str | None = None,
+    group_column: str | None = None,
+    kind: str | None = None,
+    allow_shuffled_time: bool = False,
+) -> tuple[CVScheme, tuple[str, ...]]:
+    """Pick the validation scheme for a table and check the table can support it.
+
+    Without ``kind``: time-series when a time column is set, else grouped when a group column
+    is set, else stratified for classification and plain k-fold for regression.
+
+    Args:
+        frame: The features ``X`` (or the whole table); must hold the time/group column.
+        task: The learning task.
+        y: The target, to check every class has a row for each fold (classification).
+        n_folds: Number of folds.
+        seed: Seed of the shuffles.
+        time_column: The column that orders rows in time, if any.
+        group_column: The column whose groups must not straddle a split, if any.
+        kind: Force a scheme kind instead of choosing one.
+        allow_shuffled_time: Accept a shuffled ``kind`` although a time column is set.
+
+    Returns:
+        The scheme and warnings for the user (shuffled folds on time-ordered data, or rows that
+        look time-ordered by a date column nobody named).
+
+    Raises:
+        BadInput: Unknown kind; a named column is missing; a shuffled kind with a time column
+            and no ``allow_shuffled_time``; stratified folds for regression; fewer groups,
+            distinct times or rows of some class than folds.
+    """
+    task = Task(task)
+    if kind is not None and kind not in get_args(SchemeKind):
+        raise BadInput(f"Unknown validation scheme {kind!r}; use one of: {', '.join(get_args(SchemeKind))}.")
+    for role, column in (("time", time_column), ("group", group_column)):
+        if column is not None and column not in frame.columns:
+            raise BadInput(f"The {role} column {column!r} is not in the table.")
+    if kind is None:
+        if time_column:
+            kind = "time"
+        elif group_column:
+            kind = "group"
+        else:
+            kind = "kfold" if task is Task.REGRESSION else "stratified"
+    if kind == "stratified" and task is Task.REGRESSION:
+        raise BadInput("Stratified folds keep class shares, so they need classes: use k-fold for regression.")
+    notes: list[str] = []
+    if kind != "time" and time_column:
+        if not allow_shuffled_time:
+            raise BadInput(
+                f"'{time_column}' is the time column, so shuffled {kind} folds would train on the future: "
+                "use a time-series split, or allow shuffled folds explicitly."
+            )
+        notes.append(
+            f"Shuffled folds although '{time_column}' orders the rows in time: models are scored on rows older "
+            "than some of their training rows, so scores may be optimistic."
+        )
+    scheme = CVScheme(
+        kind=kind,  # type: ignore[arg-type]  # checked in __post_init__
+        n_folds=n_folds,
+        group_column=group_column if kind == "group" else None,
+        time_column=time_column if kind == "time" else None,
+        seed=seed,
+    )
+    if len(frame) < n_folds:
+        raise BadInput(f"{n_folds} folds need at least {n_folds} rows; the table has {len(frame)}.")
+    if scheme.kind == "time":
+        distinct = len(np.unique(_time_order(frame[scheme.time_column])))
+        if distinct <= n_folds:
+            raise BadInput(
+                f"'{scheme.time_column}' has {distinct} distinct values: a {n_folds}-fold time-series split needs "
+                f"at least {n_folds + 1}."
+            )
+    if scheme.kind == "group":
+        groups = frame[scheme.group_column].nunique(dropna=False)
+        if groups < n_folds:
+            raise BadInput(f"'{scheme.group_column}' has {groups} groups, fewer than the {n_folds} folds.")
+    if y is not None and task is not Task.REGRESSION:
+        _check_class_counts(y, n_folds)
+    if scheme.kind != "time" and not time_column and (ordered := _time_ordered_column(frame)) is not None:
+        notes.append(f"Rows look time-ordered by '{ordered}'; consider a time-series split.")
+    return scheme, tuple(notes)
+
+
+def holdout_split(
+    X: pd.DataFrame, y: pd.Series, *, task: Task, scheme: CVScheme, share: float = 0.2
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
+    """Set rows aside for one final, untuned score.
+
+    Time schemes keep the latest ``share`` of rows (rows sharing a time stay together, so the
+    holdout is strictly later); group schemes whole groups; classification keeps class shares.
+
+    Args:
+        X: Features.
+        y: Target.
+        task: The learning task.
+        scheme: The validation scheme the remaining rows will be cross-validated with.
+        share: Share of rows in the holdout, in (0, 1).
+
+    Returns:
+        ``X_train, X_holdout, y_train, y_holdout``, each in the original row order.
+
+    Raises:
+        BadInput: ``share`` out of range, or the training part would be too small for the folds
+            (a class with fewer rows than folds, too few distinct times).
+    """
+    if not 0 < share < 1:
+        raise BadInput(f"The holdout share must be between 0 and 1, not {share}.")
+    task = Task(task)
+    n = len(X)
+    positions = np.arange(n)
+    try:
+        if scheme.kind == "time":
+            values = _time_order(X[scheme.time_column])
+            order = np.argsort(values, kind="stable")
+            ordered = values[order]
+            first = n - max(1, round(share * n))
+            cut = int(np.searchsorted(ordered, ordered[first], side="left"))  # ties go to the holdout
+            if cut == 0:
+                raise BadInput(f"'{scheme.time_column}' has too few distinct values to keep a later holdout.")
+            train, hold = order[:cut], order[cut:]
+        elif scheme.kind == "group":
+            splitter = GroupShuffleSplit(n_splits=1, test_size=share, random_state=scheme.seed)
+            train, hold = next(splitter.split(positions, groups=_groups(X, scheme)))
+        else:
+            stratify = None if task is Task.REGRESSION else y.to_numpy()
+            train, hold = train_test_split(positions, test_size=share, random_state=scheme.seed, stratify=stratify)
+    except ValueError as exc:
+        raise BadInput(f"Cannot keep a {share:.0%} holdout: {exc}") from None
+    train, hold = np.sort(train), np.sort(hold)
+    if task is not Task.REGRESSION:
+        _check_class_counts(y.iloc[train], scheme.n_folds, all_classes=y.unique(), context="after the holdout")
+    return X.iloc[train], X.iloc[hold], y.iloc[train], y.iloc[hold]
+
+
+def fold_indices(X: pd.DataFrame, y: pd.Series, scheme: CVScheme) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Training and validation row positions for each fold.
+
+    Args:
+        X: Features (holds the group or time column when the scheme needs one).
+        y: Target (stratified folds split on it).
+        scheme: The scheme.
+
+    Returns:
+        One ``(train_positions, validation_positions)`` pair per fold, positions sorted.
+
+    Raises:
+        BadInput: The scheme's column is missing, or the rows cannot make that many folds.
+    """
+    positions = np.arange(len(X))
+    try:
+        if scheme.kind == "time":
+            return _time_folds(_time_order(X[_column(X, scheme.time_column)]), scheme.n_folds)
+        if scheme.kind == "group":
+            splitter = GroupKFold(n_splits=scheme.n_folds, shuffle=True, random_state=scheme.seed)
+            splits = splitter.split(positions, groups=_groups(X, scheme))
+        elif scheme.kind == "stratified":
+            splitter = StratifiedKFold(n_splits=scheme.n_folds, shuffle=True, random_state=scheme.seed)
+            splits = splitter.split(positions, y.to_numpy())
+        else:
+            splits = KFold(n_splits=scheme.n_folds, shuffle=True, random_state=scheme.seed).split(positions)
+        return [(np.sort(train), np.sort(valid)) for train, valid in splits]
+    except ValueError as exc:  # e.g. fewer groups or rows than folds
+        raise BadInput(f"Cannot make {scheme.describe()}: {exc}") from None
+
+
+# --- cross-validation ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """Per-fold scores and out-of-fold predictions of one model.
+
+    Attributes:
+        fold_scores: Metric name to one score per fold (``nan`` where undefined on a fold).
+        y_true: The target, in row order.
+        oof_pred: Out-of-fold predictions in row order; meaningful only where ``oof_mask``.
+        oof_proba: Out-of-fold probabilities (columns in ``classes`` order), or ``None`` for
+            regression and models without probabilities.
+        oof_mask: Rows that got an out-of-fold prediction (a time-series split leaves the first
+            block out: it is only ever trained on).
+        classes: The sorted class labels, ``None`` for regression.
+        fit_seconds: Wall time spent fitting and predicting, over all folds.
+    """
+
+    fold_scores: dict[str, tuple[float, ...]]
+    y_true: np.ndarray
+    oof_pred: np.ndarray
+    oof_proba: np.ndarray | None
+    oof_mask: np.ndarray
+    classes: tuple | None
+    fit_seconds: float
+
+
+def cross_validate(
+    make_pipeline: MakeModel,
+    X: pd.DataFrame,
+    y: pd.Series,
+    *,
+    task: Task,
+    scheme: CVScheme,
+    metric: str,
+    after_fold: Callable[[int, float], None] | None = None,
+) -> CVResult:
+    """Fit a fresh model on each fold's training rows and score it on the fold's validation rows.
+
+    Args:
+        make_pipeline: Returns a new unfitted model (the whole Pipeline, so cleaning and features
+            are learned inside the fold).
+        X: Raw features, as ``prepare_training_table`` returns them.
+        y: Target.
+        task: The learning task.
+        scheme: The validation scheme.
+        metric: The primary metric, reported to ``after_fold``.
+        after_fold: Called after each fold with the fold number (1-based) and the mean of the
+            primary metric over the folds so far. It may raise (``optuna.TrialPruned``) to stop
+            early; the exception propagates.
+
+    Returns:
+        The per-fold scores of every metric of the task and the out-of-fold predictions.
+
+    Raises:
+        BadInput: Unknown metric, or the scheme cannot split these rows.
+    """
+    task = Task(task)
+    check_metric(metric, task)
+    folds = fold_indices(X, y, scheme)
+    y_true = y.to_numpy()
+    n = len(y_true)
+    classes = None if task is Task.REGRESSION else tuple(np.unique(y_true).tolist())
+    oof_pred = np.full(n, np.nan) if classes is None else np.empty(n, dtype=y_true.dtype)
+    oof_proba: np.ndarray | None = None
+    mask = np.zeros(n, dtype=bool)
+    scores: dict[str, list[float]] = {}
+    started = time.perf_counter()
+    for number, (train, valid) in enumerate(folds, start=1):
+        model = make_pipeline().fit(X.iloc[train], y.iloc[train])
+        X_valid = X.iloc[valid]
+        pred = model.predict(X_valid)
+        proba = None
+        if classes is not None and hasattr(model, "predict_proba"):
+            proba = _aligned_proba(model, X_valid, classes)
+            if oof_proba is None:
+                oof_proba = np.full((n, len(classes)), np.nan)
+            oof_proba[valid] = proba
+        oof_pred[valid] = pred
+        mask[valid] = True
+        for name, value in score_all(task, y_true[valid], pred, proba, classes or ()).items():
+            scores.setdefault(name, []).append(value)
+        if metric not in scores:  # score_all leaves out probability metrics for such models
+            raise BadInput(f"{METRICS[metric].label} needs predicted probabilities, and this model gives none.")
+        if after_fold is not None:
+            after_fold(number, _mean(scores[metric]))
+    return CVResult(
+        fold_scores={name: tuple(values) for name, values in scores.items()},
+        y_true=y_true,
+        oof_pred=oof_pred,
+        oof_proba=oof_proba,
+        oof_mask=mask,
+        classes=classes,
+        fit_seconds=time.perf_counter() - started,
+    )
+
+
+# --- evaluation report --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """One metric across folds, next to the baseline's score on the same folds.
+
+    ``better_than_baseline`` uses the rule of :class:`EvaluationReport`. The prior baseline
+    always predicts the majority class, so on metrics of the positive class (precision, recall,
+    F1 when the positive class is the minority) it scores 0 and almost any model beats it: read
+    the primary metric's flag, not these.
+    """
+
+    name: str
+    label: str
+    mean: float
+    std: float
+    baseline_mean: float
+    baseline_std: float
+    greater_is_better: bool
+    better_than_baseline: bool
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Everything known about a model's quality before it is shipped.
+
+    ``no_better_than_baseline`` is True when, on the primary metric, the model's mean gain over
+    the dummy baseline (per fold, same folds, in the "higher is better" direction) is not larger
+    than the larger of one standard deviation of those per-fold gains and 1% of the baseline's
+    mean. Paired gains cancel what both models share (a hard fold is hard for both); one std
+    rather than a standard error keeps the flag conservative; the 1% margin covers folds so alike
+    that the std is ~0. A metric undefined on every fold also counts as no better.
+
+    Attributes:
+        task: The task's value (``"binary"``, ``"multiclass"``, ``"regression"``).
+        scheme: The validation scheme.
+        primary_metric: The metric the model was chosen on.
+        metrics: Every metric of the task, the primary one first.
+        no_better_than_baseline: See above.
+        cv: The model's cross-validation result (out-of-fold predictions for the plots).
+        holdout: Scores on the holdout, when one was kept.
+        threshold: Binary only: the probability of the positive class (``classes[1]``) from which
+            a row is predicted positive, chosen to maximise F1 on the out-of-fold probabilities.
+    """
+
+    task: str
+    scheme: CVScheme
+    primary_metric: str
+    metrics: tuple[MetricSummary, ...]
+    no_better_than_baseline: bool
+    cv: CVResult
+    holdout: dict[str, float] | None
+    threshold: float | None
+
+    def metric(self, name: str) -> MetricSummary:
+        """The summary of the metric called ``name``.
+
+        Raises:
+            KeyError: The report has no such metric.
+        """
+        for summary in self.metrics:
+            if summary.name == name:
+                return summary
+        raise KeyError(name)
+
+
+def evaluate(
+    make_pipeline: MakeModel,
+    X: pd.DataFrame,
+    y: pd.Series,
+    *,
+    task: Task,
+    scheme: CVScheme,
+    metric: str,
+    seed: int,
+    X_holdout: pd.DataFrame | None = None,
+    y_holdout: pd.Series | None = None,
+) -> EvaluationReport:
+    """Cross-validate a model and the dummy baseline on the same folds, then score the holdout.
+
+    Args:
+        make_pipeline: Returns a new unfitted model Pipeline.
+        X: Raw training features (the holdout excluded).
+        y: Training target.
+        task: The learning task.
+        scheme: The validation scheme.
+        metric: The primary metric.
+        seed: Seed of the baseline.
+        X_holdout: Holdout features; the model is then fitted on all of ``X`` and scored once.
+        y_holdout: Holdout target.
+
+    Returns:
+        The report.
+
+    Raises:
+        BadInput: Unknown metric, a holdout without its target, or rows the scheme cannot split.
+    """
+    task = Task(task)
+    check_metric(metric, task)
+    if (X_holdout is None) != (y_holdout is None):
+        raise BadInput("A holdout needs both its features and its target.")
+    cv = cross_validate(make_pipeline, X, y, task=task, scheme=scheme, metric=metric)
+    base = cross_validate(lambda: baseline(task, seed=seed), X, y, task=task, scheme=scheme, metric=metric)
+    names = [metric] + [name for name in cv.fold_scores if name != metric]
+    summaries = tuple(_summary(name, cv.fold_scores[name], base.fold_scores.get(name, ())) for name in names)
+    holdout = None
+    if X_holdout is not None and y_holdout is not None:
+        final = make_pipeline().fit(X, y)
+        classes = cv.classes or ()
+        proba = _aligned_proba(final, X_holdout, classes) if classes and hasattr(final, "predict_proba") else None
+        holdout = score_all(task, y_holdout.to_numpy(), final.predict(X_holdout), proba, classes)
+    threshold = None
+    if task is Task.BINARY and cv.oof_proba is not None and cv.classes is not None:
+        m = cv.oof_mask
+        threshold = best_threshold(cv.y_true[m] == cv.classes[1], cv.oof_proba[m, 1])
+    return EvaluationReport(
+        task=task.value,
+        scheme=scheme,
+        primary_metric=metric,
+        metrics=summaries,
+        no_better_than_baseline=not summaries[0].better_than_baseline,
+        cv=cv,
+        holdout=holdout,
+        threshold=threshold,
+    )
+
+
+def best_threshold(y_true: Sequence, proba_pos: Sequence[float], *, metric: str = "f1") -> float:
+    """The probability cut-off that maximises a label metric on scored rows.
+
+    Args:
+        y_true: Whether each row is positive (booleans or 0/1).
+        proba_pos: Predicted probability of the positive class per row.
+        metric: ``"f1"`` (of the positive class) or ``"balanced_accuracy"`` (Youden's J).
+
+    Returns:
+        A threshold in (0, 1): predict positive when the probability is at least this. 0.5 when
+        the rows hold only one class (nothing to choose from).
+
+    Raises:
+        BadInput: An unsupported metric.
+    """
+    positive = np.asarray(y_true).astype(bool)
+    scores = np.asarray(proba_pos, dtype=float)
+    if metric not in ("f1", "balanced_accuracy"):
+        raise BadInput(f"Thresholds can be chosen for f1 or balanced_accuracy, not {metric!r}.")
+    if positive.all() or not positive.any():
+        return 0.5
+    if metric == "f1":
+        precision, recall, thresholds = precision_recall_curve(positive, scores)
+        f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+        best = thresholds[int(np.argmax(f1))]
+    else:
+        fpr, tpr, thresholds = roc_curve(positive, scores)
+        best = thresholds[int(np.argmax(tpr - fpr))]  # the first threshold is +inf: clipped below
+    return float(np.clip(best, _THRESHOLD_EPS, 1 - _THRESHOLD_EPS))
+
+
+def permutation_importance_table(
+    pipeline: BaseEstimator,
+    X: pd.DataFrame,
+    y: pd.Series,
+    *,
+    task: Task,
+    metric: str,
+    seed: int,
+    max_rows: int = 5000,
+    repeats: int = 3,
+) -> pd.DataFrame:
+    """How much the score drops when one raw column's values are shuffled.
+
+    Columns of the raw ``X`` are permuted before the Pipeline, so the answer is per source
+    column (one-hot levels and date parts of a column count together), in the user's terms.
+
+    Args:
+        pipeline: A fitted model Pipeline.
+        X: Raw features the model was not trained on (a holdout), or its training rows.
+        y: Target.
+        task: The learning task.
+        metric: The metric whose drop is measured.
+        seed: Seed of the row sample and the permutations.
+        max_rows: Score on a random sample of at most this many rows, for speed.
+        repeats: Permutations per column.
+
+    Returns:
+        Columns ``column``, ``importance_mean``, ``importance_std`` (drop of the metric, in the
+        "higher is better" direction, so positive means the column helps), most important first.
+
+    Raises:
+        BadInput: Unknown metric.
+    """
+    task = Task(task)
+    check_metric(metric, task)
+    rng = np.random.default_rng(seed)
+    if len(X) > max_rows:
+        rows = np.sort(rng.choice(len(X), size=max_rows, replace=False))
+        X, y = X.iloc[rows], y.iloc[rows]
+    work = X.reset_index(drop=True)  # permuted columns are aligned by position
+    y_true = y.to_numpy()
+    classes = () if task is Task.REGRESSION else tuple(pipeline.classes_.tolist())
+    base = _signed_score(pipeline, work, y_true, metric, classes)
+    records = []
+    for column in X.columns:
+        original = work[column]
+        drops = []
+        for _ in range(repeats):
+            work[column] = original.iloc[rng.permutation(len(work))].set_axis(work.index)
+            drops.append(base - _signed_score(pipeline, work, y_true, metric, classes))
+        work[column] = original
+        records.append((str(column), _mean(drops), float(np.nanstd(drops)) if len(drops) > 1 else 0.0))
+    table = pd.DataFrame(records, columns=["column", "importance_mean", "importance_std"])
+    return table.sort_values("importance_mean", ascending=False, ignore_index=True)
+
+
+# --- internals ----------------------------------------------------------------------------------
+
+
+def _aligned_proba(model: BaseEstimator, X: pd.DataFrame, classes: Sequence) -> np.ndarray:
+    """``predict_proba`` with one column per entry of ``classes``, even when the model's fold
+    lacked a class (its column is then 0)."""
+    proba = np.asarray(model.predict_proba(X), dtype=float)
+    model_classes = list(model.classes_)
+    if model_classes == list(classes):
+        return proba
+    index = {label: i for i, label in enumerate(classes)}
+    out = np.zeros((len(X), len(classes)))
+    for j, label in enumerate(model_classes):
+        out[:, index[label]] = proba[:, j]
+    return out
+
+
+def _signed_score(model: BaseEstimator, X: pd.DataFrame, y_true: np.ndarray, metric: str, classes: tuple) -> float:
+    """One prediction pass scored in the "higher is better" direction."""
+    if classes and hasattr(model, "predict_proba"):
+        proba = _aligned_proba(model, X, classes)
+        pred = np.asarray(classes)[proba.argmax(axis=1)]  # saves a second pass through the model
+    else:
+        proba, pred = None, model.predict(X)
+    return signed(metric, score(metric, y_true, pred, proba, classes))
+
+
+def _summary(name: str, model: Sequence[float], base: Sequence[float]) -> MetricSummary:
+    info = METRICS[name]
+    return MetricSummary(
+        name=name,
+        label=info.label,
+        mean=_mean(model),
+        std=_std(model),
+        baseline_mean=_mean(base),
+        baseline_std=_std(base),
+        greater_is_better=info.greater_is_better,
+        better_than_baseline=_beats(name, model, base),
+    )
+
+
+def _beats(name: str, model: Sequence[float], base: Sequence[float]) -> bool:
+    """The paired rule documented on :class:`EvaluationReport`."""
+    if len(model) != len(base):
+        return False
+    gains = np.array([signed(name, m) - signed(name, b) for m, b in zip(model, base)], dtype=float)
+    gains = gains[np.isfinite(gains)]
+    if not len(gains):
+        return False
+    margin = max(_std(gains), _RELATIVE_MARGIN * abs(_mean(base)) if np.isfinite(_mean(base)) else 0.0)
+    return bool(gains.mean() > margin)
+
+
+def _mean(values: Sequence[float]) -> float:
+    """Mean over the defined values; ``nan`` (without a warning) when there are none."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return float(finite.mean()) if len(finite) else float("nan")
+
+
+def _std(values: Sequence[float]) -> float:
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
+
+
+def _check_class_counts(y: pd.Series, n_folds: int, *, all_classes=None, context: str = "") -> None:
+    counts = y.value_counts()
+    if all_classes is not None:
+        counts = counts.reindex(all_classes, fill_value=0)
+    rare = counts[counts < n_folds].sort_values()
+    if len(rare):
+        where = f" {context}" if context else ""
+        listed = ", ".join(f"'{label}' has {count} rows" for label, count in rare.iloc[:5].items())
+        raise BadInput(
+            f"Too few rows of some classes{where} for {n_folds} folds: {listed}. "
+            "Merge or drop rare classes, or use fewer folds."
+        )
+
+
+def _column(X: pd.DataFrame, name: str | None) -> str:
+    if name is None or name not in X.columns:
+        raise BadInput(f"The column {name!r} the validation scheme needs is not in the table.")
+    return name
+
+
+def _groups(X: pd.DataFrame, scheme: CVScheme) -> np.ndarray:
+    """Group codes; rows without a group form one group of their own."""
+    return pd.factorize(X[_column(X, scheme.group_column)], use_na_sentinel=False)[0]
+
+
+def _time_folds(values: np.ndarray, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """TimeSeriesSplit over rows sorted by time, with each boundary moved back to the first row
+    of its time, so rows sharing a time never straddle a split and validation is strictly later."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    n = len(order)
+    starts = [int(valid[0]) for _, valid in TimeSeriesSplit(n_splits=n_folds).split(order)]
+    bounds = [int(np.searchsorted(ordered, ordered[s], side="left")) for s in starts] + [n]
+    folds = []
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        if start == 0 or end <= start:
+            raise BadInput(
+                f"Too many rows share the same time for a {n_folds}-fold time-series split; use fewer folds."
+            )
+        folds.append((np.sort(order[:start]), np.sort(order[start:end])))
+    return folds
+
+
+def _time_order(series: pd.Series) -> np.ndarray:
+    """Sortable numbers for a time column: numbers as they are, dates as nanoseconds.
+
+    Raises:
+        BadInput: Missing values, or values that are neither numbers nor dates.
+    """
+    if series.isna().any():
+        raise BadInput(f"{int(series.isna().sum()):,} rows have no value in the time column '{series.name}'.")
+    if ptypes.is_numeric_dtype(series) and not ptypes.is_bool_dtype(series):
+        return series.to_numpy(dtype=float)
+    dates = _as_dates(series)
+    if dates is None:
+        with warnings.catch_warnings():  # "could not infer format": the slow path is fine here
+            warnings.simplefilter("ignore")
+            dates = pd.to_datetime(series, errors="coerce", format="mixed")
+    if dates.isna().any():
+        example = series[dates.isna()].iloc[0]
+        raise BadInput(f"The time column '{series.name}' holds values that are not dates, e.g. {str(example)[:40]!r}.")
+    if dates.dt.tz is not None:
+        dates = dates.dt.tz_convert(None)  # compare instants, not wall-clock times
+    return dates.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+
+
+def _as_dates(series: pd.Series) -> pd.Series | None:
+    """The column as datetimes when it holds dates (datetime dtype or ISO text), else None."""
+    if ptypes.is_datetime64_any_dtype(series):
+        return series
+    if not (ptypes.is_object_dtype(series) or ptypes.is_string_dtype(series)):
+        return None
+    head = series.dropna().head(_DATE_SNIFF_ROWS)
+    if head.empty or not all(isinstance(v, str) and _ISO_DATE.match(v) for v in head):
+        return None
+    return pd.to_datetime(series, errors="coerce", format="ISO8601")
+
+
+def _time_ordered_column(frame: pd.DataFrame) -> str | None:
+    """The first date column whose values never go back in time down the rows (or never forward)."""
+    for name in frame.columns:
+        dates = _as_dates(frame[name])
+        if dates is None or dates.isna().any() or dates.nunique() < _MIN_DISTINCT_TIMES:
+            continue
+        if dates.is_monotonic_increasing or dates.is_monotonic_decreasing:
+            return str(name)
+    return None

@@ -1,0 +1,521 @@
+"""Plotly figures for the evaluation pages: curves, confusion, residuals, importance, trials.
+
+Everything is drawn from the out-of-fold predictions of an :class:`EvaluationReport`, so every
+point on a chart is a prediction for a row the model did not train on. Figures carry aggregates
+or samples (curves thinned to a few hundred points, scatters to 2,000 rows), so a page stays light
+for a million-row table. Class names, column names and model names are user data: plotly reads a
+subset of HTML in every text it draws, so each one goes through :func:`_safe` first (as in
+``core.data.charts``); hover templates are fixed strings that only reference data fields.
+
+A chart that does not apply (a ROC curve for a regression, a curve for a model without
+probabilities) comes back as an empty figure that says why, so pages need no special cases.
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from pandas.api import types as ptypes
+from sklearn.base import BaseEstimator
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+from core.data.profile import Task
+from core.errors import BadInput
+from core.modeling.evaluation import EvaluationReport
+from core.modeling.metrics import METRICS, signed
+
+__all__ = [
+    "calibration_chart",
+    "compare_runs_table",
+    "confusion_chart",
+    "importance_chart",
+    "leaderboard_chart",
+    "lift_chart",
+    "partial_dependence_chart",
+    "pr_chart",
+    "predicted_vs_actual_chart",
+    "residuals_chart",
+    "roc_chart",
+]
+
+_MAX_CURVE_POINTS = 400
+_MAX_SCATTER = 2_000
+_MAX_CURVE_CLASSES = 10  # one-vs-rest curves for the most frequent classes only
+_MAX_MATRIX_CLASSES = 20  # confusion matrix: rarer classes share one "other" row and column
+_MAX_IMPORTANCE_BARS = 20
+_PD_ROWS = 1_000
+_PD_GRID = 20
+_PD_CATEGORIES = 10
+_OTHER = "(other classes)"
+_SEED = 0  # charts are views: a fixed sample keeps them stable across reruns
+_COLOR = "#4C78A8"
+_GREY = "#9E9E9E"
+_DIAGONAL = {"dash": "dash", "color": _GREY}
+_POINTS = {"color": _COLOR, "opacity": 0.5, "size": 5}
+
+
+# --- classification ------------------------------------------------------------------------------
+
+
+def roc_chart(report: EvaluationReport) -> go.Figure:
+    """ROC curve of the out-of-fold probabilities (one-vs-rest per class for multiclass).
+
+    Args:
+        report: An evaluation report of a classification model.
+
+    Returns:
+        The figure, with the AUC of each curve in its legend.
+    """
+    scored = _classification(report)
+    if isinstance(scored, go.Figure):
+        return scored
+    figure = go.Figure()
+    for label, positive, score in _one_vs_rest(*scored):
+        fpr, tpr, _ = roc_curve(positive, score)
+        fpr, tpr = _thin(fpr, tpr)
+        auc = roc_auc_score(positive, score)
+        figure.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{label} (AUC {auc:.3f})",
+                                    hovertemplate="false positive rate %{x:.3f}<br>"
+                                                  "true positive rate %{y:.3f}<extra></extra>"))
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=_DIAGONAL, name="chance", hoverinfo="skip"))
+    figure.update_layout(title="ROC curve (out-of-fold)", xaxis_title="false positive rate",
+                         yaxis_title="true positive rate")
+    return _style(figure)
+
+
+def pr_chart(report: EvaluationReport) -> go.Figure:
+    """Precision-recall curve of the out-of-fold probabilities, with each class's base rate.
+
+    Args:
+        report: An evaluation report of a classification model.
+
+    Returns:
+        The figure, with the average precision of each curve in its legend.
+    """
+    scored = _classification(report)
+    if isinstance(scored, go.Figure):
+        return scored
+    figure = go.Figure()
+    for label, positive, score in _one_vs_rest(*scored):
+        precision, recall, _ = precision_recall_curve(positive, score)
+        recall, precision = _thin(recall, precision)
+        ap = average_precision_score(positive, score)
+        figure.add_trace(go.Scatter(x=recall, y=precision, mode="lines", name=f"{label} (AP {ap:.3f})",
+                                    hovertemplate="recall %{x:.3f}<br>precision %{y:.3f}<extra></extra>"))
+        rate = float(positive.mean())  # a model that ranks at random has this precision everywhere
+        figure.add_trace(go.Scatter(x=[0, 1], y=[rate, rate], mode="lines", line=_DIAGONAL,
+                                    name=f"{label} base rate", hoverinfo="skip"))
+    figure.update_layout(title="Precision-recall curve (out-of-fold)", xaxis_title="recall", yaxis_title="precision",
+                         yaxis_range=[0, 1.02])
+    return _style(figure)
+
+
+def confusion_chart(report: EvaluationReport, threshold: float = 0.5) -> go.Figure:
+    """Confusion matrix of the out-of-fold predictions.
+
+    Args:
+        report: An evaluation report of a classification model.
+        threshold: Binary: predict the positive class (``classes[1]``) from this probability up.
+            Multiclass predictions take the most probable class.
+
+    Returns:
+        A heatmap of counts, actual classes as rows; hover shows each cell's share of its row.
+    """
+    if report.task == Task.REGRESSION or report.cv.classes is None:
+        return _message("A confusion matrix applies to classification")
+    cv = report.cv
+    classes = list(cv.classes)
+    actual = cv.y_true[cv.oof_mask]
+    if cv.oof_proba is not None:
+        proba = cv.oof_proba[cv.oof_mask]
+        if len(classes) == 2:
+            predicted = np.where(proba[:, 1] >= threshold, classes[1], classes[0])
+        else:
+            predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    else:
+        predicted = cv.oof_pred[cv.oof_mask]
+    shown = _frequent(actual, _MAX_MATRIX_CLASSES)
+    lump = len(shown) < len(classes)
+    labels = [*shown, _OTHER] if lump else classes
+    index = {c: i for i, c in enumerate(shown)}
+    other = len(shown)
+    rows = np.array([index.get(c, other) for c in actual])
+    cols = np.array([index.get(c, other) for c in predicted])
+    counts = np.zeros((len(labels), len(labels)), dtype=int)
+    np.add.at(counts, (rows, cols), 1)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    names = [_safe(c) for c in labels]
+    figure = go.Figure(go.Heatmap(z=counts, x=names, y=names, text=counts, texttemplate="%{text:,}", customdata=shares,
+                                  colorscale="Blues", showscale=False,
+                                  hovertemplate="actual %{y}, predicted %{x}: %{z:,} rows "
+                                                "(%{customdata:.1%} of actual)<extra></extra>"))
+    note = f" at threshold {threshold:.2f}" if len(classes) == 2 and cv.oof_proba is not None else ""
+    figure.update_layout(title=f"Confusion matrix (out-of-fold){note}", xaxis_title="predicted", yaxis_title="actual",
+                         yaxis_autorange="reversed")
+    figure.update_xaxes(type="category")
+    figure.update_yaxes(type="category")
+    return _style(figure)
+
+
+def calibration_chart(report: EvaluationReport) -> go.Figure:
+    """Predicted probability against the observed share of positives, in ten quantile bins.
+
+    Args:
+        report: An evaluation report of a classification model.
+
+    Returns:
+        The figure; a well-calibrated model follows the diagonal.
+    """
+    scored = _classification(report)
+    if isinstance(scored, go.Figure):
+        return scored
+    figure = go.Figure()
+    for label, positive, score in _one_vs_rest(*scored):
+        observed, predicted = calibration_curve(positive, score, n_bins=10, strategy="quantile")
+        figure.add_trace(go.Scatter(x=predicted, y=observed, mode="lines+markers", name=label,
+                                    hovertemplate="predicted %{x:.3f}<br>observed %{y:.3f}<extra></extra>"))
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=_DIAGONAL, name="perfectly calibrated",
+                                hoverinfo="skip"))
+    figure.update_layout(title="Calibration (out-of-fold)", xaxis_title="mean predicted probability",
+                         yaxis_title="observed share of the class", xaxis_range=[0, 1], yaxis_range=[0, 1])
+    return _style(figure)
+
+
+def lift_chart(report: EvaluationReport) -> go.Figure:
+    """Cumulative gain: the share of a class captured by the top-scored share of rows.
+
+    Args:
+        report: An evaluation report of a classification model.
+
+    Returns:
+        The figure, with the random-ordering diagonal for reference.
+    """
+    scored = _classification(report)
+    if isinstance(scored, go.Figure):
+        return scored
+    figure = go.Figure()
+    for label, positive, score in _one_vs_rest(*scored):
+        order = np.argsort(-score, kind="stable")
+        captured = np.concatenate([[0.0], np.cumsum(positive[order]) / max(positive.sum(), 1)])
+        targeted = np.linspace(0, 1, len(captured))
+        targeted, captured = _thin(targeted, captured)
+        figure.add_trace(go.Scatter(x=targeted, y=captured, mode="lines", name=label,
+                                    hovertemplate="top %{x:.1%} of rows: %{y:.1%} of the class<extra></extra>"))
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=_DIAGONAL, name="random", hoverinfo="skip"))
+    figure.update_layout(title="Cumulative gain (out-of-fold)", xaxis_title="share of rows, highest scores first",
+                         yaxis_title="share of the class captured", xaxis_tickformat=".0%", yaxis_tickformat=".0%")
+    return _style(figure)
+
+
+# --- regression -----------------------------------------------------------------------------------
+
+
+def residuals_chart(report: EvaluationReport) -> go.Figure:
+    """Out-of-fold residuals (actual minus predicted) against the prediction.
+
+    Args:
+        report: An evaluation report of a regression model.
+
+    Returns:
+        A scatter of at most 2,000 sampled rows, with the zero line.
+    """
+    scored = _regression(report)
+    if isinstance(scored, go.Figure):
+        return scored
+    actual, predicted = scored
+    residual = actual - predicted
+    figure = go.Figure(go.Scatter(x=predicted, y=residual, mode="markers", marker=_POINTS, name="rows",
+                                  hovertemplate="predicted %{x:.4g}<br>residual %{y:.4g}<extra></extra>"))
+    figure.add_hline(y=0, line=_DIAGONAL)
+    figure.update_layout(title=f"Residuals (out-of-fold{_sample_note(report, len(actual))})", xaxis_title="predicted",
+                         yaxis_title="actual - predicted", showlegend=False)
+    return _style(figure)
+
+
+def predicted_vs_actual_chart(report: EvaluationReport) -> go.Figure:
+    """Out-of-fold predictions against the actual values.
+
+    Args:
+        report: An evaluation report of a regression model.
+
+    Returns:
+        A scatter of at most 2,000 sampled rows, with the perfect-prediction diagonal.
+    """
+    scored = _regression(report)
+    if isinstance(scored, go.Figure):
+        return scored
+    actual, predicted = scored
+    low = float(min(actual.min(), predicted.min()))
+    high = float(max(actual.max(), predicted.max()))
+    figure = go.Figure(go.Scatter(x=actual, y=predicted, mode="markers", marker=_POINTS, name="rows",
+                                  hovertemplate="actual %{x:.4g}<br>predicted %{y:.4g}<extra></extra>"))
+    figure.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", line=_DIAGONAL, name="perfect",
+                                hoverinfo="skip"))
+    figure.update_layout(title=f"Predicted vs actual (out-of-fold{_sample_note(report, len(actual))})",
+                         xaxis_title="actual", yaxis_title="predicted", showlegend=False)
+    return _style(figure)
+
+
+# --- explanation ----------------------------------------------------------------------------------
+
+
+def importance_chart(table: pd.DataFrame) -> go.Figure:
+    """Permutation importance per source column, most important on top, with ± one std.
+
+    Args:
+        table: From :func:`core.modeling.evaluation.permutation_importance_table`.
+
+    Returns:
+        A horizontal bar chart of the 20 most important columns.
+    """
+    if table.empty:
+        return _message("No importance to show")
+    top = table.sort_values("importance_mean", ascending=False).head(_MAX_IMPORTANCE_BARS)
+    figure = go.Figure(go.Bar(x=top["importance_mean"], y=[_safe(c) for c in top["column"]], orientation="h",
+                              error_x={"type": "data", "array": top["importance_std"].to_numpy()}, marker_color=_COLOR,
+                              hovertemplate="%{y}: score drops by %{x:.4g}<extra></extra>"))
+    more = f" (top {_MAX_IMPORTANCE_BARS} of {len(table)})" if len(table) > _MAX_IMPORTANCE_BARS else ""
+    figure.update_layout(title=f"Permutation importance{more}", xaxis_title="drop in score when the column is shuffled")
+    figure.update_yaxes(autorange="reversed", type="category")
+    # Tall enough for every label: plotly silently skips category ticks that do not fit.
+    return _style(figure).update_layout(height=max(360, 80 + 22 * len(top)))
+
+
+def partial_dependence_chart(
+    pipeline: BaseEstimator,
+    X: pd.DataFrame,
+    column: str,
+    *,
+    task: Task,
+    classes: tuple | None = None,
+) -> go.Figure:
+    """The model's average prediction as one raw column is set to each value of a grid.
+
+    The grid is 20 quantiles of a numeric or date column, or its 10 most frequent values
+    otherwise. Every sampled row (at most 1,000) is predicted once per grid value, all in one
+    batch, through the whole Pipeline, so cleaning and features are applied as in serving.
+
+    Args:
+        pipeline: A fitted model Pipeline.
+        X: Raw features to average over (a sample is taken).
+        column: The raw column to vary.
+        task: The learning task.
+        classes: The model's classes (default: ``pipeline.classes_``).
+
+    Returns:
+        Lines for numbers and dates, bars for categories: the mean prediction (regression), the
+        mean probability of the positive class (binary) or of each class (multiclass, the ten
+        first classes).
+
+    Raises:
+        BadInput: ``column`` is not in ``X``.
+    """
+    if column not in X.columns:
+        raise BadInput(f"There is no column {column!r} to show partial dependence for.")
+    task = Task(task)
+    sample = X.sample(n=_PD_ROWS, random_state=_SEED) if len(X) > _PD_ROWS else X
+    values = sample[column].dropna()
+    ordered = _is_ordered(values)
+    grid = _pd_grid(X[column].dropna(), ordered)
+    if len(grid) < 2:
+        return _message(f"'{column}' has fewer than two values to vary")
+    m = len(sample)
+    batch = sample.iloc[np.tile(np.arange(m), len(grid))].reset_index(drop=True)
+    batch[column] = pd.Series(np.repeat(np.asarray(grid, dtype=object), m)).astype(X[column].dtype)
+    name = _safe(column)
+    if task is Task.REGRESSION:
+        means = {"prediction": np.asarray(pipeline.predict(batch), dtype=float).reshape(len(grid), m).mean(axis=1)}
+        axis = "mean prediction"
+    else:
+        classes = tuple(classes if classes is not None else pipeline.classes_.tolist())
+        proba = np.asarray(pipeline.predict_proba(batch), dtype=float).reshape(len(grid), m, -1).mean(axis=1)
+        shown = [1] if len(classes) == 2 else range(min(len(classes), _MAX_CURVE_CLASSES))
+        means = {f"P({_safe(classes[j])})": proba[:, j] for j in shown}
+        axis = "mean probability"
+    labels = list(grid) if ordered else [_safe(v) for v in grid]
+    figure = go.Figure()
+    for label, mean in means.items():
+        if ordered:
+            figure.add_trace(go.Scatter(x=labels, y=mean, mode="lines+markers", name=label,
+                                        hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
+        else:
+            figure.add_trace(go.Bar(x=labels, y=mean, name=label, hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
+    figure.update_layout(title=f"Partial dependence on '{name}' ({m:,} rows)", xaxis_title=name, yaxis_title=axis,
+                         showlegend=len(means) > 1)
+    if not ordered:
+        figure.update_xaxes(type="category")
+    return _style(figure)
+
+
+# --- runs and trials ------------------------------------------------------------------------------
+
+
+def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True) -> go.Figure:
+    """Trial scores by trial number, one colour per model family, and the best score so far.
+
+    Args:
+        trials: Columns ``number``, ``model``, ``score``, ``state`` (Optuna's state names:
+            ``COMPLETE``, ``PRUNED``, ``FAIL``...).
+        greater_is_better: The score's direction, for the best-so-far line.
+
+    Returns:
+        The figure; pruned trials with a score are grey crosses, trials without one are left out.
+    """
+    missing = {"number", "model", "score", "state"} - set(trials.columns)
+    if missing:
+        raise BadInput(f"The trials table lacks column(s) {', '.join(sorted(missing))}.")
+    scored = trials[trials["score"].notna()].sort_values("number")
+    if scored.empty:
+        return _message("No finished trials yet")
+    done = scored[scored["state"].astype(str).str.upper() == "COMPLETE"]
+    figure = go.Figure()
+    for model, rows in done.groupby("model", sort=True):
+        figure.add_trace(go.Scatter(x=rows["number"], y=rows["score"], mode="markers", name=_safe(model),
+                                    hovertemplate="trial %{x}: %{y:.4g}<extra></extra>"))
+    others = scored[~scored.index.isin(done.index)]
+    if not others.empty:
+        figure.add_trace(go.Scatter(x=others["number"], y=others["score"], mode="markers", name="pruned",
+                                    marker={"symbol": "x", "color": _GREY},
+                                    hovertemplate="trial %{x} (stopped early): %{y:.4g}<extra></extra>"))
+    if not done.empty:
+        best = done["score"].cummax() if greater_is_better else done["score"].cummin()
+        figure.add_trace(go.Scatter(x=done["number"], y=best, mode="lines", line={"shape": "hv", "color": "black"},
+                                    name="best so far", hovertemplate="best after trial %{x}: %{y:.4g}<extra></extra>"))
+    figure.update_layout(title="Trials", xaxis_title="trial", yaxis_title="score")
+    return _style(figure)
+
+
+def compare_runs_table(a: EvaluationReport, b: EvaluationReport) -> pd.DataFrame:
+    """Two runs side by side, metric by metric.
+
+    Args:
+        a: The first run (e.g. the champion).
+        b: The second run (e.g. the challenger).
+
+    Returns:
+        One row per metric both runs have (in ``a``'s order): ``metric`` (its label), ``A``,
+        ``A std``, ``B``, ``B std``, ``B - A``, ``better`` (``"A"``, ``"B"`` or ``"no clear
+        difference"`` when the gap is within the larger of the two fold stds), plus
+        ``A holdout`` and ``B holdout`` when both runs kept one.
+
+    Raises:
+        BadInput: The runs are for different tasks.
+    """
+    if a.task != b.task:
+        raise BadInput(f"Cannot compare a {a.task} run with a {b.task} run.")
+    theirs = {m.name: m for m in b.metrics}
+    rows = []
+    for mine in a.metrics:
+        other = theirs.get(mine.name)
+        if other is None:
+            continue
+        gap = signed(mine.name, other.mean) - signed(mine.name, mine.mean)
+        noise = max(mine.std, other.std)
+        better = "no clear difference" if not abs(gap) > noise else ("B" if gap > 0 else "A")
+        row = {"metric": METRICS[mine.name].label, "A": mine.mean, "A std": mine.std, "B": other.mean,
+               "B std": other.std, "B - A": other.mean - mine.mean, "better": better}
+        if a.holdout is not None and b.holdout is not None:
+            row["A holdout"] = a.holdout.get(mine.name, np.nan)
+            row["B holdout"] = b.holdout.get(mine.name, np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --- building blocks ------------------------------------------------------------------------------
+
+
+def _classification(report: EvaluationReport) -> tuple[np.ndarray, np.ndarray, tuple] | go.Figure:
+    """The scored rows' targets, probabilities and classes, or a figure saying why there are none."""
+    cv = report.cv
+    if report.task == Task.REGRESSION or cv.classes is None:
+        return _message("This chart applies to classification")
+    if cv.oof_proba is None:
+        return _message("This model gives no probabilities")
+    return cv.y_true[cv.oof_mask], cv.oof_proba[cv.oof_mask], cv.classes
+
+
+def _one_vs_rest(actual: np.ndarray, proba: np.ndarray, classes: tuple):
+    """``(label, is_class, score)`` per curve: the positive class for binary, else each of the
+    most frequent classes (classes absent from the scored rows have no curve)."""
+    if len(classes) == 2:
+        yield _safe(classes[1]), actual == classes[1], proba[:, 1]
+        return
+    for label in _frequent(actual, _MAX_CURVE_CLASSES):
+        positive = actual == label
+        if positive.all():
+            continue
+        yield _safe(label), positive, proba[:, list(classes).index(label)]
+
+
+def _regression(report: EvaluationReport) -> tuple[np.ndarray, np.ndarray] | go.Figure:
+    """Sampled actual and predicted values of the scored rows, or a figure saying why not."""
+    cv = report.cv
+    if report.task != Task.REGRESSION:
+        return _message("This chart applies to regression")
+    actual = cv.y_true[cv.oof_mask].astype(float)
+    predicted = cv.oof_pred[cv.oof_mask].astype(float)
+    if len(actual) > _MAX_SCATTER:
+        rows = np.sort(np.random.default_rng(_SEED).choice(len(actual), size=_MAX_SCATTER, replace=False))
+        actual, predicted = actual[rows], predicted[rows]
+    return actual, predicted
+
+
+def _sample_note(report: EvaluationReport, shown: int) -> str:
+    total = int(report.cv.oof_mask.sum())
+    return f", {shown:,} of {total:,} rows" if shown < total else ""
+
+
+def _frequent(values: np.ndarray, limit: int) -> list:
+    """The most frequent values, at most ``limit``, most frequent first."""
+    return pd.Series(values).value_counts().index[:limit].tolist()
+
+
+def _thin(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At most ~400 points of a curve, always keeping both ends."""
+    if len(x) <= _MAX_CURVE_POINTS:
+        return x, y
+    keep = np.unique(np.linspace(0, len(x) - 1, _MAX_CURVE_POINTS).round().astype(int))
+    return x[keep], y[keep]
+
+
+def _is_ordered(values: pd.Series) -> bool:
+    """Numbers and dates get a line over a quantile grid; anything else bars per category."""
+    numeric = ptypes.is_numeric_dtype(values) and not ptypes.is_bool_dtype(values)
+    return numeric or ptypes.is_datetime64_any_dtype(values)
+
+
+def _pd_grid(values: pd.Series, ordered: bool) -> list:
+    """Observed values only (quantiles by position, never interpolated), so every grid point is
+    a value the column can hold, whatever its dtype."""
+    if not ordered:
+        return values.value_counts().index[:_PD_CATEGORIES].tolist()
+    ranked = values.sort_values(ignore_index=True)
+    if ranked.empty:
+        return []
+    positions = np.linspace(0.05, 0.95, _PD_GRID) * (len(ranked) - 1)
+    return pd.unique(ranked.iloc[positions.round().astype(int)]).tolist()
+
+
+def _message(text: str) -> go.Figure:
+    figure = go.Figure()
+    figure.add_annotation(text=html.escape(text, quote=False), showarrow=False, xref="paper", yref="paper",
+                          x=0.5, y=0.5)
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    return _style(figure)
+
+
+def _style(figure: go.Figure) -> go.Figure:
+    figure.update_layout(template="plotly_white", margin={"l": 10, "r": 10, "t": 50, "b": 10}, height=360)
+    return figure
+
+
+def _safe(value: object) -> str:
+    """User text made inert for plotly's HTML-like labels, and kept short."""
+    text = str(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return html.escape(text, quote=False)

@@ -1,0 +1,269 @@
+"""Validation schemes, cross-validation, the evaluation report, thresholds and importance."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from lightgbm import LGBMClassifier
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.svm import LinearSVC
+
+from core.config import SAMPLES_DIR
+from core.data.profile import Task
+from core.errors import BadInput
+from core.modeling.evaluation import (
+    CVScheme,
+    best_threshold,
+    choose_scheme,
+    cross_validate,
+    evaluate,
+    fold_indices,
+    holdout_split,
+    permutation_importance_table,
+)
+from core.modeling.metrics import metrics_for
+from core.prep.pipeline import build_pipeline
+from core.prep.plan import ColumnTransform, FeaturePlan
+from core.prep.recipe import prepare_training_table
+from core.prep.steps import Recipe
+
+
+def _table(name: str, target: str, **read) -> tuple[pd.DataFrame, pd.Series]:
+    return prepare_training_table(pd.read_csv(SAMPLES_DIR / name, **read), Recipe(), target=target)
+
+
+def _maker(target: str, estimator_factory, plan: FeaturePlan | None = None):
+    return lambda: build_pipeline(Recipe(), plan or FeaturePlan(), target=target, estimator=estimator_factory())
+
+
+def _small_lgbm() -> LGBMClassifier:
+    return LGBMClassifier(n_estimators=60, num_leaves=15, learning_rate=0.1, n_jobs=1, verbose=-1, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def chicago() -> tuple[pd.DataFrame, pd.Series]:
+    return _table("chicago.csv", "ridership", parse_dates=["date"])
+
+
+@pytest.fixture(scope="module")
+def churn() -> tuple[pd.DataFrame, pd.Series]:
+    return _table("mlc_churn.csv", "churn")
+
+
+# --- schemes ------------------------------------------------------------------------------------
+
+
+def test_scheme_describe_and_round_trip() -> None:
+    scheme = CVScheme(kind="stratified")
+    assert scheme.describe() == "5-fold stratified, shuffled (seed 42)"
+    assert CVScheme(**scheme.to_dict()) == scheme
+    assert "'date'" in CVScheme(kind="time", time_column="date").describe()
+    with pytest.raises(BadInput):
+        CVScheme(kind="time")  # no time column
+    with pytest.raises(BadInput):
+        CVScheme(kind="kfold", n_folds=1)
+
+
+def test_choose_scheme_defaults(churn, chicago) -> None:
+    X, y = churn
+    assert choose_scheme(X, task=Task.BINARY, y=y)[0].kind == "stratified"
+    assert choose_scheme(X, task=Task.BINARY, group_column="state")[0].group_column == "state"
+    Xc, _ = chicago
+    assert choose_scheme(Xc, task=Task.REGRESSION, kind="kfold", n_folds=3)[0].kind == "kfold"
+    time_scheme, notes = choose_scheme(Xc, task=Task.REGRESSION, time_column="date")
+    assert (time_scheme.kind, time_scheme.time_column, notes) == ("time", "date", ())
+
+
+def test_choose_scheme_errors(churn) -> None:
+    X, y = churn
+    rare = y.copy()
+    rare.iloc[:3] = "maybe"
+    with pytest.raises(BadInput, match=r"5 folds: 'maybe' has 3 rows"):
+        choose_scheme(X, task=Task.MULTICLASS, y=rare)
+    with pytest.raises(BadInput, match="'when'"):
+        choose_scheme(X, task=Task.BINARY, time_column="when")
+    with pytest.raises(BadInput, match="'team'"):
+        choose_scheme(X, task=Task.BINARY, group_column="team")
+    with pytest.raises(BadInput, match="2 groups"):
+        choose_scheme(X, task=Task.BINARY, group_column="international_plan")
+    with pytest.raises(BadInput, match="regression"):
+        choose_scheme(X, task=Task.REGRESSION, kind="stratified")
+
+
+def test_shuffled_folds_on_time_data_need_an_override(chicago) -> None:
+    X, _ = chicago
+    with pytest.raises(BadInput, match="train on the future"):
+        choose_scheme(X, task=Task.REGRESSION, time_column="date", kind="kfold")
+    scheme, notes = choose_scheme(X, task=Task.REGRESSION, time_column="date", kind="kfold", allow_shuffled_time=True)
+    assert scheme.kind == "kfold" and scheme.time_column is None
+    assert len(notes) == 1 and "optimistic" in notes[0]
+
+
+def test_time_ordered_rows_are_noticed() -> None:
+    # Dates left as ISO text, as ingest stores them: still recognised.
+    raw = pd.read_csv(SAMPLES_DIR / "chicago.csv")
+    X, _ = prepare_training_table(raw, Recipe(), target="ridership")
+    _, notes = choose_scheme(X, task=Task.REGRESSION)
+    assert notes == ("Rows look time-ordered by 'date'; consider a time-series split.",)
+    _, notes = choose_scheme(X.sample(frac=1, random_state=0), task=Task.REGRESSION)
+    assert notes == ()
+
+
+# --- folds --------------------------------------------------------------------------------------
+
+
+def test_time_folds_never_train_on_the_future(chicago) -> None:
+    X, y = chicago
+    X = X.sample(frac=1, random_state=1)  # row order must not matter, only the date
+    scheme, _ = choose_scheme(X, task=Task.REGRESSION, time_column="date")
+    folds = fold_indices(X, y, scheme)
+    assert len(folds) == 5
+    dates = X["date"].to_numpy()
+    for train, valid in folds:
+        assert dates[train].max() < dates[valid].min()
+    validated = np.concatenate([valid for _, valid in folds])
+    assert len(np.unique(validated)) == len(validated) < len(X)  # the first block is only trained on
+
+
+def test_time_folds_keep_shared_times_together() -> None:
+    days = np.repeat(pd.date_range("2024-01-01", periods=30).astype(str), 7)  # 7 stores a day, as text
+    X = pd.DataFrame({"day": days, "x": np.arange(len(days))})
+    y = pd.Series(np.arange(len(days), dtype=float))
+    scheme = CVScheme(kind="time", time_column="day", n_folds=4)
+    for train, valid in fold_indices(X, y, scheme):
+        assert X["day"].iloc[train].max() < X["day"].iloc[valid].min()
+    X_train, X_hold, _, _ = holdout_split(X, y, task=Task.REGRESSION, scheme=scheme, share=0.2)
+    assert X_train["day"].max() < X_hold["day"].min() and len(X_hold) % 7 == 0
+
+
+def test_stratified_folds_keep_class_shares(churn) -> None:
+    X, y = churn
+    folds = fold_indices(X, y, CVScheme(kind="stratified"))
+    share = (y == "yes").mean()
+    for train, valid in folds:
+        assert abs((y.iloc[valid] == "yes").mean() - share) < 0.005
+        assert len(np.intersect1d(train, valid)) == 0
+    assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(len(X)))
+
+
+def test_group_folds_never_share_a_group() -> None:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"store": rng.integers(0, 40, 800).astype(str), "x": rng.normal(size=800)})
+    X.index = np.zeros(800, dtype=int)  # duplicate labels: folds are positions
+    y = pd.Series(rng.normal(size=800), index=X.index)
+    scheme, _ = choose_scheme(X, task=Task.REGRESSION, group_column="store")
+    for train, valid in fold_indices(X, y, scheme):
+        assert set(X["store"].iloc[train]).isdisjoint(X["store"].iloc[valid])
+    X_train, X_hold, y_train, y_hold = holdout_split(X, y, task=Task.REGRESSION, scheme=scheme)
+    assert set(X_train["store"]).isdisjoint(X_hold["store"]) and len(X_train) == len(y_train)
+
+
+def test_stratified_holdout(churn) -> None:
+    X, y = churn
+    X_train, X_hold, y_train, y_hold = holdout_split(X, y, task=Task.BINARY, scheme=CVScheme(kind="stratified"))
+    assert len(X_hold) == 1000 and len(X_train) == 4000
+    assert abs((y_hold == "yes").mean() - (y_train == "yes").mean()) < 0.005
+    rare = y.copy()
+    rare.iloc[:5] = "maybe"  # enough for 5 folds, not once a holdout takes its share
+    with pytest.raises(BadInput, match="'maybe'"):
+        holdout_split(X, rare, task=Task.MULTICLASS, scheme=CVScheme(kind="stratified"))
+
+
+# --- cross-validation and the report ------------------------------------------------------------
+
+
+def test_cross_validate_time_series_oof_and_pruning_hook(chicago) -> None:
+    X, y = chicago
+    X = X[["date", "temp", "Clark_Lake", "Austin"]]
+    scheme = CVScheme(kind="time", time_column="date", n_folds=3)
+    seen: list[tuple[int, float]] = []
+    result = cross_validate(_maker("ridership", Ridge), X, y, task=Task.REGRESSION, scheme=scheme, metric="r2",
+                            after_fold=lambda fold, mean: seen.append((fold, mean)))
+    assert [fold for fold, _ in seen] == [1, 2, 3]
+    assert math.isclose(seen[-1][1], np.mean(result.fold_scores["r2"]))
+    assert set(result.fold_scores) == set(metrics_for(Task.REGRESSION))
+    first_block = X["date"] < X["date"].iloc[np.flatnonzero(result.oof_mask)].min()
+    assert not result.oof_mask[first_block.to_numpy()].any() and result.oof_mask.sum() == len(X) - first_block.sum()
+    assert np.isfinite(result.oof_pred[result.oof_mask]).all() and result.classes is None
+
+    def prune(fold: int, mean: float) -> None:
+        raise optuna.TrialPruned()
+
+    with pytest.raises(optuna.TrialPruned):
+        cross_validate(_maker("ridership", Ridge), X, y, task=Task.REGRESSION, scheme=scheme, metric="r2",
+                       after_fold=prune)
+
+
+def test_leakage_canary_noise_is_no_better_than_baseline() -> None:
+    rng = np.random.default_rng(7)
+    X = pd.DataFrame(rng.normal(size=(1_000, 20)), columns=[f"noise_{i}" for i in range(20)])
+    # A high-cardinality code, target-encoded: the classic leak if encoding saw validation rows.
+    X["code"] = rng.integers(0, 300, 1_000).astype(str)
+    y = pd.Series(rng.choice(["a", "b"], size=1_000))
+    plan = FeaturePlan(transforms={"code": ColumnTransform(encoding="target")})
+    scheme, _ = choose_scheme(X, task=Task.BINARY, y=y)
+    for factory in (lambda: LogisticRegression(max_iter=1_000), _small_lgbm):
+        report = evaluate(_maker("y", factory, plan), X, y, task=Task.BINARY, scheme=scheme, metric="roc_auc", seed=0)
+        assert abs(report.metric("roc_auc").mean - 0.5) < 0.07
+        assert report.no_better_than_baseline and not report.metric("roc_auc").better_than_baseline
+
+
+def test_evaluate_churn_beats_baseline_with_holdout(churn) -> None:
+    X, y = churn
+    scheme, _ = choose_scheme(X, task=Task.BINARY, y=y, n_folds=3)
+    X_train, X_hold, y_train, y_hold = holdout_split(X, y, task=Task.BINARY, scheme=scheme)
+    report = evaluate(_maker("churn", _small_lgbm), X_train, y_train, task=Task.BINARY, scheme=scheme,
+                      metric="roc_auc", seed=0, X_holdout=X_hold, y_holdout=y_hold)
+    assert not report.no_better_than_baseline
+    assert [m.name for m in report.metrics][0] == "roc_auc"
+    assert {m.name for m in report.metrics} == set(metrics_for(Task.BINARY))
+    for summary in report.metrics:
+        assert all(math.isfinite(v) for v in (summary.mean, summary.std, summary.baseline_mean, summary.baseline_std))
+    auc = report.metric("roc_auc")
+    assert auc.mean > 0.85 and auc.baseline_mean == pytest.approx(0.5) and auc.better_than_baseline
+    assert not report.metric("log_loss").greater_is_better and report.metric("log_loss").better_than_baseline
+    assert report.holdout is not None and set(report.holdout) == set(metrics_for(Task.BINARY))
+    assert report.holdout["roc_auc"] > 0.85
+    assert report.threshold is not None and 0 < report.threshold < 1
+    assert report.cv.classes == ("no", "yes") and report.cv.oof_mask.all()
+    assert report.cv.oof_proba.shape == (len(X_train), 2) and report.task == "binary"
+
+
+def test_best_threshold() -> None:
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.6, 0.55, 0.7, 0.8, 0.9])
+    assert best_threshold(y, p) == pytest.approx(0.55)
+    assert 0 < best_threshold(y, p, metric="balanced_accuracy") < 1
+    assert best_threshold(np.ones(4), np.full(4, 0.99)) == 0.5
+    assert best_threshold([0, 1], [0.0, 1.0]) == pytest.approx(0.999)  # never exactly 1
+    with pytest.raises(BadInput):
+        best_threshold(y, p, metric="rmse")
+
+
+def test_permutation_importance_finds_the_signal() -> None:
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"signal": rng.normal(size=600), "noise": rng.normal(size=600),
+                      "colour": rng.choice(["red", "blue"], size=600)})
+    y = pd.Series(np.where(X["signal"] + 0.3 * rng.normal(size=600) > 0, "up", "down"))
+    before = X.copy()
+    model = _maker("y", lambda: LogisticRegression(max_iter=1_000))().fit(X, y)
+    table = permutation_importance_table(model, X, y, task=Task.BINARY, metric="log_loss", seed=0, max_rows=400)
+    assert list(table.columns) == ["column", "importance_mean", "importance_std"]
+    assert table["column"].iloc[0] == "signal" and table["importance_mean"].iloc[0] > 0.3
+    assert table.set_index("column").loc[["noise", "colour"], "importance_mean"].abs().max() < 0.05
+    pd.testing.assert_frame_equal(X, before)  # columns are permuted on a copy
+
+
+def test_models_without_probabilities() -> None:
+    X, y = _table("penguins.csv", "species")
+    make = _maker("species", LinearSVC)
+    with pytest.raises(BadInput, match="needs predicted probabilities"):
+        cross_validate(make, X, y, task=Task.MULTICLASS, scheme=CVScheme(kind="stratified"), metric="roc_auc")
+    report = evaluate(make, X, y, task=Task.MULTICLASS, scheme=CVScheme(kind="stratified", n_folds=3),
+                      metric="accuracy", seed=0)
+    assert report.cv.oof_proba is None and report.threshold is None
+    assert {m.name for m in report.metrics} == {"accuracy", "balanced_accuracy", "precision", "recall", "f1"}
+    assert not report.no_better_than_baseline

@@ -1,0 +1,176 @@
+"""Evaluation figures build for every task, with the expected traces and escaped user text."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from lightgbm import LGBMClassifier, LGBMRegressor
+from sklearn.linear_model import LogisticRegression
+
+from core.config import SAMPLES_DIR
+from core.data.profile import Task
+from core.errors import BadInput
+from core.modeling import plots
+from core.modeling.evaluation import EvaluationReport, choose_scheme, evaluate, permutation_importance_table
+from core.prep.pipeline import build_pipeline
+from core.prep.plan import FeaturePlan
+from core.prep.recipe import prepare_training_table
+from core.prep.steps import Recipe
+
+# Class names that would render as markup if they reached plotly unescaped.
+_MARKUP = {"Adelie": "<b>Adelie</b>", "Gentoo": "Gentoo <i>", "Chinstrap": "Chinstrap"}
+
+
+def _report(name: str, target: str, task: Task, estimator, metric: str, rename=None):
+    frame = pd.read_csv(SAMPLES_DIR / name)
+    if rename:
+        frame[target] = frame[target].map(rename)
+    X, y = prepare_training_table(frame, Recipe(), target=target)
+    make = lambda: build_pipeline(Recipe(), FeaturePlan(), target=target, estimator=estimator())  # noqa: E731
+    scheme, _ = choose_scheme(X, task=task, y=y, n_folds=3)
+    report = evaluate(make, X, y, task=task, scheme=scheme, metric=metric, seed=0)
+    return report, make().fit(X, y), X, y
+
+
+@pytest.fixture(scope="module")
+def binary():
+    estimator = lambda: LGBMClassifier(n_estimators=40, num_leaves=15, n_jobs=1, verbose=-1, random_state=0)  # noqa: E731
+    return _report("mlc_churn.csv", "churn", Task.BINARY, estimator, "roc_auc")
+
+
+@pytest.fixture(scope="module")
+def multiclass():
+    return _report("penguins.csv", "species", Task.MULTICLASS, lambda: LogisticRegression(max_iter=2_000),
+                   "balanced_accuracy", rename=_MARKUP)
+
+
+@pytest.fixture(scope="module")
+def regression():
+    estimator = lambda: LGBMRegressor(n_estimators=60, num_leaves=15, n_jobs=1, verbose=-1, random_state=0)  # noqa: E731
+    return _report("concrete.csv", "compressive_strength", Task.REGRESSION, estimator, "r2")
+
+
+def _types(figure: go.Figure) -> set[str]:
+    return {trace.type for trace in figure.data}
+
+
+def _is_message(figure: go.Figure) -> bool:
+    return not figure.data and len(figure.layout.annotations) == 1
+
+
+_CLASSIFICATION_CHARTS = (plots.roc_chart, plots.pr_chart, plots.calibration_chart, plots.lift_chart)
+_REGRESSION_CHARTS = (plots.residuals_chart, plots.predicted_vs_actual_chart)
+
+
+@pytest.mark.parametrize("fixture", ["binary", "multiclass"])
+def test_classification_charts(fixture: str, request: pytest.FixtureRequest) -> None:
+    report: EvaluationReport = request.getfixturevalue(fixture)[0]
+    for chart in _CLASSIFICATION_CHARTS:
+        figure = chart(report)
+        assert _types(figure) == {"scatter"}, chart.__name__
+        curves = [t for t in figure.data if t.line.dash != "dash"]
+        assert len(curves) == (1 if fixture == "binary" else 3), chart.__name__
+        for trace in curves:
+            assert len(trace.x) <= 400 or chart is plots.calibration_chart
+    confusion = plots.confusion_chart(report, report.threshold or 0.5)
+    assert _types(confusion) == {"heatmap"}
+    counts = np.asarray(confusion.data[0].z)
+    assert counts.shape == ((2, 2) if fixture == "binary" else (3, 3)) and counts.sum() == report.cv.oof_mask.sum()
+    for chart in _REGRESSION_CHARTS:
+        assert _is_message(chart(report))
+
+
+def test_binary_threshold_moves_the_confusion_matrix(binary) -> None:
+    report = binary[0]
+    low = np.asarray(plots.confusion_chart(report, 0.05).data[0].z)
+    high = np.asarray(plots.confusion_chart(report, 0.95).data[0].z)
+    assert low[:, 1].sum() > high[:, 1].sum()  # a lower threshold predicts "yes" more often
+    assert plots.roc_chart(report).data[0].name.startswith("yes (AUC 0.9")
+
+
+def test_class_names_are_escaped(multiclass) -> None:
+    report, model, X, _ = multiclass
+    figures = [chart(report) for chart in _CLASSIFICATION_CHARTS]
+    figures += [plots.confusion_chart(report), plots.partial_dependence_chart(model, X, "island", task=Task.MULTICLASS)]
+    for figure in figures:
+        text = figure.to_json()
+        assert "<b>" not in text and "<i>" not in text
+    assert any("&lt;b&gt;Adelie&lt;/b&gt;" in (t.name or "") for t in figures[0].data)
+
+
+def test_regression_charts(regression) -> None:
+    report = regression[0]
+    for chart in _REGRESSION_CHARTS:
+        figure = chart(report)
+        assert "scatter" in _types(figure)
+        assert len(figure.data[0].x) == report.cv.oof_mask.sum() == 1030
+    for chart in (*_CLASSIFICATION_CHARTS, plots.confusion_chart):
+        assert _is_message(chart(report))
+
+
+def test_importance_chart(regression) -> None:
+    _, model, X, y = regression
+    table = permutation_importance_table(model, X, y, task=Task.REGRESSION, metric="r2", seed=0, repeats=2)
+    figure = plots.importance_chart(table)
+    assert _types(figure) == {"bar"} and len(figure.data[0].y) == len(X.columns)
+    assert figure.data[0].y[0] in {"age", "cement"}  # concrete strength is mostly age and cement
+    assert _is_message(plots.importance_chart(table.iloc[:0]))
+
+
+@pytest.mark.parametrize("fixture, column, kind, lines", [
+    ("binary", "total_day_minutes", "scatter", 1),
+    ("binary", "international_plan", "bar", 1),
+    ("multiclass", "bill_length_mm", "scatter", 3),
+    ("multiclass", "island", "bar", 3),
+    ("regression", "age", "scatter", 1),
+])
+def test_partial_dependence(fixture: str, column: str, kind: str, lines: int, request: pytest.FixtureRequest) -> None:
+    report, model, X, _ = request.getfixturevalue(fixture)
+    figure = plots.partial_dependence_chart(model, X, column, task=Task(report.task), classes=report.cv.classes)
+    assert _types(figure) == {kind} and len(figure.data) == lines
+    assert 2 <= len(figure.data[0].x) <= 20
+    if report.task != "regression":
+        assert all(0 <= v <= 1 for trace in figure.data for v in trace.y)
+    with pytest.raises(BadInput):
+        plots.partial_dependence_chart(model, X, "nope", task=Task(report.task))
+
+
+def test_partial_dependence_is_monotone_in_age(regression) -> None:
+    _, model, X, _ = regression
+    y = np.asarray(plots.partial_dependence_chart(model, X, "age", task=Task.REGRESSION).data[0].y)
+    assert y[-1] > y[0]  # concrete keeps hardening
+
+
+def test_leaderboard_chart() -> None:
+    trials = pd.DataFrame({
+        "number": [0, 1, 2, 3, 4, 5],
+        "model": ["lightgbm", "<b>rf</b>", "lightgbm", "<b>rf</b>", "lightgbm", "knn"],
+        "score": [0.80, 0.85, 0.70, 0.90, 0.60, np.nan],
+        "state": ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE", "COMPLETE", "FAIL"],
+    })
+    figure = plots.leaderboard_chart(trials)
+    assert _types(figure) == {"scatter"}
+    names = [t.name for t in figure.data]
+    assert names == ["&lt;b&gt;rf&lt;/b&gt;", "lightgbm", "pruned", "best so far"]
+    assert list(figure.data[-1].y) == [0.80, 0.85, 0.90, 0.90]
+    assert list(plots.leaderboard_chart(trials, greater_is_better=False).data[-1].y) == [0.80, 0.80, 0.80, 0.60]
+    assert _is_message(plots.leaderboard_chart(trials.iloc[5:]))
+    with pytest.raises(BadInput):
+        plots.leaderboard_chart(trials.drop(columns="state"))
+
+
+def test_compare_runs_table(binary, regression) -> None:
+    a = binary[0]
+    table = plots.compare_runs_table(a, a)
+    assert len(table) == len(a.metrics) and (table["better"] == "no clear difference").all()
+    assert (table["B - A"] == 0).all() and table["metric"].iloc[0] == "ROC AUC"
+    worse = [dataclasses.replace(m, mean=m.baseline_mean, std=m.baseline_std) for m in a.metrics]
+    b = dataclasses.replace(a, metrics=tuple(worse), holdout={"roc_auc": 0.5})
+    table = plots.compare_runs_table(a, b).set_index("metric")
+    assert table.loc["ROC AUC", "better"] == "A" and table.loc["Log loss", "better"] == "A"
+    assert "A holdout" not in table.columns  # a has no holdout
+    with pytest.raises(BadInput):
+        plots.compare_runs_table(a, regression[0])
