@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadgroup
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup
 
 # Peers with dependencies that clash with the app's pins get a virtualenv of their own.
 BENCH_VENV := .venv-bench

@@ -24,6 +24,11 @@ PAGES = {
         st.Page("pages/clean.py", title="Clean", icon=":material/cleaning_services:"),
         st.Page("pages/features.py", title="Features", icon=":material/tune:"),
     ],
+    "Model": [
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+        st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
+    ],
 }
 
 

@@ -68,11 +68,7 @@ def cmd_clean(args: argparse.Namespace, settings: Settings) -> int:
     from core.prep.recipe import apply_recipe, recipe_from_json
 
     frame = _load(args.data, settings).frame
-    try:
-        recipe_text = Path(args.recipe).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BadInput(f"cannot read the recipe file: {exc.strerror}") from None
-    cleaned = apply_recipe(frame, recipe_from_json(recipe_text), target=args.target)
+    cleaned = apply_recipe(frame, recipe_from_json(_read_text(args.recipe, "recipe")), target=args.target)
     out = Path(args.out)
     tmp = out.with_name(f".{out.name}.tmp")
     cleaned.to_csv(tmp, index=False)
@@ -97,6 +93,87 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     state = "stored" if created else "already stored"
     print(f"dataset {dataset.id} ({dataset.rows} rows x {dataset.columns} columns) {state} in project {args.project!r}")
     return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from core.data.profile import Task
+    from core.datasets import import_table
+    from core.modeling.tuning import TuningConfig
+    from core.prep.plan import FeaturePlan
+    from core.prep.recipe import recipe_from_json
+    from core.prep.steps import Recipe
+    from core.registry import export_version
+    from core.store.db import make_engine
+    from core.training import TrainRequest, train_model
+
+    loaded = _load(args.data, settings)
+    recipe = recipe_from_json(_read_text(args.recipe, "recipe")) if args.recipe else Recipe()
+    models = tuple(m.strip() for m in (args.models or "").split(",") if m.strip())
+    config = TuningConfig(models=models, search=args.search, budget_s=args.budget, max_trials=args.trials,
+                          metric=args.metric or "", class_weight=args.class_weight, seed=settings.random_seed)
+    name = args.name or Path(args.data).stem
+    request = TrainRequest(model_name=name, target=args.target, config=config,
+                           task=Task(args.task) if args.task else None, cv_kind=args.cv, n_folds=args.folds,
+                           time_column=args.time_column, group_column=args.group_column)
+    engine = make_engine(settings.db_url)
+    # The training table is stored like an upload, so the version's data hash points at real data.
+    import_table(engine, loaded, project=name, name=Path(args.data).name, settings=settings)
+
+    def progress(trial) -> None:
+        score = "" if trial.score is None else f" {trial.score:.4f}"
+        print(f"trial {trial.number:>3} {trial.model:<24} {trial.state}{score}", file=sys.stderr)
+
+    outcome = train_model(loaded.frame, dataset_hash=loaded.content_hash, recipe=recipe, plan=FeaturePlan(),
+                          request=request, engine=engine, settings=settings, on_trial=progress)
+    out = export_version(outcome.version, settings=settings, out_dir=Path(args.out))
+    report = outcome.report
+    primary = next(m for m in report.metrics if m.name == report.primary_metric)
+    for warning in outcome.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"best model: {outcome.tuning.best.model} ({len(outcome.tuning.trials)} trials, stopped: {outcome.tuning.stopped})")
+    print(f"{primary.label}: {primary.mean:.4f} ± {primary.std:.4f} (baseline {primary.baseline_mean:.4f})")
+    if report.holdout:
+        print(f"holdout {primary.label}: {report.holdout.get(primary.name, float('nan')):.4f}")
+    print(f"registered {outcome.version.model_name} version {outcome.version.version}; model written to {out}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    from core.registry import load_exported
+    from core.serving_io import predict_frame
+
+    pipeline, meta = load_exported(Path(args.model))
+    frame = _load(args.data, settings).frame
+    predictions = predict_frame(pipeline, frame)
+    out = Path(args.out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    predictions.to_csv(tmp, index=False)
+    tmp.replace(out)
+    print(f"wrote {len(predictions)} predictions to {out}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from core.modeling.worker import run_worker
+
+    done = run_worker(args.study, args.storage, max_trials=args.trials, budget_s=args.budget)
+    print(f"worker ran {done} trial(s) of study {args.study!r}")
+    return 0
+
+
+def cmd_job_run(args: argparse.Namespace, settings: Settings) -> int:
+    from core.jobs import run_job
+    from core.store.db import make_engine
+
+    status = run_job(make_engine(settings.db_url), args.job, settings=settings)
+    return 0 if status in ("DONE", "CANCELLED") else 1
+
+
+def _read_text(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"cannot read the {what} file: {exc.strerror}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +202,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", default="default")
     p.add_argument("--name", help="the dataset's display name")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("train", help="train, tune and register a model")
+    p.add_argument("--data", required=True)
+    p.add_argument("--target", required=True)
+    p.add_argument("--task", choices=["binary", "multiclass", "regression"], help="default: inferred from the target")
+    p.add_argument("--budget", type=float, default=60.0, help="seconds for tuning (default 60)")
+    p.add_argument("--trials", type=int, help="stop after this many trials")
+    p.add_argument("--models", help="comma-separated model names (default: every model for the task)")
+    p.add_argument("--search", choices=["bayes", "random", "grid"], default="bayes")
+    p.add_argument("--metric", help="the metric to optimise (default: ROC AUC, balanced accuracy or R²)")
+    p.add_argument("--class-weight", action="store_true", help="weight classes by their inverse frequency")
+    p.add_argument("--cv", choices=["kfold", "stratified", "group", "time"], help="default: chosen from the task")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--time-column", help="a datetime column: use a time-series split")
+    p.add_argument("--group-column", help="rows sharing a value stay in one fold")
+    p.add_argument("--recipe", help="cleaning recipe JSON")
+    p.add_argument("--name", help="model name in the registry (default: the data file's name)")
+    p.add_argument("--out", required=True, help="folder for the model, its card and metadata")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="predict with an exported model")
+    p.add_argument("--model", required=True, help="a folder written by `train --out`")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("worker", help="join a tuning study from another process or machine")
+    p.add_argument("--study", required=True, help="the study name")
+    p.add_argument("--storage", required=True, help="the Optuna storage URL (SQLite file or PostgreSQL)")
+    p.add_argument("--trials", type=int, help="stop after this many trials")
+    p.add_argument("--budget", type=float, help="stop after this many seconds")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("job-run", help=argparse.SUPPRESS)  # started by the app for a training job
+    p.add_argument("--job", type=int, required=True)
+    p.set_defaults(func=cmd_job_run)
     return parser
 
 

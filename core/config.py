@@ -5,6 +5,7 @@ Every field can be set from the environment with the ``SHIPML_`` prefix, e.g.
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,8 +42,24 @@ class Settings(BaseSettings):
         return self.workspace / "datasets"
 
     @property
+    def models_dir(self) -> Path:
+        """Where model artifacts live, named by a random id (never by the model's name)."""
+        return self.workspace / "models"
+
+    @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """The environment for a ShipML child process (a training job) that uses ``settings``."""
+    env = dict(os.environ)
+    env["SHIPML_WORKSPACE"] = str(settings.workspace)
+    if settings.database_url:
+        env["SHIPML_DATABASE_URL"] = settings.database_url
+    # One OpenMP thread per process: on a small machine, competing thread pools are far slower.
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
 
 
 @lru_cache(maxsize=1)

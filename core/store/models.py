@@ -65,3 +65,88 @@ class Preparation(SQLModel, table=True):
     recipe_json: str = '{"version": 1, "steps": []}'
     plan_json: str | None = None  # None until the analyst saves a feature plan
     updated_at: datetime = _created_at()
+
+
+class ModelVersion(SQLModel, table=True):
+    """One saved model: a Pipeline file plus everything needed to trust and explain it.
+
+    A row is written PENDING before its files and turned READY only once they are on disk with
+    their hash recorded, so a READY row always points at complete files. ``artifact_file`` and
+    ``reference_file`` are planned names (random ids, relative to ``Settings.models_dir``) set at
+    creation, so interrupted saves can be cleaned up; trust them only when READY.
+    """
+
+    __table_args__ = (UniqueConstraint("model_name", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_name: str = Field(index=True, max_length=100)
+    version: int
+    status: str = Field(default="PENDING", max_length=10)  # PENDING, READY or FAILED
+    artifact_file: str = Field(max_length=200)
+    reference_file: str = Field(max_length=200)
+    sha256: str | None = Field(default=None, max_length=64)
+    size_bytes: int | None = None
+    dataset_hash: str = Field(max_length=64)
+    target: str = Field(max_length=300)
+    task: str = Field(max_length=50)
+    recipe_json: str
+    plan_json: str
+    model_family: str = Field(max_length=100)
+    params_json: str
+    metrics_json: str
+    cv_json: str
+    library_versions_json: str
+    training_seconds: float
+    description: str = ""
+    error: str | None = None
+    created_at: datetime = _created_at()
+
+
+class ModelAlias(SQLModel, table=True):
+    """A movable name for one READY version of a model, e.g. ``champion``."""
+
+    __table_args__ = (UniqueConstraint("model_name", "alias"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_name: str = Field(index=True, max_length=100)
+    alias: str = Field(max_length=40)
+    version_id: int = Field(foreign_key="modelversion.id")
+    updated_at: datetime = _created_at()
+
+
+class TrainingJob(SQLModel, table=True):
+    """A training run in its own process; the process keeps this row up to date."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="dataset.id", index=True)
+    model_name: str = Field(max_length=100)
+    request_json: str
+    status: str = Field(default="QUEUED", max_length=12)  # QUEUED RUNNING DONE FAILED CANCELLED
+    stage: str = Field(default="queued", max_length=20)
+    pid: int | None = None
+    cancel_requested: bool = False
+    trials_done: int = 0
+    best_score: float | None = None
+    best_model: str | None = Field(default=None, max_length=50)
+    version_id: int | None = Field(default=None, foreign_key="modelversion.id")
+    error: str | None = Field(default=None, max_length=1000)
+    warnings_json: str = "[]"
+    created_at: datetime = _created_at()
+    started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    heartbeat_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+class JobTrial(SQLModel, table=True):
+    """One finished tuning trial of a job: the live and the partial leaderboard."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="trainingjob.id", index=True)
+    number: int
+    model: str = Field(max_length=50)
+    params_json: str
+    score: float | None = None
+    score_std: float | None = None
+    duration_s: float
+    state: str = Field(max_length=12)
+    error: str = Field(default="", max_length=500)

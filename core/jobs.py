@@ -1,0 +1,240 @@
+"""Training jobs: training runs in its own process, never in a page's script thread.
+
+A job is a row in the store plus a detached process (``python -m core job-run --job ID``).
+The process writes its state, a heartbeat and every finished trial to the store, so any page,
+after a page change, a browser refresh or an app restart, can show live progress. Cancelling
+sets a flag the process checks between folds. A job whose process died is marked failed the
+next time anyone looks (:func:`reap_dead_jobs`), never left "running" forever.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import joblib
+import pandas as pd
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from core import datasets
+from core.config import PROJECT_ROOT, Settings, child_environment
+from core.data.profile import Task
+from core.errors import BadInput
+from core.modeling.tuning import TrialRecord, TuningConfig
+from core.store.db import session_scope
+from core.store.models import JobTrial, TrainingJob, utcnow
+from core.training import TrainRequest, train_model
+
+ACTIVE = ("QUEUED", "RUNNING")
+HEARTBEAT_TIMEOUT_S = 120.0  # a live job beats at least every few seconds (between folds)
+_CANCEL_POLL_S = 0.5
+
+
+class Cancelled(Exception):
+    """The analyst cancelled the job."""
+
+
+def request_to_json(request: TrainRequest) -> str:
+    return json.dumps(dataclasses.asdict(request))
+
+
+def request_from_json(text: str) -> TrainRequest:
+    raw = json.loads(text)
+    config = raw.pop("config")
+    config["models"] = tuple(config["models"])
+    task = raw.pop("task")
+    return TrainRequest(**raw, config=TuningConfig(**config), task=Task(task) if task else None)
+
+
+def job_dir(job_id: int, *, settings: Settings) -> Path:
+    return settings.workspace / "jobs" / str(int(job_id))
+
+
+def submit_job(engine: Engine, *, dataset_id: int, request: TrainRequest, settings: Settings) -> int:
+    """Record a job and start its process; returns the job id.
+
+    The process gets its own session (``start_new_session``) so a Streamlit rerun or restart
+    does not take it down.
+    """
+    with session_scope(engine) as session:
+        job = TrainingJob(dataset_id=dataset_id, model_name=request.model_name, request_json=request_to_json(request))
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    folder = job_dir(job_id, settings=settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    env = child_environment(settings)
+    with open(folder / "log.txt", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "core", "job-run", "--job", str(job_id)],
+            cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    with session_scope(engine) as session:
+        job = session.get(TrainingJob, job_id)
+        job.pid = proc.pid
+        session.add(job)
+    return job_id
+
+
+def run_job(engine: Engine, job_id: int, *, settings: Settings) -> str:
+    """Run a job in this process (the job process's entry point); returns its final status."""
+    with session_scope(engine) as session:
+        job = session.get(TrainingJob, job_id)
+        if job is None or job.status not in ACTIVE:
+            raise BadInput(f"job {job_id} is not waiting to run")
+        job.status, job.pid, job.started_at, job.heartbeat_at = "RUNNING", os.getpid(), utcnow(), utcnow()
+        session.add(job)
+        dataset_id, request = job.dataset_id, request_from_json(job.request_json)
+    last_poll = [0.0]
+
+    def beat(**fields) -> None:
+        with session_scope(engine) as session:
+            row = session.get(TrainingJob, job_id)
+            for key, value in fields.items():
+                setattr(row, key, value)
+            row.heartbeat_at = utcnow()
+            session.add(row)
+
+    def on_trial(trial: TrialRecord) -> None:
+        with session_scope(engine) as session:
+            session.add(JobTrial(
+                job_id=job_id, number=trial.number, model=trial.model, params_json=json.dumps(trial.params, default=str),
+                score=trial.score, score_std=trial.score_std, duration_s=trial.duration_s, state=trial.state,
+                error=trial.error[:500],
+            ))
+            row = session.get(TrainingJob, job_id)
+            row.trials_done += 1
+            if trial.score is not None and (row.best_score is None or trial.score > row.best_score):
+                row.best_score, row.best_model = trial.score, trial.model
+            row.heartbeat_at = utcnow()
+            session.add(row)
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if now - last_poll[0] < _CANCEL_POLL_S:
+            return False
+        last_poll[0] = now
+        with session_scope(engine) as session:
+            row = session.get(TrainingJob, job_id)
+            row.heartbeat_at = utcnow()
+            session.add(row)
+            return row.cancel_requested
+
+    try:
+        dataset = datasets.get_dataset(engine, dataset_id)
+        prep = datasets.get_preparation(engine, dataset_id)
+        from core.prep.plan import FeaturePlan
+
+        frame = datasets.load_dataset_frame(dataset, settings=settings)
+        outcome = train_model(
+            frame, dataset_hash=dataset.content_hash, recipe=prep.recipe, plan=prep.plan or FeaturePlan(),
+            request=request, engine=engine, settings=settings, on_trial=on_trial, should_stop=should_stop,
+            on_stage=lambda stage: beat(stage=stage),
+        )
+        if outcome.tuning.stopped == "cancelled":
+            raise Cancelled
+        report_file = job_dir(job_id, settings=settings) / "report.joblib"
+        joblib.dump(outcome.report, report_file)
+        beat(status="DONE", stage="done", finished_at=utcnow(), version_id=outcome.version.id,
+             warnings_json=json.dumps(outcome.warnings))
+        return "DONE"
+    except Cancelled:
+        beat(status="CANCELLED", stage="cancelled", finished_at=utcnow())
+        return "CANCELLED"
+    except BadInput as exc:
+        beat(status="FAILED", stage="failed", finished_at=utcnow(), error=str(exc)[:1000])
+        return "FAILED"
+    except Exception as exc:  # noqa: BLE001 - the job must end in a final state whatever happened
+        traceback.print_exc()  # into the job's log file, not in front of the user
+        beat(status="FAILED", stage="failed", finished_at=utcnow(),
+             error=f"training stopped on an internal error ({type(exc).__name__}); see the job log")
+        return "FAILED"
+
+
+def cancel_job(engine: Engine, job_id: int) -> None:
+    """Ask a job to stop; it finishes its current fold and keeps the trials done so far."""
+    with session_scope(engine) as session:
+        job = session.get(TrainingJob, job_id)
+        if job is not None and job.status in ACTIVE:
+            job.cancel_requested = True
+            session.add(job)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"job-run" in cmdline  # guards against a reused pid
+
+
+def reap_dead_jobs(engine: Engine) -> int:
+    """Mark jobs whose process is gone, or silent for too long, as failed; returns how many."""
+    reaped = 0
+    now = utcnow()
+    with session_scope(engine) as session:
+        for job in session.exec(select(TrainingJob).where(col(TrainingJob.status).in_(ACTIVE))):
+            last_sign = job.heartbeat_at or job.created_at
+            silent = (now - last_sign).total_seconds() > HEARTBEAT_TIMEOUT_S
+            # A queued job's process may not have written its pid yet: give it a moment.
+            starting = job.status == "QUEUED" and (now - job.created_at).total_seconds() < 30
+            if silent or (not starting and not _alive(job.pid)):
+                job.status, job.stage, job.finished_at = "FAILED", "failed", now
+                job.error = "the training process stopped unexpectedly (killed or restarted)"
+                session.add(job)
+                reaped += 1
+    return reaped
+
+
+def get_job(engine: Engine, job_id: int) -> TrainingJob:
+    with session_scope(engine) as session:
+        job = session.get(TrainingJob, job_id)
+    if job is None:
+        raise BadInput(f"job {job_id} does not exist")
+    return job
+
+
+def list_jobs(engine: Engine, *, dataset_id: int | None = None) -> list[TrainingJob]:
+    """Jobs, newest first."""
+    query = select(TrainingJob).order_by(col(TrainingJob.id).desc())
+    if dataset_id is not None:
+        query = query.where(TrainingJob.dataset_id == dataset_id)
+    with session_scope(engine) as session:
+        return list(session.exec(query))
+
+
+def job_trials(engine: Engine, job_id: int) -> pd.DataFrame:
+    """Every finished trial of a job: the (partial) leaderboard's raw material."""
+    with session_scope(engine) as session:
+        rows = session.exec(select(JobTrial).where(JobTrial.job_id == job_id).order_by(col(JobTrial.number)))
+        records = [r.model_dump(exclude={"id", "job_id"}) for r in rows]
+    columns = ["number", "model", "params_json", "score", "score_std", "duration_s", "state", "error"]
+    return pd.DataFrame(records, columns=columns)
+
+
+def load_report(job_id: int, *, settings: Settings):
+    """The evaluation report a finished job saved (written by this app, never uploaded)."""
+    path = job_dir(job_id, settings=settings) / "report.joblib"
+    if not path.is_file():
+        raise BadInput(f"job {job_id} has no evaluation report")
+    return joblib.load(path)
+
+
+def job_version(engine: Engine, job: TrainingJob):
+    """The model version a finished job registered."""
+    from core.store.models import ModelVersion
+
+    with session_scope(engine) as session:
+        version = session.get(ModelVersion, job.version_id) if job.version_id else None
+    if version is None:
+        raise BadInput(f"job {job.id} registered no model version")
+    return version

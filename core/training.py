@@ -1,0 +1,154 @@
+"""Training, start to finish: checks, holdout, tuning, evaluation, registration.
+
+The CLI's ``train`` command and the background training job both call :func:`train_model`,
+so a model trained headless and one trained in the browser go through the same steps.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from core.config import Settings
+from core.data.profile import Task, infer_task
+from core.errors import BadInput
+from core.modeling.evaluation import CVScheme, EvaluationReport, choose_scheme, evaluate, holdout_split
+from core.modeling.metrics import default_metric
+from core.modeling.specs import get_spec
+from core.modeling.tuning import TrialRecord, TuningConfig, TuningResult, tune
+from core.prep.pipeline import build_pipeline, transformed_sample
+from core.prep.plan import FeaturePlan
+from core.prep.recipe import prepare_training_table, recipe_to_json
+from core.prep.steps import Recipe
+from core.registry import VersionMeta, register_version
+from core.store.models import ModelVersion
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What the analyst asked for."""
+
+    model_name: str
+    target: str
+    config: TuningConfig = field(default_factory=lambda: TuningConfig(models=()))
+    task: Task | None = None  # None: inferred from the target
+    cv_kind: str | None = None  # None: chosen from the task and the time/group columns
+    n_folds: int = 5
+    time_column: str | None = None
+    group_column: str | None = None
+    allow_shuffled_time: bool = False
+    holdout_share: float = 0.2
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The checked training table and how it will be validated."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    task: Task
+    scheme: CVScheme
+    config: TuningConfig
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    version: ModelVersion
+    tuning: TuningResult
+    report: EvaluationReport
+    task: Task
+    warnings: tuple[str, ...]
+
+
+def prepare(frame: pd.DataFrame, recipe: Recipe, plan: FeaturePlan, request: TrainRequest, *, seed: int) -> PreparedData:
+    """Every check that can fail on the user's input, before any training starts.
+
+    Raises:
+        BadInput: Missing target, a target with one class, a text target for regression, a
+            class with fewer rows than folds, no usable feature, or a bad tuning config.
+    """
+    if request.target not in frame.columns:
+        raise BadInput(f"the target column {request.target!r} is not in the table")
+    X, y = prepare_training_table(frame, recipe, target=request.target)
+    if y.nunique() < 2:
+        raise BadInput(f"the target {request.target!r} has only one value ({y.iloc[0]!r}); there is nothing to predict")
+    task = request.task or infer_task(y)
+    if task == Task.REGRESSION and not pd.api.types.is_numeric_dtype(y):
+        raise BadInput(f"the target {request.target!r} holds text, so it cannot be predicted by regression; choose classification")
+    if task == Task.BINARY and y.nunique() != 2:
+        raise BadInput(f"a binary task needs exactly two classes; {request.target!r} has {y.nunique()}")
+    config = request.config
+    if not config.metric:
+        config = TuningConfig(**{**config.__dict__, "metric": default_metric(task)})
+    config.validate(task)
+    frame_xy = X.assign(**{request.target: y.to_numpy()})
+    scheme, warnings = choose_scheme(
+        frame_xy, task=task, y=y, n_folds=request.n_folds, seed=seed, time_column=request.time_column,
+        group_column=request.group_column, kind=request.cv_kind, allow_shuffled_time=request.allow_shuffled_time,
+    )
+    sample = transformed_sample(frame_xy.head(2_000), recipe, plan, target=request.target, n=1, seed=seed)
+    if sample.n_features == 0:
+        raise BadInput("no usable feature columns are left after cleaning and feature selection")
+    return PreparedData(X=X, y=y, task=task, scheme=scheme, config=config, warnings=warnings)
+
+
+def train_model(
+    frame: pd.DataFrame,
+    *,
+    dataset_hash: str,
+    recipe: Recipe,
+    plan: FeaturePlan,
+    request: TrainRequest,
+    engine: Engine,
+    settings: Settings,
+    on_trial: Callable[[TrialRecord], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> TrainOutcome:
+    """Check, tune within the budget, evaluate the best model and register it as a version.
+
+    The holdout share of rows is split off first and kept out of tuning and cross-validation;
+    it is scored once, by the registered model.
+    """
+    stage = on_stage or (lambda _: None)
+    started = time.monotonic()
+    data = prepare(frame, recipe, plan, request, seed=settings.random_seed)
+    X_train, X_hold, y_train, y_hold = holdout_split(
+        data.X, data.y, task=data.task, scheme=data.scheme, share=request.holdout_share
+    )
+    stage("tuning")
+    tuning = tune(
+        X_train, y_train, task=data.task, recipe=recipe, plan=plan, target=request.target, scheme=data.scheme,
+        config=data.config, on_trial=on_trial, should_stop=should_stop,
+    )
+    if tuning.best is None:
+        raise BadInput("no trial finished within the budget; give training more time")
+    best = tuning.best
+    spec = get_spec(best.model, data.task)
+
+    def make_pipeline():
+        estimator = spec.build(best.params, task=data.task, seed=settings.random_seed,
+                               class_weight="balanced" if data.config.class_weight and spec.supports_class_weight else None)
+        return build_pipeline(recipe, plan, target=request.target, estimator=estimator, seed=settings.random_seed)
+
+    stage("evaluating")
+    report = evaluate(
+        make_pipeline, X_train, y_train, task=data.task, scheme=data.scheme, metric=data.config.metric,
+        seed=settings.random_seed, X_holdout=X_hold, y_holdout=y_hold,
+    )
+    stage("registering")
+    final = make_pipeline().fit(X_train, y_train)
+    meta = VersionMeta(
+        dataset_hash=dataset_hash, target=request.target, task=data.task.value, recipe_json=recipe_to_json(recipe),
+        plan_json=plan.model_dump_json(), model_family=best.model, params=dict(best.params),
+        metrics={m.name: {"mean": m.mean, "std": m.std, "baseline": m.baseline_mean} for m in report.metrics}
+        | {"holdout": report.holdout or {}},
+        cv=data.scheme.to_dict(), training_seconds=time.monotonic() - started, description=request.description,
+    )
+    version = register_version(engine, name=request.model_name, pipeline=final, meta=meta, reference=X_train, settings=settings)
+    return TrainOutcome(version=version, tuning=tuning, report=report, task=data.task, warnings=data.warnings)

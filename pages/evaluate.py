@@ -1,0 +1,112 @@
+"""Evaluate: an honest look at a trained model, always next to the dummy baseline."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import datasets, jobs, registry
+from core.errors import BadInput
+from core.modeling import plots
+from core.modeling.evaluation import permutation_importance_table
+from core.prep.recipe import prepare_training_table
+from pages.common import dataset_frame, engine, md, require_dataset, settings, show_error
+
+
+@st.cache_resource(max_entries=8)
+def _report(job_id: int):
+    return jobs.load_report(job_id, settings=settings())
+
+
+@st.cache_resource(max_entries=4, show_spinner="Computing importance on the training data…")
+def _importance(job_id: int, _version, _frame, target: str, _recipe):
+    pipeline = registry.load_pipeline(_version, settings=settings())
+    X, y = prepare_training_table(_frame, _recipe, target=target)
+    report = _report(job_id)
+    table = permutation_importance_table(pipeline, X, y, task=report.task, metric=report.primary_metric,
+                                         seed=settings().random_seed)
+    return pipeline, X, table
+
+
+def metrics_table(report) -> None:
+    rows = [
+        {
+            "metric": m.label,
+            "cross-validated": f"{m.mean:.4f} ± {m.std:.4f}",
+            "baseline": f"{m.baseline_mean:.4f} ± {m.baseline_std:.4f}",
+            "holdout": (report.holdout or {}).get(m.name),
+            "better than baseline": m.better_than_baseline,
+        }
+        for m in report.metrics
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"holdout": st.column_config.NumberColumn(format="%.4f")})
+
+
+def charts(report) -> None:
+    if report.task == "regression":
+        tabs = st.tabs(["Residuals", "Predicted vs actual"])
+        tabs[0].plotly_chart(plots.residuals_chart(report), width="stretch")
+        tabs[1].plotly_chart(plots.predicted_vs_actual_chart(report), width="stretch")
+        return
+    tabs = st.tabs(["ROC", "Precision-recall", "Confusion matrix", "Calibration", "Lift / gain"])
+    tabs[0].plotly_chart(plots.roc_chart(report), width="stretch")
+    tabs[1].plotly_chart(plots.pr_chart(report), width="stretch")
+    with tabs[2]:
+        threshold = 0.5
+        if report.task == "binary":
+            threshold = st.slider("Decision threshold", 0.01, 0.99, float(report.threshold or 0.5), step=0.01,
+                                  help="The suggested value maximises F1 on out-of-fold predictions.")
+        st.plotly_chart(plots.confusion_chart(report, threshold), width="stretch")
+    tabs[3].plotly_chart(plots.calibration_chart(report), width="stretch")
+    tabs[4].plotly_chart(plots.lift_chart(report), width="stretch")
+
+
+st.title("Evaluate")
+dataset = require_dataset()
+done = [j for j in jobs.list_jobs(engine(), dataset_id=dataset.id) if j.status == "DONE"]
+if not done:
+    st.info("No finished training job for this dataset yet.")
+    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+labels = {j.id: f"#{j.id} · {j.model_name} · {j.best_model} · {j.created_at:%Y-%m-%d %H:%M}" for j in done}
+job_id = st.selectbox("Training job", list(labels), format_func=labels.get)
+job = next(j for j in done if j.id == job_id)
+try:
+    report = _report(job.id)
+    version = jobs.job_version(engine(), job)
+except BadInput as exc:
+    show_error(exc)
+    st.stop()
+
+st.caption(f"{md(version.model_name)} version {version.version} · {md(job.best_model)} · {report.scheme.describe()}")
+if report.no_better_than_baseline:
+    st.error("This model is no better than the dummy baseline on the primary metric: it has not learned anything "
+             "useful. Check the target, the features and the data.", icon=":material/block:")
+metrics_table(report)
+charts(report)
+
+st.subheader("What drives the predictions")
+if st.button("Compute permutation importance and partial dependence", icon=":material/insights:"):
+    st.session_state.setdefault("importance_jobs", set()).add(job.id)
+if job.id in st.session_state.get("importance_jobs", set()):
+    prep = datasets.get_preparation(engine(), dataset.id)
+    try:
+        pipeline, X, table = _importance(job.id, version, dataset_frame(dataset), version.target, prep.recipe)
+    except BadInput as exc:
+        show_error(exc)
+    else:
+        st.plotly_chart(plots.importance_chart(table), width="stretch")
+        top = [str(c) for c in table["column"].head(3)]
+        cols = st.columns(len(top) or 1)
+        for slot, column in zip(cols, top):
+            slot.plotly_chart(plots.partial_dependence_chart(pipeline, X, column, task=report.task,
+                                                             classes=report.cv.classes), width="stretch")
+
+st.subheader("Leaderboard: every trial")
+trials = jobs.job_trials(engine(), job.id)
+st.dataframe(trials.sort_values("score", ascending=False), hide_index=True, width="stretch")
+
+if len(done) > 1:
+    st.subheader("Compare two runs")
+    other = st.selectbox("Compare with", [i for i in labels if i != job.id], format_func=labels.get)
+    st.dataframe(plots.compare_runs_table(report, _report(other)), width="stretch")

@@ -1,0 +1,80 @@
+"""Models: every registered version, its card, and the aliases that point at it."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from core import registry
+from core.errors import BadInput
+from pages.common import engine, md, show_error
+
+st.title("Models")
+names = registry.list_model_names(engine())
+if not names:
+    st.info("No model is registered yet: train one on the **Train** page.")
+    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+name = st.selectbox("Model", names)
+versions = registry.list_versions(engine(), name=name)
+alias_map = registry.aliases(engine(), name=name)
+by_version = {}
+for alias, number in alias_map.items():
+    by_version.setdefault(number, []).append(alias)
+
+
+def _primary(metrics_json: str) -> str:
+    metrics = {k: v for k, v in json.loads(metrics_json or "{}").items() if isinstance(v, dict) and "mean" in v}
+    return ", ".join(f"{k} {v['mean']:.4f}" for k, v in list(metrics.items())[:3])
+
+
+table = pd.DataFrame(
+    {
+        "version": [v.version for v in versions],
+        "status": [v.status for v in versions],
+        "aliases": [", ".join(by_version.get(v.version, [])) for v in versions],
+        "family": [v.model_family for v in versions],
+        "metrics (CV mean)": [_primary(v.metrics_json) for v in versions],
+        "data": [v.dataset_hash[:12] for v in versions],
+        "created": [v.created_at for v in versions],
+    }
+)
+st.dataframe(table, hide_index=True, width="stretch")
+
+ready = [v.version for v in versions if v.status == "READY"]
+if ready:
+    left, right = st.columns(2)
+    with left.form("alias"):
+        chosen = st.selectbox("Version", ready)
+        alias = st.selectbox("Alias", ["champion", "challenger"])
+        if st.form_submit_button("Point alias here", icon=":material/label:"):
+            try:
+                registry.set_alias(engine(), name=name, alias=alias, version=chosen)
+            except BadInput as exc:
+                show_error(exc)
+            else:
+                st.rerun()
+    with right:
+        shown = st.selectbox("Model card of version", [v.version for v in versions])
+        version = next(v for v in versions if v.version == shown)
+        card = registry.model_card(version, aliases=alias_map)
+        st.download_button("Download model card", card, file_name=f"model-card-v{shown}.md", mime="text/markdown",
+                           icon=":material/download:")
+    with st.container(border=True):
+        st.markdown(card)
+    if len(versions) > 1:
+        st.subheader("Compare versions")
+        a, b = st.columns(2)
+        va = a.selectbox("A", [v.version for v in versions], index=0)
+        vb = b.selectbox("B", [v.version for v in versions], index=1)
+        pick = {v.version: v for v in versions}
+        rows = {}
+        for label, v in (("A", pick[va]), ("B", pick[vb])):
+            metrics = json.loads(v.metrics_json or "{}")
+            rows[f"{label}: v{v.version}"] = {
+                "family": v.model_family, "status": v.status, "data": v.dataset_hash[:12],
+                "training seconds": f"{v.training_seconds:,.1f}",
+                **{k: f"{m['mean']:.4f}" for k, m in metrics.items() if isinstance(m, dict) and "mean" in m},
+            }
+        st.dataframe(pd.DataFrame(rows), width="stretch")

@@ -1,0 +1,156 @@
+"""Train: pick models and a budget, watch the search live, cancel at any time."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from core import datasets, jobs
+from core.data.profile import Task, infer_task
+from core.errors import BadInput
+from core.modeling.metrics import METRICS, default_metric, metrics_for
+from core.modeling.plots import leaderboard_chart
+from core.modeling.specs import specs_for
+from core.modeling.tuning import TuningConfig
+from core.prep.steps import DropColumns
+from core.store.models import utcnow
+from core.training import TrainRequest
+from pages.common import dataset_frame, dataset_profile, engine, md, require_dataset, settings, show_error
+
+STATUS_ICON = {"QUEUED": ":material/schedule:", "RUNNING": ":material/progress_activity:", "DONE": ":material/check_circle:",
+               "FAILED": ":material/error:", "CANCELLED": ":material/cancel:"}
+
+
+def leakage_gate(dataset, issues, recipe) -> bool:
+    """Leakage suspects must be dropped or confirmed before training; True when none is open."""
+    suspects = [i for i in issues if i.code == "target_leakage"]
+    dropped = {c for s in recipe.steps if isinstance(s, DropColumns) for c in s.columns}
+    confirmed = st.session_state.setdefault("leakage_confirmed", {}).setdefault(dataset.id, set())
+    open_suspects = [i for i in suspects if i.columns[0] not in dropped | confirmed]
+    if not open_suspects:
+        return True
+    st.warning("Possible target leakage: confirm or drop these columns before training.", icon=":material/warning:")
+    for k, issue in enumerate(open_suspects):
+        column = issue.columns[0]
+        with st.container(border=True):
+            st.markdown(f"**{md(issue.title)}**")
+            st.caption(md(issue.explanation))
+            left, right = st.columns(2)
+            if left.button("Drop the column", key=f"leak_drop_{k}", icon=":material/delete:"):
+                datasets.save_preparation(engine(), dataset.id, recipe=recipe.with_step(issue.fix))
+                st.rerun()
+            if right.button("Keep it: it is known at prediction time", key=f"leak_keep_{k}"):
+                confirmed.add(column)
+                st.rerun()
+    return False
+
+
+def train_form(dataset, frame, target: str) -> None:
+    y = frame[target].dropna()
+    inferred = infer_task(y)
+    with st.form("train"):
+        c = st.columns(3)
+        name = c[0].text_input("Model name", value=dataset.name.rsplit(".", 1)[0][:100], max_chars=100)
+        task_choice = c[1].selectbox("Task", ["auto", "binary", "multiclass", "regression"],
+                                     help=f"Inferred from the target: {inferred.value}")
+        task = inferred if task_choice == "auto" else Task(task_choice)
+        metric = c[2].selectbox("Optimise", metrics_for(task), index=metrics_for(task).index(default_metric(task)),
+                                format_func=lambda m: METRICS[m].label)
+        specs = specs_for(task)
+        models = st.multiselect("Models (empty: search across all)", [s.name for s in specs], default=[],
+                                format_func=lambda n: next(s.title for s in specs if s.name == n))
+        c = st.columns(3)
+        search = c[0].radio("Search", ["bayes", "random", "grid"], horizontal=True,
+                            format_func={"bayes": "Bayesian (TPE)", "random": "Random", "grid": "Grid"}.get)
+        budget = c[1].slider("Time budget (seconds)", 10, 1800, 60, step=10)
+        trials = c[2].number_input("Max trials (0 = no limit)", min_value=0, value=0)
+        c = st.columns(4)
+        datetime_cols = [str(col) for col in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[col])]
+        cv_kind = c[0].selectbox("Cross-validation", ["auto", "stratified", "kfold", "group", "time"])
+        folds = c[1].number_input("Folds", min_value=2, max_value=20, value=5)
+        time_column = c[2].selectbox("Time column", [None, *datetime_cols], format_func=lambda v: "none" if v is None else v)
+        group_column = c[3].selectbox("Group column", [None, *[str(col) for col in frame.columns if col != target]],
+                                      format_func=lambda v: "none" if v is None else v)
+        c = st.columns(3)
+        holdout = c[0].slider("Holdout share (scored once)", 0.1, 0.4, 0.2, step=0.05)
+        class_weight = c[1].checkbox("Balance class weights", value=False, disabled=task == Task.REGRESSION)
+        allow_shuffle = c[2].checkbox("Allow a shuffled split on time-ordered data")
+        submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
+    if submitted:
+        request = TrainRequest(
+            model_name=name.strip(), target=target, task=None if task_choice == "auto" else task,
+            config=TuningConfig(models=tuple(models), search=search, budget_s=float(budget), max_trials=int(trials) or None,
+                                metric=metric, class_weight=class_weight, seed=settings().random_seed),
+            cv_kind=None if cv_kind == "auto" else cv_kind, n_folds=int(folds), time_column=time_column,
+            group_column=group_column, allow_shuffled_time=allow_shuffle, holdout_share=holdout,
+        )
+        try:
+            request.config.validate(task)
+            job_id = jobs.submit_job(engine(), dataset_id=dataset.id, request=request, settings=settings())
+        except BadInput as exc:
+            show_error(exc)
+        else:
+            st.session_state["watch_job"] = job_id
+            st.rerun()
+
+
+@st.fragment(run_every=1.0)
+def job_panel(job_id: int) -> None:
+    """Live progress of one job, refreshed every second from the store."""
+    jobs.reap_dead_jobs(engine())
+    job = jobs.get_job(engine(), job_id)
+    request = jobs.request_from_json(job.request_json)
+    st.markdown(f"{STATUS_ICON[job.status]} **Job {job.id} · {md(job.model_name)}** · {job.status.lower()} · {job.stage}")
+    elapsed = ((job.finished_at or utcnow()) - (job.started_at or job.created_at)).total_seconds()
+    budget = request.config.budget_s or 0
+    m = st.columns(4)
+    m[0].metric("Trials done", job.trials_done)
+    m[1].metric("Best score", "—" if job.best_score is None else f"{job.best_score:.4f}", help=job.best_model or None)
+    m[2].metric("Elapsed", f"{elapsed:,.0f} s")
+    m[3].metric("Budget left", f"{max(0.0, budget - elapsed):,.0f} s" if budget and job.status == "RUNNING" else "—")
+    if job.status == "RUNNING" and budget:
+        st.progress(min(1.0, elapsed / budget), text=f"{job.stage}…")
+    trials = jobs.job_trials(engine(), job.id)
+    if not trials.empty:
+        better_up = METRICS[request.config.metric].greater_is_better if request.config.metric else True
+        st.plotly_chart(leaderboard_chart(trials, greater_is_better=better_up), width="stretch",
+                        key=f"lb_{job.id}_{len(trials)}")
+        board = (trials[trials["state"] == "complete"].sort_values("score", ascending=False)
+                 .drop_duplicates("model")[["model", "score", "score_std", "duration_s", "params_json"]])
+        st.dataframe(board, hide_index=True, width="stretch")
+    if job.status in jobs.ACTIVE:
+        if st.button("Cancel", icon=":material/stop:", key=f"cancel_{job.id}"):
+            jobs.cancel_job(engine(), job.id)
+    elif job.status == "DONE":
+        warnings = json.loads(job.warnings_json or "[]")
+        for warning in warnings:
+            st.warning(warning)
+        st.success("Training finished and the model is registered.", icon=":material/check_circle:")
+        st.page_link("pages/evaluate.py", label="See the evaluation", icon=":material/analytics:")
+    elif job.error:
+        st.error(job.error, icon=":material/error:")
+
+
+st.title("Train")
+dataset = require_dataset()
+prep = datasets.get_preparation(engine(), dataset.id)
+if prep.target is None:
+    st.info("Choose the target column on the **Upload** page first.")
+    st.stop()
+frame = dataset_frame(dataset)
+_, issues = dataset_profile(dataset, prep.target)
+st.caption(f"{md(dataset.name)} · target **{md(prep.target)}** · {len(prep.recipe.steps)} cleaning step(s) · "
+           f"feature plan {'saved' if prep.plan else 'default (all usable columns)'}")
+if leakage_gate(dataset, issues, prep.recipe):
+    train_form(dataset, frame, prep.target)
+jobs.reap_dead_jobs(engine())
+history = jobs.list_jobs(engine(), dataset_id=dataset.id)
+if history:
+    st.subheader("Training jobs")
+    ids = [j.id for j in history]
+    watched = st.session_state.get("watch_job", ids[0])
+    chosen = st.selectbox("Job", ids, index=ids.index(watched) if watched in ids else 0,
+                          format_func=lambda i: next(f"#{j.id} · {j.model_name} · {j.status.lower()} · {j.created_at:%Y-%m-%d %H:%M}"
+                                                     for j in history if j.id == i))
+    job_panel(chosen)

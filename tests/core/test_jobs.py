@@ -1,0 +1,82 @@
+"""Training jobs in real background processes: progress, cancel, death, bad input."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pandas as pd
+import pytest
+
+from core import datasets, jobs
+from core.data.ingest import read_bytes, read_path
+from core.modeling.tuning import TuningConfig
+from core.training import TrainRequest
+
+pytestmark = pytest.mark.xdist_group("jobs")
+
+
+def _wait(engine, job_id: int, predicate, timeout: float = 180.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = jobs.get_job(engine, job_id)
+        if predicate(job):
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} stuck in {jobs.get_job(engine, job_id).status}")
+
+
+@pytest.fixture
+def penguins(engine, settings, sample_path):
+    loaded = read_path(sample_path("penguins.csv"), settings=settings)
+    dataset, _ = datasets.import_table(engine, loaded, project="birds", name="penguins.csv", settings=settings)
+    datasets.save_preparation(engine, dataset.id, target="species")
+    return dataset
+
+
+def _request(**config) -> TrainRequest:
+    config = {"models": ("logistic_regression", "random_forest"), "budget_s": 20.0, **config}
+    return TrainRequest(model_name="penguins", target="species", n_folds=3, config=TuningConfig(**config))
+
+
+def test_a_job_trains_registers_and_reports(engine, settings, penguins) -> None:
+    job_id = jobs.submit_job(engine, dataset_id=penguins.id, request=_request(max_trials=4), settings=settings)
+    job = _wait(engine, job_id, lambda j: j.status not in jobs.ACTIVE)
+    assert job.status == "DONE", (job.error, (jobs.job_dir(job_id, settings=settings) / "log.txt").read_text()[-2000:])
+    trials = jobs.job_trials(engine, job_id)
+    assert len(trials) == job.trials_done >= 2
+    assert set(trials["model"]) == {"logistic_regression", "random_forest"}
+    version = jobs.job_version(engine, job)
+    assert version.status == "READY" and version.dataset_hash == penguins.content_hash
+    report = jobs.load_report(job_id, settings=settings)
+    assert not report.no_better_than_baseline
+
+
+def test_cancel_keeps_the_partial_leaderboard(engine, settings, penguins) -> None:
+    job_id = jobs.submit_job(engine, dataset_id=penguins.id, request=_request(budget_s=300.0), settings=settings)
+    _wait(engine, job_id, lambda j: j.trials_done >= 1)
+    jobs.cancel_job(engine, job_id)
+    job = _wait(engine, job_id, lambda j: j.status not in jobs.ACTIVE, timeout=60)
+    assert job.status == "CANCELLED" and job.version_id is None
+    assert len(jobs.job_trials(engine, job_id)) >= 1
+
+
+def test_a_killed_job_is_shown_as_failed(engine, settings, penguins) -> None:
+    job_id = jobs.submit_job(engine, dataset_id=penguins.id, request=_request(budget_s=300.0), settings=settings)
+    job = _wait(engine, job_id, lambda j: j.status == "RUNNING")
+    os.kill(job.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while jobs.reap_dead_jobs(engine) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    job = jobs.get_job(engine, job_id)
+    assert job.status == "FAILED" and "stopped unexpectedly" in job.error
+
+
+def test_bad_input_fails_the_job_with_a_clear_message(engine, settings) -> None:
+    csv = pd.DataFrame({"x": range(40), "y": ["same"] * 40}).to_csv(index=False).encode()
+    dataset, _ = datasets.import_table(engine, read_bytes("one.csv", csv, settings=settings), project="p",
+                                       name="one.csv", settings=settings)
+    request = TrainRequest(model_name="one", target="y", config=TuningConfig(models=(), budget_s=10.0))
+    job_id = jobs.submit_job(engine, dataset_id=dataset.id, request=request, settings=settings)
+    job = _wait(engine, job_id, lambda j: j.status not in jobs.ACTIVE)
+    assert job.status == "FAILED" and "only one value" in job.error

@@ -1,0 +1,69 @@
+"""`python -m core train` and `predict`, as a user runs them."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.xdist_group("train-cli")
+
+
+def run(*args: str, workspace: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SHIPML_WORKSPACE": str(workspace)}
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_train_then_predict(tmp_path, sample_path) -> None:
+    data = sample_path("penguins.csv")
+    out = run("train", "--data", str(data), "--target", "species", "--budget", "15",
+              "--models", "logistic_regression,lightgbm", "--out", str(tmp_path / "model"), workspace=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "registered penguins version 1" in out.stdout
+    assert {"model.joblib", "model.json", "MODEL_CARD.md"} <= {p.name for p in (tmp_path / "model").iterdir()}
+    test = pd.read_csv(data).drop(columns=["species"]).head(30)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    out = run("predict", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "test.csv"),
+              "--out", str(tmp_path / "preds.csv"), workspace=tmp_path)
+    assert out.returncode == 0, out.stderr
+    preds = pd.read_csv(tmp_path / "preds.csv")
+    assert list(preds.columns) == ["prediction", "proba_Adelie", "proba_Chinstrap", "proba_Gentoo"]
+    assert len(preds) == 30 and preds.filter(like="proba_").sum(axis=1).round(6).eq(1).all()
+    test.drop(columns=["island"]).to_csv(tmp_path / "broken.csv", index=False)
+    out = run("predict", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "broken.csv"),
+              "--out", str(tmp_path / "p2.csv"), workspace=tmp_path)
+    assert out.returncode == 2 and "'island'" in out.stderr and not (tmp_path / "p2.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--budget", "0"], "budget"),
+        (["--models", "telepathy"], "telepathy"),
+        (["--metric", "r2"], "r2"),
+        (["--task", "regression"], "text"),
+    ],
+)
+def test_bad_requests_fail_before_training(tmp_path, sample_path, args, message) -> None:
+    out = run("train", "--data", str(sample_path("penguins.csv")), "--target", "species", *args,
+              "--out", str(tmp_path / "m"), workspace=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert "trial" not in out.stderr  # nothing was trained
+    assert not (tmp_path / "m").exists()
+
+
+def test_one_class_target_and_tiny_classes_are_refused(tmp_path) -> None:
+    one = tmp_path / "one.csv"
+    pd.DataFrame({"x": range(50), "y": ["a"] * 50}).to_csv(one, index=False)
+    out = run("train", "--data", str(one), "--target", "y", "--out", str(tmp_path / "m"), workspace=tmp_path)
+    assert out.returncode == 2 and "only one value" in out.stderr
+    tiny = tmp_path / "tiny.csv"
+    pd.DataFrame({"x": range(50), "y": ["a"] * 25 + ["b"] * 22 + ["c"] * 3}).to_csv(tiny, index=False)
+    out = run("train", "--data", str(tiny), "--target", "y", "--out", str(tmp_path / "m"), workspace=tmp_path)
+    assert out.returncode == 2 and "'c'" in out.stderr
