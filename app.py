@@ -3,20 +3,25 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import datasets
+from core import datasets, jobs, registry
 from core.samples import ensure_demo_project
 from pages.common import current_dataset, engine, md, select_dataset, settings, workflow
 
 st.set_page_config(page_title="ShipML", page_icon=":material/rocket_launch:", layout="wide")
 
 
+STALE_SAVE_S = 15 * 60  # a model save takes seconds; a PENDING row this old was interrupted
+
+
 @st.cache_resource
-def _seed_demo(db_url: str) -> None:
-    # A fresh install opens with a sample table ready; once per store, a no-op after that.
+def _startup(db_url: str) -> None:
+    """Once per process and store: sample data for a fresh install, and tidy-up after a crash."""
     ensure_demo_project(engine(), settings=settings())
+    registry.mark_stale_pending(engine(), STALE_SAVE_S, settings=settings())
+    jobs.reap_dead_jobs(engine())
 
 
-_seed_demo(settings().db_url)
+_startup(settings().db_url)
 
 PAGES = {
     "Data": [
@@ -48,6 +53,7 @@ def sidebar() -> None:
             ("Target chosen", prep.target is not None),
             ("Clean", bool(prep.recipe.steps)),
             ("Features", prep.plan is not None),
+            ("Trained", any(j.status == "DONE" for j in jobs.list_jobs(engine(), dataset_id=dataset.id))),
         ]
         st.markdown("\n".join(f"- {':material/check_circle:' if done else ':material/radio_button_unchecked:'} {name}" for name, done in steps))
         if st.button("Close dataset", icon=":material/close:"):

@@ -1,0 +1,70 @@
+"""Train, Evaluate and Models pages, with a real background training job."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from core import jobs, registry
+from core.config import get_settings
+from core.store.db import make_engine
+
+pytestmark = pytest.mark.xdist_group("jobs")
+
+
+@pytest.fixture
+def store(app):
+    engine = make_engine(get_settings().db_url)
+    yield engine
+    engine.dispose()
+
+
+def _no_exceptions(at) -> None:
+    assert [e.value for e in at.exception] == []
+
+
+def _wait_done(engine, job_id: int, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while jobs.get_job(engine, job_id).status in jobs.ACTIVE:
+        assert time.monotonic() < deadline, "training job did not finish"
+        time.sleep(0.5)
+
+
+def test_train_evaluate_and_models(app, store) -> None:
+    at = app()
+    at.switch_page("pages/evaluate.py").run()
+    _no_exceptions(at)
+    assert any("No finished training job" in i.value for i in at.info)
+
+    at.switch_page("pages/train.py").run()
+    _no_exceptions(at)
+    next(m for m in at.multiselect if m.label.startswith("Models")).set_value(["logistic_regression", "lightgbm"])
+    next(s for s in at.slider if s.label.startswith("Time budget")).set_value(10)
+    next(n for n in at.number_input if n.label.startswith("Max trials")).set_value(3)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    _no_exceptions(at)
+    (job,) = jobs.list_jobs(store)
+    assert job.model_name == "mlc_churn"
+    _wait_done(store, job.id)
+    assert jobs.get_job(store, job.id).status == "DONE", jobs.get_job(store, job.id).error
+    at.run()
+    _no_exceptions(at)
+    assert any("Training finished" in s.value for s in at.success)
+    assert any(m.label == "Trials done" and int(m.value) >= 2 for m in at.metric)
+
+    at.switch_page("pages/evaluate.py").run()
+    _no_exceptions(at)
+    assert any("ROC AUC" in str(df.value) for df in at.dataframe)
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 5  # ROC, PR, confusion, calibration, lift
+    next(b for b in at.button if b.label.startswith("Compute permutation importance")).click().run(timeout=180)
+    _no_exceptions(at)
+    assert len(at.get("plotly_chart")) >= len(charts) + 2  # importance + partial dependence
+
+    at.switch_page("pages/models.py").run()
+    _no_exceptions(at)
+    assert registry.list_model_names(store) == ["mlc_churn"]
+    next(b for b in at.button if b.label == "Point alias here").click().run()
+    _no_exceptions(at)
+    assert registry.aliases(store, name="mlc_churn") == {"champion": 1}
+    assert any("mlc" in m.value and "churn" in m.value for m in at.markdown)
