@@ -69,7 +69,9 @@ def browser():
     executable = _chromium()
     if executable is None:
         missing("Chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=20_000)  # a cold app on a busy 2-core machine takes a while
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)

@@ -28,13 +28,14 @@ def _messy_csv(path) -> None:
     frame.to_csv(path, index=False)
 
 
-def _choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the Streamlit selectbox labelled ``label``."""
+def _choose(page, label: str, option: str, *, exact: bool = True) -> None:
+    """Pick ``option`` (or, not ``exact``, the option starting with it) in a labelled selectbox."""
     box = page.get_by_test_id("stSelectbox").filter(has_text=label)
     expect(box).to_have_count(1)  # reruns briefly show stale copies; wait for the settled page
     box.locator("input").click()
     page.keyboard.type(option)
-    page.get_by_role("option", name=option, exact=True).click()
+    name = option if exact else re.compile("^" + re.escape(option))
+    page.get_by_role("option", name=name, exact=exact).first.click()
 
 
 def _goto(page, title: str) -> None:
@@ -99,3 +100,29 @@ def test_html_in_names_and_values_is_shown_as_text(page, app_url, tmp_path) -> N
     expect(page.get_by_test_id("stSidebar")).to_contain_text("evil.csv")
     assert page.locator("img[src=x]").count() == 0
     assert page.title() != "pwned"
+
+
+def test_train_and_evaluate_in_the_browser(page, app_url, screenshots) -> None:
+    page.goto(app_url)
+    expect(page.get_by_role("heading", name="Upload & profile").first).to_be_visible()
+    _choose(page, "Project", "Demo")
+    _choose(page, "Dataset", "mlc_churn.csv", exact=False)
+    _goto(page, "Train")
+    models = page.get_by_test_id("stMultiSelect").filter(has_text="Models")
+    models.locator("input").click()
+    page.keyboard.type("Logistic")
+    page.get_by_role("option", name="Logistic regression").click()
+    page.keyboard.press("Escape")
+    trials = page.get_by_label("Max trials (0 = no limit)")
+    trials.fill("2")  # no Enter: inside a form it would submit
+    page.get_by_role("button", name="Start training").click()
+    expect(page.get_by_text("Training finished and the model is registered.")).to_be_visible(timeout=180_000)
+    expect(page.get_by_text("Job 1 · mlc_churn")).to_be_visible()  # the first and only job
+    expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
+    page.screenshot(path=str(screenshots / "train.png"), full_page=True)
+
+    page.get_by_role("link", name="See the evaluation").click()
+    expect(page.get_by_role("heading", name="Evaluate", exact=True).first).to_be_visible()
+    expect(page.get_by_role("tab", name="ROC")).to_be_visible()
+    expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
+    page.screenshot(path=str(screenshots / "evaluate.png"), full_page=True)
