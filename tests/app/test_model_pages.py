@@ -68,3 +68,32 @@ def test_train_evaluate_and_models(app, store) -> None:
     _no_exceptions(at)
     assert registry.aliases(store, name="mlc_churn") == {"champion": 1}
     assert any("mlc" in m.value and "churn" in m.value for m in at.markdown)
+
+
+def test_leakage_suspects_must_be_dropped_or_confirmed_before_training(app, store, tmp_path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from core import datasets
+    from core.data.ingest import read_bytes
+
+    rng = np.random.default_rng(0)
+    y = rng.choice(["yes", "no"], 400)
+    frame = pd.DataFrame({"x": rng.normal(size=400), "refund_issued": np.where(y == "yes", 1, 0), "y": y})
+    at = app()
+    settings = get_settings()
+    dataset, _ = datasets.import_table(store, read_bytes("leaky.csv", frame.to_csv(index=False).encode(), settings=settings),
+                                       project="Demo", name="leaky.csv", settings=settings)
+    datasets.save_preparation(store, dataset.id, target="y")
+    from pages.common import WorkflowState
+
+    at.session_state["workflow"] = WorkflowState(project="Demo", dataset_id=dataset.id)
+    at.switch_page("pages/train.py").run()
+    _no_exceptions(at)
+    assert any("target leakage" in w.value for w in at.warning)
+    assert not any(b.label == "Start training" for b in at.button)
+    next(b for b in at.button if b.label == "Drop the column").click().run()
+    _no_exceptions(at)
+    recipe = datasets.get_preparation(store, dataset.id).recipe
+    assert [s.kind for s in recipe.steps] == ["drop_columns"] and recipe.steps[0].columns == ["refund_issued"]
+    assert any(b.label == "Start training" for b in at.button)

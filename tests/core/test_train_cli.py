@@ -67,3 +67,10 @@ def test_one_class_target_and_tiny_classes_are_refused(tmp_path) -> None:
     pd.DataFrame({"x": range(50), "y": ["a"] * 25 + ["b"] * 22 + ["c"] * 3}).to_csv(tiny, index=False)
     out = run("train", "--data", str(tiny), "--target", "y", "--out", str(tmp_path / "m"), workspace=tmp_path)
     assert out.returncode == 2 and "'c'" in out.stderr
+
+
+def test_no_usable_feature_is_refused(tmp_path) -> None:
+    ids = tmp_path / "ids.csv"
+    pd.DataFrame({"customer_id": range(200), "y": [0, 1] * 100}).to_csv(ids, index=False)
+    out = run("train", "--data", str(ids), "--target", "y", "--out", str(tmp_path / "m"), workspace=tmp_path)
+    assert out.returncode == 2 and "feature" in out.stderr, out.stderr

@@ -1,0 +1,233 @@
+"""Tuning across model families: config checks, the three searches, budget, cancel, pruning, failures."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from functools import cache
+
+import optuna
+import pandas as pd
+import pytest
+from sklearn.neighbors import KNeighborsClassifier
+
+from core.config import SAMPLES_DIR
+from core.data.profile import Task
+from core.errors import BadInput
+from core.modeling import tuning
+from core.modeling.evaluation import CVScheme, cross_validate
+from core.modeling.metrics import signed
+from core.modeling.specs import baseline, get_spec
+from core.modeling.tuning import TuningConfig, TuningResult, tune
+from core.prep.plan import FeaturePlan
+from core.prep.recipe import prepare_training_table
+from core.prep.steps import Recipe
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+PENGUINS = ("penguins.csv", "species", Task.MULTICLASS)
+CONCRETE = ("concrete.csv", "compressive_strength", Task.REGRESSION)
+
+
+@cache
+def _table(name: str, target: str) -> tuple[pd.DataFrame, pd.Series]:
+    return prepare_training_table(pd.read_csv(SAMPLES_DIR / name), Recipe(), target=target)
+
+
+def _scheme(task: Task, n_folds: int = 3) -> CVScheme:
+    return CVScheme(kind="kfold" if task is Task.REGRESSION else "stratified", n_folds=n_folds, seed=0)
+
+
+def _tune(data: tuple[str, str, Task], n_folds: int = 3, **kwargs) -> TuningResult:
+    name, target, task = data
+    X, y = _table(name, target)
+    options = {k: kwargs.pop(k) for k in ("on_trial", "should_stop") if k in kwargs}
+    return tune(X, y, task=task, recipe=Recipe(), plan=FeaturePlan(), target=target,
+                scheme=_scheme(task, n_folds), config=TuningConfig(**kwargs), **options)
+
+
+def _baseline_score(data: tuple[str, str, Task], metric: str) -> float:
+    name, target, task = data
+    X, y = _table(name, target)
+    cv = cross_validate(lambda: baseline(task, seed=0), X, y, task=task, scheme=_scheme(task), metric=metric)
+    return float(pd.Series(cv.fold_scores[metric]).mean())
+
+
+# --- config ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (TuningConfig(budget_s=0), "budget must be positive"),
+        (TuningConfig(budget_s=-5), "budget must be positive"),
+        (TuningConfig(budget_s=None, max_trials=-1), "trials must be positive"),
+        (TuningConfig(max_trials=0), "trials must be positive"),
+        (TuningConfig(budget_s=None, max_trials=None), "budget, a trial count"),
+        (TuningConfig(per_model_s=0), "time per model"),
+        (TuningConfig(models=("no_such_model",)), "Unknown model"),
+        (TuningConfig(models=("ridge",)), "does not apply to multiclass"),
+        (TuningConfig(metric="rmse"), "does not apply to multiclass"),
+        (TuningConfig(metric="nope"), "Unknown metric"),
+        (TuningConfig(search="annealing"), "Unknown search"),  # type: ignore[arg-type]
+    ],
+)
+def test_validate_rejects_bad_configs(config: TuningConfig, message: str) -> None:
+    with pytest.raises(BadInput, match=message):
+        config.validate(Task.MULTICLASS)
+
+
+def test_validate_accepts_a_good_config_and_round_trips() -> None:
+    config = TuningConfig(models=("knn", "lightgbm"), search="grid", budget_s=None, max_trials=3, metric="f1")
+    config.validate(Task.BINARY)
+    assert TuningConfig.from_dict(config.to_dict()) == config
+    assert TuningConfig().families(Task.REGRESSION)[:2] == ("ridge", "lasso")
+
+
+# --- the three searches -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "search", "models", "trials"),
+    [
+        (PENGUINS, "bayes", ("logistic_regression", "knn", "lightgbm"), 8),
+        (CONCRETE, "random", ("ridge", "knn", "lightgbm"), 8),
+    ],
+)
+def test_search_finds_a_model_better_than_the_baseline(data, search, models, trials) -> None:
+    seen = []
+    result = _tune(data, models=models, search=search, budget_s=None, max_trials=trials, on_trial=seen.append)
+    assert result.stopped == "trials" and len(result.trials) == trials == len(seen)
+    assert set(result.leaderboard["model"]) == set(models)
+    assert list(result.leaderboard.columns) == ["model", "score", "score_std", "params", "trials", "duration_s"]
+    # The first trial of each family runs its defaults, and every family runs early.
+    assert [t.model for t in result.trials[:3]] == list(models)
+    for first in result.trials[:3]:
+        assert first.params == tuning._plain(get_spec(first.model, data[2]).defaults(task=data[2]))
+    metric = TuningConfig().metric_for(data[2])
+    keys = [signed(metric, s) for s in result.leaderboard["score"]]
+    assert keys == sorted(keys, reverse=True) and result.best.score == result.leaderboard["score"][0]
+    assert signed(metric, result.best.score) > signed(metric, _baseline_score(data, metric)) + 0.1
+    assert len(result.best.fold_scores) == 3 and result.best.score_std >= 0
+
+
+def test_grid_search_runs_every_point_of_every_family() -> None:
+    models = ("ridge", "lasso", "knn")
+    result = _tune(CONCRETE, models=models, search="grid", budget_s=None, max_trials=100)
+    assert result.stopped == "finished"
+    X, _ = _table(*CONCRETE[:2])
+    for model in models:
+        spec = get_spec(model, Task.REGRESSION)
+        points = tuning._grid_points(spec, Task.REGRESSION, len(X))
+        ran = [t.params for t in result.trials if t.model == model]
+        assert ran[0] == tuning._plain(spec.defaults(task=Task.REGRESSION))
+        assert ran[1:] == list(points)  # each point once, in the grid's order
+    assert all(t.state == "complete" for t in result.trials)  # a grid is never median-pruned
+    # Families are interleaved, so a budget cut leaves every family partly searched.
+    assert {t.model for t in result.trials[3:6]} == set(models)
+    assert set(result.leaderboard["model"]) == set(models)
+    assert result.best.score > _baseline_score(CONCRETE, "r2") + 0.3
+
+
+def test_the_same_seed_and_trial_count_give_the_same_search() -> None:
+    def run():
+        result = _tune(PENGUINS, models=("logistic_regression", "knn"), budget_s=None, max_trials=6, seed=3)
+        return [(t.model, t.params, t.state, t.score) for t in result.trials], result.best.params
+
+    assert run() == run()
+
+
+# --- budget, cancel, pruning, failures --------------------------------------------------------------------
+
+
+def test_the_budget_holds_and_every_family_gets_on_the_leaderboard() -> None:
+    models = ("logistic_regression", "knn", "lightgbm", "extra_trees")
+    started = time.perf_counter()
+    result = _tune(PENGUINS, models=models, budget_s=8.0)
+    elapsed = time.perf_counter() - started
+    assert result.stopped == "budget"
+    assert elapsed <= 8.8 + 0.5, elapsed  # 10 % over the budget, plus the test's own overhead
+    assert result.elapsed_s <= 8.8
+    assert set(result.leaderboard["model"]) == set(models)
+    assert len(result.trials) > len(models)
+
+
+def test_a_family_time_limit_stops_its_trials() -> None:
+    result = _tune(PENGUINS, models=("knn", "lightgbm"), budget_s=None, max_trials=12, per_model_s=1.0)
+    spent = {m: sum(t.duration_s for t in result.trials if t.model == m) for m in ("knn", "lightgbm")}
+    # A family may start a trial while under its limit and is stopped between folds after it.
+    assert all(s <= 1.0 + 0.6 for s in spent.values()), spent
+    assert result.stopped in ("budget", "trials")
+
+
+def test_cancel_between_trials_returns_the_partial_result() -> None:
+    seen = []
+    result = _tune(PENGUINS, models=("logistic_regression", "knn", "lightgbm"), budget_s=60.0,
+                   on_trial=seen.append, should_stop=lambda: len(seen) >= 2)
+    assert result.stopped == "cancelled" and len(result.trials) == 2
+    assert set(result.leaderboard["model"]) == {"logistic_regression", "knn"}
+    assert result.elapsed_s < 30
+
+
+def test_cancel_between_folds_stops_the_running_trial() -> None:
+    calls = []
+
+    def should_stop() -> bool:
+        calls.append(1)
+        return len(calls) >= 3  # before the trial, after fold 1, after fold 2: cancel
+
+    result = _tune(PENGUINS, n_folds=5, models=("knn",), budget_s=60.0, should_stop=should_stop)
+    assert result.stopped == "cancelled"
+    (trial,) = result.trials
+    assert trial.state == "pruned" and trial.score is not None and result.best is None
+    assert result.leaderboard.empty
+
+
+def test_bayes_prunes_poor_trials_between_folds() -> None:
+    result = _tune(CONCRETE, n_folds=5, models=("ridge", "knn", "lasso"), budget_s=None, max_trials=24)
+    states = [t.state for t in result.trials]
+    assert states.count("pruned") >= 2, states
+    assert states[:3] == ["complete"] * 3  # default-params trials are never pruned
+    pruned = [t for t in result.trials if t.state == "pruned"]
+    assert all(t.score is not None and t.fold_scores == () for t in pruned)
+
+
+class _Broken(KNeighborsClassifier):
+    def fit(self, X, y):
+        raise ValueError("boom\nwith a second line")
+
+
+def _break(monkeypatch, *broken: str) -> None:
+    real = tuning.get_spec
+
+    def get_spec_(name: str, task: Task):
+        spec = real(name, task)
+        return dataclasses.replace(spec, classifier=_Broken) if name in broken else spec
+
+    monkeypatch.setattr(tuning, "get_spec", get_spec_)
+
+
+def test_a_failing_family_is_recorded_and_the_search_goes_on(monkeypatch) -> None:
+    _break(monkeypatch, "knn")
+    result = _tune(PENGUINS, models=("knn", "logistic_regression"), budget_s=None, max_trials=4)
+    failed = [t for t in result.trials if t.state == "failed"]
+    assert [t.model for t in failed] == ["knn"]  # its defaults failed, so it was not tried again
+    assert failed[0].error == "ValueError: boom with a second line" and failed[0].score is None
+    assert list(result.leaderboard["model"]) == ["logistic_regression"]
+    assert result.stopped == "trials"
+
+
+def test_every_trial_failing_is_bad_input(monkeypatch) -> None:
+    _break(monkeypatch, "knn", "logistic_regression")
+    with pytest.raises(BadInput, match="Every trial failed.*boom"):
+        _tune(PENGUINS, models=("knn", "logistic_regression"), budget_s=30.0)
+
+
+def test_parameter_names_are_namespaced_per_family() -> None:
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    params = get_spec("random_forest", Task.REGRESSION).suggest(
+        tuning._PrefixedTrial(trial, "random_forest"), task=Task.REGRESSION, n_rows=500
+    )
+    assert set(trial.params) == {f"random_forest:{k}" for k in params}
+    assert not any(math.isnan(v) for v in trial.params.values() if isinstance(v, float))
