@@ -13,7 +13,7 @@ from core.config import PROJECT_ROOT, SAMPLES_DIR
 from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling.evaluation import CVScheme
-from core.modeling.tuning import STUDY_ATTR, TuningConfig, close_storage, open_storage, tune
+from core.modeling.tuning import CANCELLED_ATTR, STUDY_ATTR, TuningConfig, close_storage, open_storage, tune
 from core.modeling.worker import run_worker
 from core.prep.plan import FeaturePlan
 from core.prep.recipe import prepare_training_table
@@ -123,11 +123,13 @@ def test_the_study_records_what_a_worker_needs(tmp_path: Path) -> None:
              scheme=CVScheme(kind="stratified", n_folds=3), config=config, storage_url=url)
 
 
-def test_workers_carry_on_a_cancelled_study_within_their_own_limits(tmp_path: Path) -> None:
+def test_workers_stop_on_cancel_and_keep_their_own_limits(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     config = TuningConfig(models=("knn", "logistic_regression"), budget_s=None, max_trials=5)
     result = _tune(url, tmp_path, "study-3", config, should_stop=lambda: True)
     assert result.stopped == "cancelled" and result.trials == ()
+    assert run_worker("study-3", url) == 0  # a cancelled study stops its workers
+    optuna.load_study(study_name="study-3", storage=url).set_user_attr(CANCELLED_ATTR, False)  # resumed
     assert run_worker("study-3", url, max_trials=2) == 2
     assert run_worker("study-3", url) == 3  # the rest of the study's cap
     trials = optuna.load_study(study_name="study-3", storage=url).get_trials()

@@ -1,0 +1,754 @@
+"""Hyperparameter search across model families within one time budget (Optuna underneath).
+
+One Optuna study per :func:`tune` call; the same trial loop (:func:`run_trials`) runs in ``tune``
+and in every distributed worker (``core.modeling.worker``), and all of its state lives in the
+study, so processes on other machines share it.
+
+How the search goes:
+
+* **Families.** First one trial per family with its default parameters (never median-pruned),
+  so even a short budget gives every family a row on the leaderboard. Then round-robin: the
+  family with the fewest trials goes next, ties to the better best score. Fair in trials; time
+  fairness comes from the limits below.
+* **Parameters.** ``bayes``: TPE (seeded) over the family's search space; ``random``: random
+  sampling; both with a MedianPruner fed the running mean after each fold (folds are the same
+  for every trial, so the comparison is paired). Optuna parameter names are prefixed with the
+  family (``random_forest:max_depth``) so families never share observations.
+  ``grid``: each family's ``grid()`` points in ``itertools.product`` order over sorted keys (the
+  default point skipped, it ran first), one point per trial, families interleaved round-robin;
+  no median pruning. A family whose grid is done leaves the rotation; when all are done the
+  search has ``finished``. (Chosen over enqueued trials or a GridSampler so the family order and
+  the time limits work the same way in every mode.)
+* **Time.** A trial may use its family's fair share of the time left (time left divided by the
+  families still in play; in the defaults round, by the families still waiting for theirs), or
+  all of it when no family fits its share, so unused time flows to the others; with
+  ``per_model_s`` the family's total time is capped too. A family is started only when its
+  mean trial time fits; a running trial stops between folds (pruned) when the next fold would
+  overrun. A single fold is never interrupted, so the budget holds to within about one fold.
+* **Trial cap.** ``max_trials`` counts every trial of the study, workers' included. Optuna
+  numbers trials densely under a lock, so a trial numbered at or past the cap (two processes
+  racing for the last slot) is closed at once as failed with the user attribute ``over_cap``
+  and left out of every result.
+
+Every trial keeps the user attributes ``model``, ``worker_pid``, ``params`` (what the spec's
+``build`` takes) and ``result`` (scores, duration, state details), from which
+:class:`TrialRecord` is rebuilt in any process.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+from threadpoolctl import threadpool_limits
+
+from core.data.profile import Task
+from core.errors import BadInput, StorageError
+from core.modeling.evaluation import CVScheme, cross_validate
+from core.modeling.metrics import check_metric, default_metric, signed
+from core.modeling.specs import ModelSpec, get_spec, specs_for
+from core.prep.pipeline import build_pipeline
+from core.prep.plan import FeaturePlan
+from core.prep.recipe import recipe_from_json, recipe_to_json
+from core.prep.steps import Recipe
+
+Search = Literal["grid", "random", "bayes"]
+Stopped = Literal["budget", "trials", "cancelled", "finished"]
+TrialStateName = Literal["complete", "pruned", "failed"]
+
+STUDY_ATTR = "shipml"  # the study user attribute holding everything a worker needs
+CANCELLED_ATTR = "shipml_cancelled"  # set when tune() is cancelled, so workers stop too
+_STATES: dict[TrialState, TrialStateName] = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+}
+_MAX_ERROR = 300
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """What to search, how, and for how long.
+
+    Attributes:
+        models: Spec names; empty means every family for the task (automatic mode).
+        search: ``grid``, ``random`` or ``bayes`` (TPE).
+        budget_s: Total wall-clock budget in seconds, or None.
+        max_trials: Total trial cap (all workers together), or None. At least one of
+            ``budget_s`` and ``max_trials`` must be set.
+        per_model_s: Time cap per family (the sum of its trials); None shares the budget fairly.
+        metric: The metric to optimise; empty means ``default_metric(task)``.
+        class_weight: Weight classes ``"balanced"`` in classifiers that support it.
+        seed: Seed of the samplers and the estimators.
+    """
+
+    models: tuple[str, ...] = ()
+    search: Search = "bayes"
+    budget_s: float | None = 60.0
+    max_trials: int | None = None
+    per_model_s: float | None = None
+    metric: str = ""
+    class_weight: bool = False
+    seed: int = 42
+
+    def validate(self, task: Task) -> None:
+        """Check the config against the task.
+
+        Args:
+            task: The learning task.
+
+        Raises:
+            BadInput: A budget, cap or per-model limit that is not positive, neither budget nor
+                cap, an unknown search, a model unknown or unfit for the task, or a metric that
+                does not apply to the task.
+        """
+        if self.search not in get_args(Search):
+            raise BadInput(f"Unknown search {self.search!r}; use one of: {', '.join(get_args(Search))}.")
+        if self.budget_s is None and self.max_trials is None:
+            raise BadInput("Set a time budget, a trial count, or both.")
+        if self.budget_s is not None and not self.budget_s > 0:
+            raise BadInput(f"The time budget must be positive, not {self.budget_s}.")
+        if self.max_trials is not None and self.max_trials <= 0:
+            raise BadInput(f"The number of trials must be positive, not {self.max_trials}.")
+        if self.per_model_s is not None and not self.per_model_s > 0:
+            raise BadInput(f"The time per model must be positive, not {self.per_model_s}.")
+        for name in self.models:
+            get_spec(name, task)
+        if not self.families(task):
+            raise BadInput(f"No model family applies to {Task(task).value}.")
+        if self.metric:
+            check_metric(self.metric, task)
+
+    def families(self, task: Task) -> tuple[str, ...]:
+        """The family names to search, in order, without repeats."""
+        names = self.models or tuple(spec.name for spec in specs_for(task))
+        return tuple(dict.fromkeys(names))
+
+    def metric_for(self, task: Task) -> str:
+        """The metric to optimise: ``metric``, or the task's default."""
+        return self.metric or default_metric(task)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values; :meth:`from_dict` rebuilds the config."""
+        return {**asdict(self), "models": list(self.models)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TuningConfig:
+        """The config :meth:`to_dict` wrote."""
+        return cls(**{**data, "models": tuple(data.get("models", ()))})
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One finished trial.
+
+    Attributes:
+        number: The Optuna trial number (unique in the study).
+        model: The family name.
+        params: The parameters the spec's ``build`` took (JSON values: tuples come back as lists).
+        score: Mean of the primary metric over the folds (as the metric reads, not signed);
+            for a pruned trial, over the folds it ran; None when nothing was scored.
+        score_std: Standard deviation over the folds (ddof=1), or None.
+        fold_scores: The primary metric per fold (complete trials; empty otherwise).
+        duration_s: Wall time of the trial.
+        state: ``complete``, ``pruned`` (median pruner, time limit or cancel) or ``failed``.
+        error: For a failed trial, a one-line reason.
+    """
+
+    number: int
+    model: str
+    params: dict[str, Any]
+    score: float | None
+    score_std: float | None
+    fold_scores: tuple[float, ...]
+    duration_s: float
+    state: TrialStateName
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    """The outcome of a search.
+
+    Attributes:
+        trials: Every finished trial of the study (workers' included), by number.
+        best: The complete trial with the best score (the earliest on a tie), or None.
+        leaderboard: The best complete trial per family, best first, with columns ``model``,
+            ``score``, ``score_std``, ``params``, ``trials`` (the family's trial count, all
+            states) and ``duration_s`` (the family's total trial time).
+        stopped: Why the search ended: ``budget``, ``trials``, ``cancelled`` or ``finished``
+            (grid done, or no family left to try).
+        elapsed_s: Wall time of the call.
+        study_name: The Optuna study's name (workers join it by this name).
+    """
+
+    trials: tuple[TrialRecord, ...]
+    best: TrialRecord | None
+    leaderboard: pd.DataFrame
+    stopped: Stopped
+    elapsed_s: float
+    study_name: str
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """Everything a trial needs; identical in ``tune`` and in every worker of the study."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    task: Task
+    recipe: Recipe
+    plan: FeaturePlan
+    target: str
+    scheme: CVScheme
+    config: TuningConfig
+    deadline: float | None  # Unix time shared by all processes; None without a budget
+    metric: str = field(init=False)
+    families: tuple[str, ...] = field(init=False)
+    grids: dict[str, tuple[dict[str, Any], ...]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Derived once, the same way in every process.
+        object.__setattr__(self, "metric", self.config.metric_for(self.task))
+        object.__setattr__(self, "families", self.config.families(self.task))
+        grids = {}
+        if self.config.search == "grid":
+            grids = {f: _grid_points(get_spec(f, self.task), self.task, len(self.X)) for f in self.families}
+        object.__setattr__(self, "grids", grids)
+
+
+def tune(
+    X: pd.DataFrame,
+    y: pd.Series,
+    *,
+    task: Task,
+    recipe: Recipe,
+    plan: FeaturePlan,
+    target: str,
+    scheme: CVScheme,
+    config: TuningConfig,
+    storage_url: str | None = None,
+    study_name: str | None = None,
+    work_dir: Path | None = None,
+    on_trial: Callable[[TrialRecord], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TuningResult:
+    """Search model families and their parameters by cross-validation within the budget.
+
+    Args:
+        X: Raw features from ``prepare_training_table`` (the holdout already removed).
+        y: The target.
+        task: The learning task.
+        recipe: The cleaning recipe (its column steps run inside each fold).
+        plan: The feature plan.
+        target: The target column's name.
+        scheme: The cross-validation scheme.
+        config: What to search and for how long.
+        storage_url: An Optuna RDB URL (``sqlite:///…/optuna.db`` or PostgreSQL) for a study that
+            survives the process and that workers can join; None keeps it in memory. Give Optuna
+            its own database, never the app's store.
+        study_name: The study's name; default ``shipml-<random>``. Must be new in the storage.
+        work_dir: Where the Parquet copy of ``X`` + ``y`` for workers is written; required with
+            ``storage_url``.
+        on_trial: Called after each trial this process runs (live progress).
+        should_stop: Polled between folds and trials; True cancels the search (workers too),
+            which returns what it has with ``stopped="cancelled"``.
+
+    Returns:
+        The trials, the best one and the leaderboard.
+
+    Raises:
+        BadInput: An invalid config, an unusable storage or study name, or every trial failed
+            (with the first error).
+        StorageError: The table copy for workers could not be written.
+    """
+    started = time.perf_counter()
+    task = Task(task)
+    config.validate(task)
+    if storage_url is not None and work_dir is None:
+        raise ValueError("work_dir is required with storage_url: workers read the training table from it.")
+    deadline = time.time() + config.budget_s if config.budget_s is not None else None
+    context = SearchContext(X=X, y=y, task=task, recipe=recipe, plan=plan, target=target, scheme=scheme,
+                            config=config, deadline=deadline)
+    name = study_name or f"shipml-{uuid.uuid4().hex[:12]}"
+    storage = open_storage(storage_url)
+    try:
+        try:
+            study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
+                                        sampler=_sampler(config, seed=config.seed), pruner=_pruner(config))
+        except optuna.exceptions.DuplicatedStudyError:
+            raise BadInput(f"A tuning study named {name!r} already exists in that storage.") from None
+        attrs = _context_attrs(context)
+        if storage_url is not None:
+            assert work_dir is not None
+            attrs |= _share_table(X, y, target=target, work_dir=work_dir)
+        study.set_user_attr(STUDY_ATTR, attrs)
+        _, stopped = run_trials(study, context, deadline=deadline, should_stop=should_stop, on_trial=on_trial)
+        if stopped == "cancelled":
+            study.set_user_attr(CANCELLED_ATTR, True)
+        result = _result(study, context.metric, stopped, time.perf_counter() - started)
+    finally:
+        close_storage(storage)
+    if result.trials and all(t.state == "failed" for t in result.trials):
+        first = min(result.trials, key=lambda t: t.number)
+        raise BadInput(f"Every trial failed; the first ({first.model}): {first.error}")
+    return result
+
+
+def run_trials(
+    study: optuna.Study,
+    context: SearchContext,
+    *,
+    deadline: float | None,
+    max_own_trials: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_trial: Callable[[TrialRecord], None] | None = None,
+) -> tuple[list[TrialRecord], Stopped]:
+    """Run trials of ``study`` until its cap, the deadline, a cancel, or nothing is left to try.
+
+    Args:
+        study: The study (direction maximise).
+        context: The data and config, as in every process of the study.
+        deadline: Unix time after which no trial runs (a worker may pass an earlier one).
+        max_own_trials: Stop after this many trials of this process.
+        should_stop: Polled between folds and trials; True cancels.
+        on_trial: Called after each trial this process runs.
+
+    Returns:
+        This process's trials and why it stopped.
+    """
+    ran: list[TrialRecord] = []
+    cap = context.config.max_trials
+    while True:
+        if should_stop is not None and should_stop():
+            return ran, "cancelled"
+        if max_own_trials is not None and len(ran) >= max_own_trials:
+            return ran, "trials"
+        trials = study.get_trials(deepcopy=False)
+        if cap is not None and len(trials) >= cap:
+            return ran, "trials"
+        pick = _pick(trials, context, deadline)
+        if isinstance(pick, str):
+            return ran, pick  # type: ignore[return-value]
+        trial = study.ask()
+        if cap is not None and trial.number >= cap:  # another process took the last slot
+            trial.set_user_attr("over_cap", True)
+            study.tell(trial, state=TrialState.FAIL)
+            return ran, "trials"
+        record, cancelled = _run_trial(study, trial, context, pick, should_stop)
+        ran.append(record)
+        if on_trial is not None:
+            on_trial(record)
+        if cancelled:
+            return ran, "cancelled"
+
+
+def open_storage(url: str | None) -> optuna.storages.RDBStorage | None:
+    """An Optuna RDB storage for ``url`` (None: in memory, returned as None).
+
+    SQLite files get WAL and a long busy timeout, so worker processes can share one.
+
+    Raises:
+        BadInput: The storage cannot be opened (the message leaves the URL out: it may hold a password).
+    """
+    if url is None:
+        return None
+    is_sqlite = url.startswith("sqlite")
+    engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}} if is_sqlite else {"pool_pre_ping": True}
+    try:
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        if is_sqlite:
+            with storage.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+    except Exception as exc:  # driver, network or schema errors; all mean "cannot use it"
+        raise BadInput(f"Cannot open the tuning storage: {type(exc).__name__}.") from None
+    return storage
+
+
+def close_storage(storage: optuna.storages.RDBStorage | None) -> None:
+    """Release the storage's database connections."""
+    if storage is not None:
+        storage.remove_session()
+        storage.engine.dispose()
+
+
+def context_from_attrs(attrs: dict[str, Any]) -> SearchContext:
+    """Rebuild a study's :class:`SearchContext` from its ``shipml`` user attribute (workers).
+
+    Raises:
+        BadInput: The study has no shared table, or it cannot be read.
+    """
+    if attrs.get("data_error") or not attrs.get("data_path"):
+        reason = attrs.get("data_error") or "no copy was written"
+        raise BadInput(f"This study's training table is not shared: {reason}.")
+    try:
+        frame = pd.read_parquet(attrs["data_path"])
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"Cannot read the study's training table: {type(exc).__name__}.") from None
+    target = attrs["target"]
+    return SearchContext(
+        X=frame.drop(columns=[target]),
+        y=frame[target],
+        task=Task(attrs["task"]),
+        recipe=recipe_from_json(attrs["recipe"]),
+        plan=FeaturePlan.model_validate_json(attrs["plan"]),
+        target=target,
+        scheme=CVScheme(**attrs["scheme"]),
+        config=TuningConfig.from_dict(attrs["config"]),
+        deadline=attrs["deadline"],
+    )
+
+
+def make_sampler_and_pruner(
+    config: TuningConfig, *, seed: int
+) -> tuple[optuna.samplers.BaseSampler, optuna.pruners.BasePruner]:
+    """The sampler and pruner for ``config`` (workers pass their own seed so they differ)."""
+    return _sampler(config, seed=seed), _pruner(config)
+
+
+# --- scheduling ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pick:
+    model: str
+    kind: Literal["default", "grid", "search"]
+    grid_index: int
+    limit_s: float  # this trial's time limit
+    prunable: bool
+
+
+@dataclass
+class _Family:
+    trials: int = 0  # running ones included, so concurrent processes spread out
+    finished: int = 0
+    failed: int = 0
+    spent_s: float = 0.0
+    fold_s: list[float] = field(default_factory=list)  # mean fold time of each trial that ran folds
+    best: float = -math.inf  # signed
+
+
+def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float | None) -> _Pick | Stopped:
+    """The next family to try and its time limit, or why nothing should start."""
+    stats, default_s = _family_stats(trials, context.families)
+    config = context.config
+    out_of_time = False
+    active = []
+    for name, family in stats.items():
+        if family.finished and family.failed == family.finished:
+            continue  # its defaults (and anything since) failed: its other trials most likely will too
+        if context.grids and family.trials - 1 >= len(context.grids[name]):
+            continue  # grid done
+        if config.per_model_s is not None and family.spent_s >= config.per_model_s:
+            out_of_time = True
+            continue
+        active.append(name)
+    if not active:
+        return "budget" if out_of_time else "finished"
+    remaining = math.inf if deadline is None else deadline - time.time()
+    if remaining <= 0:
+        return "budget"
+    order = sorted(active, key=lambda f: (stats[f].trials, -stats[f].best, context.families.index(f)))
+    # First the fair share of the time left; if nothing fits, whatever is left.
+    share = remaining / len(active)
+    waiting = sum(1 for f in active if stats[f].trials == 0)
+    if waiting:
+        # Defaults round: keep for each family still waiting what a typical default trial took
+        # and give the rest to this one, so a slow family's defaults still reach the board.
+        share = remaining / waiting
+        if default_s:
+            share = max(share, remaining - (waiting - 1) * float(np.median(default_s)))
+    for base in dict.fromkeys((share, remaining)):
+        for name in order:
+            family = stats[name]
+            limit = base
+            if config.per_model_s is not None:
+                limit = min(limit, config.per_model_s - family.spent_s)
+            # Pruned trials count too: a family too slow for its share is only ever pruned.
+            # Unknown (no trial yet): 0, so its default trial starts and the fold check stops it.
+            estimate = float(np.mean(family.fold_s)) * context.scheme.n_folds if family.fold_s else 0.0
+            if estimate <= limit:
+                kind = "default" if family.trials == 0 else "grid" if context.grids else "search"
+                return _Pick(model=name, kind=kind, grid_index=family.trials - 1, limit_s=limit,
+                             prunable=kind == "search")
+    return "budget"
+
+
+def _family_stats(
+    trials: Sequence[FrozenTrial], families: Sequence[str]
+) -> tuple[dict[str, _Family], list[float]]:
+    """Per family counts, times and best score, and the durations of finished default trials."""
+    stats = {f: _Family() for f in families}
+    default_s = []
+    for t in trials:
+        family = stats.get(t.user_attrs.get("model", ""))
+        if family is None:
+            continue
+        family.trials += 1
+        if t.state not in _STATES:
+            continue
+        result = t.user_attrs.get("result", {})
+        family.finished += 1
+        family.spent_s += float(result.get("duration_s", 0.0))
+        if result.get("folds"):
+            family.fold_s.append(float(result["duration_s"]) / result["folds"])
+        if result.get("kind") == "default":
+            default_s.append(float(result.get("duration_s", 0.0)))
+        if t.state is TrialState.FAIL:
+            family.failed += 1
+        elif t.state is TrialState.COMPLETE and t.value is not None:
+            family.best = max(family.best, float(t.value))
+    return stats, default_s
+
+
+# --- one trial ----------------------------------------------------------------------------------
+
+
+def _run_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    context: SearchContext,
+    pick: _Pick,
+    should_stop: Callable[[], bool] | None,
+) -> tuple[TrialRecord, bool]:
+    """Cross-validate one candidate and tell the study; returns the record and whether it was cancelled."""
+    started = time.perf_counter()
+    spec = get_spec(pick.model, context.task)
+    trial.set_user_attr("model", pick.model)
+    trial.set_user_attr("worker_pid", os.getpid())
+    n_folds = context.scheme.n_folds
+    stop = ""  # why the trial was stopped early, if it was
+    running = [math.nan, 0]  # the last running mean, folds done
+
+    def after_fold(fold: int, mean: float) -> None:
+        nonlocal stop
+        running[:] = [mean, fold]
+        if math.isfinite(mean):
+            trial.report(signed(context.metric, mean), fold)
+        if fold >= n_folds:
+            return  # done: nothing left to save
+        elapsed = time.perf_counter() - started
+        if should_stop is not None and should_stop():
+            stop = "cancelled"
+        elif elapsed + elapsed / fold > pick.limit_s:
+            stop = "time limit"
+        elif pick.prunable and trial.should_prune():
+            stop = "median pruner"
+        if stop:
+            raise optuna.TrialPruned(stop)
+
+    params: dict[str, Any] = {}
+    folds: tuple[float, ...] = ()
+    error = ""
+    try:
+        # Convergence and feature-name warnings of hundreds of candidates are noise to a user.
+        # One thread per trial (parallelism comes from workers): OpenMP models such as histogram
+        # boosting run 10-50x slower on a busy machine when their threads oversubscribe the
+        # cores, which would wreck the time budget.
+        with warnings.catch_warnings(), threadpool_limits(limits=1):
+            warnings.simplefilter("ignore")
+            params = _plain(_params(spec, trial, context, pick))
+            trial.set_user_attr("params", params)
+            balanced = context.config.class_weight and spec.supports_class_weight
+            weight = "balanced" if balanced and context.task is not Task.REGRESSION else None
+
+            def make_pipeline():
+                estimator = spec.build(params, task=context.task, seed=context.config.seed, class_weight=weight)
+                return build_pipeline(context.recipe, context.plan, target=context.target, estimator=estimator,
+                                      seed=context.config.seed)
+
+            cv = cross_validate(make_pipeline, context.X, context.y, task=context.task, scheme=context.scheme,
+                                metric=context.metric, after_fold=after_fold)
+        folds = tuple(float(v) for v in cv.fold_scores[context.metric])
+        if not any(math.isfinite(v) for v in folds):
+            raise BadInput(f"{context.metric} is undefined on every fold.")
+        state = TrialState.COMPLETE
+    except optuna.TrialPruned:
+        state = TrialState.PRUNED
+    except Exception as exc:  # an estimator's error fails this trial, not the search
+        state = TrialState.FAIL
+        error = _one_line(exc)
+    score: float | None = None
+    std: float | None = None
+    if state is TrialState.COMPLETE:
+        score, std = _summary(folds)
+    elif state is TrialState.PRUNED and math.isfinite(running[0]):
+        score = running[0]  # the mean over the folds it ran
+    result = {
+        "kind": pick.kind, "score": score, "score_std": std, "fold_scores": list(folds),
+        "duration_s": time.perf_counter() - started, "folds": running[1], "stop": stop, "error": error,
+    }
+    trial.set_user_attr("result", result)
+    study.tell(trial, signed(context.metric, score) if state is TrialState.COMPLETE else None, state=state)
+    record = TrialRecord(number=trial.number, model=pick.model, params=params, score=score, score_std=std,
+                         fold_scores=folds, duration_s=result["duration_s"], state=_STATES[state], error=error)
+    return record, stop == "cancelled"
+
+
+def _params(spec: ModelSpec, trial: optuna.Trial, context: SearchContext, pick: _Pick) -> dict[str, Any]:
+    if pick.kind == "default":
+        return spec.defaults(task=context.task)
+    if pick.kind == "grid":
+        return context.grids[pick.model][pick.grid_index]
+    return spec.suggest(_PrefixedTrial(trial, pick.model), task=context.task, n_rows=len(context.X))
+
+
+class _PrefixedTrial:
+    """A trial whose parameter names carry the family, so families never share observations or
+    clash on a name with different ranges (``C`` of two linear models, say)."""
+
+    def __init__(self, trial: optuna.Trial, family: str) -> None:
+        self._trial, self._prefix = trial, f"{family}:"
+
+    def suggest_float(self, name: str, *args: Any, **kwargs: Any) -> float:
+        return self._trial.suggest_float(self._prefix + name, *args, **kwargs)
+
+    def suggest_int(self, name: str, *args: Any, **kwargs: Any) -> int:
+        return self._trial.suggest_int(self._prefix + name, *args, **kwargs)
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        return self._trial.suggest_categorical(self._prefix + name, choices)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._trial, name)
+
+
+def _grid_points(spec: ModelSpec, task: Task, n_rows: int) -> tuple[dict[str, Any], ...]:
+    """Every grid point of a family in a fixed order, without the defaults (their trial ran first)."""
+    grid = spec.grid(task=task, n_rows=n_rows)
+    keys = sorted(grid)
+    # The default point: the spec's defaults over the estimator's own (max_depth=None, say).
+    built = spec.build(None, task=task, seed=0).get_params()
+    defaults = _plain({k: v for k, v in {**built, **spec.defaults(task=task)}.items() if k in grid})
+    points = (_plain(dict(zip(keys, values))) for values in itertools.product(*(grid[k] for k in keys)))
+    return tuple(p for p in points if p != defaults)
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+def _record(trial: FrozenTrial) -> TrialRecord | None:
+    """A finished trial as a record; None for a running, over-cap or foreign trial."""
+    if trial.state not in _STATES or "model" not in trial.user_attrs or trial.user_attrs.get("over_cap"):
+        return None
+    result = trial.user_attrs.get("result", {})
+    return TrialRecord(
+        number=trial.number,
+        model=trial.user_attrs["model"],
+        params=trial.user_attrs.get("params", {}),
+        score=result.get("score"),
+        score_std=result.get("score_std"),
+        fold_scores=tuple(result.get("fold_scores", ())),
+        duration_s=float(result.get("duration_s", 0.0)),
+        state=_STATES[trial.state],
+        error=result.get("error", "" if trial.state is not TrialState.FAIL else "the trial stopped unexpectedly"),
+    )
+
+
+def _result(study: optuna.Study, metric: str, stopped: Stopped, elapsed_s: float) -> TuningResult:
+    records = tuple(r for t in study.get_trials(deepcopy=False) if (r := _record(t)) is not None)
+    complete = [r for r in records if r.state == "complete" and r.score is not None]
+    best = max(complete, key=lambda r: (signed(metric, r.score), -r.number), default=None)
+    return TuningResult(trials=records, best=best, leaderboard=_leaderboard(records, metric),
+                        stopped=stopped, elapsed_s=elapsed_s, study_name=study.study_name)
+
+
+def _leaderboard(records: Sequence[TrialRecord], metric: str) -> pd.DataFrame:
+    rows = []
+    for model in dict.fromkeys(r.model for r in records):
+        mine = [r for r in records if r.model == model]
+        complete = [r for r in mine if r.state == "complete" and r.score is not None]
+        if not complete:
+            continue
+        top = max(complete, key=lambda r: (signed(metric, r.score), -r.number))
+        rows.append({"model": model, "score": top.score, "score_std": top.score_std, "params": top.params,
+                     "trials": len(mine), "duration_s": sum(r.duration_s for r in mine),
+                     "_key": signed(metric, top.score)})
+    columns = ["model", "score", "score_std", "params", "trials", "duration_s"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    table = pd.DataFrame(rows).sort_values("_key", ascending=False, kind="stable", ignore_index=True)
+    return table[columns]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _sampler(config: TuningConfig, *, seed: int) -> optuna.samplers.BaseSampler:
+    if config.search == "bayes":
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)  # grid trials sample nothing
+
+
+def _pruner(config: TuningConfig) -> optuna.pruners.BasePruner:
+    if config.search == "grid":
+        return optuna.pruners.NopPruner()  # a grid is evaluated in full
+    return optuna.pruners.MedianPruner(n_startup_trials=5)
+
+
+def _context_attrs(context: SearchContext) -> dict[str, Any]:
+    return {
+        "target": context.target,
+        "task": context.task.value,
+        "recipe": recipe_to_json(context.recipe),
+        "plan": context.plan.model_dump_json(),
+        "scheme": context.scheme.to_dict(),
+        "config": context.config.to_dict(),
+        "deadline": context.deadline,
+        "n_rows": len(context.X),
+    }
+
+
+def _share_table(X: pd.DataFrame, y: pd.Series, *, target: str, work_dir: Path) -> dict[str, Any]:
+    """Write ``X`` + ``y`` to a Parquet file for workers, atomically (temp file, then rename).
+
+    A table Parquet cannot hold (mixed types in a column) does not stop local tuning: the
+    study then records why workers cannot join.
+    """
+    if target in X.columns:
+        raise ValueError(f"X already has a column named like the target {target!r}.")
+    frame = X.copy()
+    frame[target] = y.to_numpy()
+    path = Path(work_dir) / f"tuning-{uuid.uuid4().hex}.parquet"
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(temp)
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise StorageError(f"Cannot write the training table for tuning workers: {exc.strerror or exc}.") from None
+    except Exception as exc:  # pyarrow's type errors: the table is fine for pandas, not for Parquet
+        temp.unlink(missing_ok=True)
+        return {"data_path": None, "data_error": _one_line(exc)}
+    return {"data_path": str(path.resolve()), "data_error": ""}
+
+
+def _summary(folds: Sequence[float]) -> tuple[float, float]:
+    finite = np.asarray([v for v in folds if math.isfinite(v)], dtype=float)
+    return float(finite.mean()), float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    """Params as JSON gives them back (tuples become lists, NumPy scalars Python ones), so a trial
+    runs with exactly what any storage, and a later refit, will see."""
+    return json.loads(json.dumps(params, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, BadInput):
+        text = f"{type(exc).__name__}: {text}"
+    return text[:_MAX_ERROR]
