@@ -247,6 +247,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "sql_url", None) and not args.query:
         parser.error("--sql-url needs --query")
+    if args.command in ("train", "worker", "job-run"):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress lines say enough
     try:
         return args.func(args, get_settings())
     except BadInput as exc:

@@ -26,18 +26,15 @@ from core import datasets
 from core.config import PROJECT_ROOT, Settings, child_environment
 from core.data.profile import Task
 from core.errors import BadInput
+from core.modeling.metrics import signed
 from core.modeling.tuning import TrialRecord, TuningConfig
 from core.store.db import session_scope
 from core.store.models import JobTrial, TrainingJob, utcnow
-from core.training import TrainRequest, train_model
+from core.training import TrainingCancelled, TrainRequest, train_model
 
 ACTIVE = ("QUEUED", "RUNNING")
 HEARTBEAT_TIMEOUT_S = 120.0  # a live job beats at least every few seconds (between folds)
 _CANCEL_POLL_S = 0.5
-
-
-class Cancelled(Exception):
-    """The analyst cancelled the job."""
 
 
 def request_to_json(request: TrainRequest) -> str:
@@ -93,6 +90,8 @@ def run_job(engine: Engine, job_id: int, *, settings: Settings) -> str:
         session.add(job)
         dataset_id, request = job.dataset_id, request_from_json(job.request_json)
     last_poll = [0.0]
+    # An empty metric means the task's default, and every default metric is higher-is-better.
+    metric = request.config.metric or "roc_auc"
 
     def beat(**fields) -> None:
         with session_scope(engine) as session:
@@ -111,7 +110,11 @@ def run_job(engine: Engine, job_id: int, *, settings: Settings) -> str:
             ))
             row = session.get(TrainingJob, job_id)
             row.trials_done += 1
-            if trial.score is not None and (row.best_score is None or trial.score > row.best_score):
+            # Compare in the "higher is better" direction: rmse or log loss improve downwards.
+            better = row.best_score is None or (
+                trial.score is not None and signed(metric, trial.score) > signed(metric, row.best_score)
+            )
+            if trial.score is not None and better:
                 row.best_score, row.best_model = trial.score, trial.model
             row.heartbeat_at = utcnow()
             session.add(row)
@@ -138,14 +141,12 @@ def run_job(engine: Engine, job_id: int, *, settings: Settings) -> str:
             request=request, engine=engine, settings=settings, on_trial=on_trial, should_stop=should_stop,
             on_stage=lambda stage: beat(stage=stage),
         )
-        if outcome.tuning.stopped == "cancelled":
-            raise Cancelled
         report_file = job_dir(job_id, settings=settings) / "report.joblib"
         joblib.dump(outcome.report, report_file)
         beat(status="DONE", stage="done", finished_at=utcnow(), version_id=outcome.version.id,
              warnings_json=json.dumps(outcome.warnings))
         return "DONE"
-    except Cancelled:
+    except TrainingCancelled:
         beat(status="CANCELLED", stage="cancelled", finished_at=utcnow())
         return "CANCELLED"
     except BadInput as exc:

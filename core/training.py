@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 from sqlalchemy.engine import Engine
 
 from core.config import Settings
@@ -25,6 +26,14 @@ from core.prep.recipe import prepare_training_table, recipe_to_json
 from core.prep.steps import Recipe
 from core.registry import VersionMeta, register_version
 from core.store.models import ModelVersion
+
+
+class TrainingCancelled(Exception):
+    """Tuning was cancelled: nothing is evaluated or registered; the trials so far are kept."""
+
+    def __init__(self, tuning: TuningResult) -> None:
+        super().__init__("training was cancelled")
+        self.tuning = tuning
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,8 @@ def train_model(
         X_train, y_train, task=data.task, recipe=recipe, plan=plan, target=request.target, scheme=data.scheme,
         config=data.config, on_trial=on_trial, should_stop=should_stop,
     )
+    if tuning.stopped == "cancelled":
+        raise TrainingCancelled(tuning)
     if tuning.best is None:
         raise BadInput("no trial finished within the budget; give training more time")
     best = tuning.best
@@ -137,12 +148,13 @@ def train_model(
         return build_pipeline(recipe, plan, target=request.target, estimator=estimator, seed=settings.random_seed)
 
     stage("evaluating")
-    report = evaluate(
-        make_pipeline, X_train, y_train, task=data.task, scheme=data.scheme, metric=data.config.metric,
-        seed=settings.random_seed, X_holdout=X_hold, y_holdout=y_hold,
-    )
-    stage("registering")
-    final = make_pipeline().fit(X_train, y_train)
+    with threadpool_limits(1):  # see tuning: competing OpenMP pools are far slower on small machines
+        report = evaluate(
+            make_pipeline, X_train, y_train, task=data.task, scheme=data.scheme, metric=data.config.metric,
+            seed=settings.random_seed, X_holdout=X_hold, y_holdout=y_hold,
+        )
+        stage("registering")
+        final = make_pipeline().fit(X_train, y_train)
     meta = VersionMeta(
         dataset_hash=dataset_hash, target=request.target, task=data.task.value, recipe_json=recipe_to_json(recipe),
         plan_json=plan.model_dump_json(), model_family=best.model, params=dict(best.params),

@@ -58,6 +58,9 @@ def test_cancel_keeps_the_partial_leaderboard(engine, settings, penguins) -> Non
     jobs.cancel_job(engine, job_id)
     job = _wait(engine, job_id, lambda j: j.status not in jobs.ACTIVE, timeout=60)
     assert job.status == "CANCELLED" and job.version_id is None
+    from core import registry
+
+    assert registry.list_model_names(engine) == []  # nothing registered after a cancel
     assert len(jobs.job_trials(engine, job_id)) >= 1
 
 

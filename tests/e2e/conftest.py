@@ -79,12 +79,22 @@ def browser():
         browser.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    item.rep = outcome.get_result()  # lets the page fixture see whether the test failed
+
+
 @pytest.fixture
-def page(browser):
+def page(browser, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1600})
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(60_000)  # generous: CI runs the suite on two busy cores
     yield page
+    if getattr(request.node, "rep", None) is not None and request.node.rep.failed:
+        out = ROOT / "test-results" / "failures"
+        out.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out / f"{request.node.name}.png"), full_page=True)
     context.close()
 
 
