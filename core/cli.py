@@ -144,7 +144,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
 
     pipeline, meta = load_exported(Path(args.model))
     frame = _load(args.data, settings).frame
-    predictions = predict_frame(pipeline, frame)
+    predictions = predict_frame(pipeline, frame, threshold=meta.get("metrics", {}).get("decision_threshold"))
     out = Path(args.out)
     tmp = out.with_name(f".{out.name}.tmp")
     predictions.to_csv(tmp, index=False)

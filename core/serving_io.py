@@ -1,6 +1,7 @@
 """Turning a fitted Pipeline's output into a table: shared by `predict` and, later, the service."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
@@ -12,8 +13,11 @@ def required_columns(pipeline: Pipeline) -> tuple[str, ...]:
     return tuple(str(c) for c in getattr(pipeline, "feature_names_in_", ()))
 
 
-def predict_frame(pipeline: Pipeline, frame: pd.DataFrame) -> pd.DataFrame:
+def predict_frame(pipeline: Pipeline, frame: pd.DataFrame, *, threshold: float | None = None) -> pd.DataFrame:
     """Predictions for every row: ``prediction`` and, for classifiers, ``proba_<class>``.
+
+    For a binary classifier, ``threshold`` (the tuned decision threshold recorded with the
+    version) decides the label: the second class when its probability reaches it.
 
     Raises:
         BadInput: The table lacks columns the model needs (they are named).
@@ -27,6 +31,9 @@ def predict_frame(pipeline: Pipeline, frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"prediction": pipeline.predict(X)}, index=frame.index)
     if hasattr(pipeline, "predict_proba"):
         proba = pipeline.predict_proba(X)
-        for i, cls in enumerate(pipeline.classes_):
+        classes = list(pipeline.classes_)
+        if threshold is not None and len(classes) == 2:
+            out["prediction"] = np.where(proba[:, 1] >= threshold, classes[1], classes[0])
+        for i, cls in enumerate(classes):
             out[f"proba_{cls}"] = proba[:, i]
     return out.reset_index(drop=True)

@@ -159,7 +159,8 @@ def train_model(
         dataset_hash=dataset_hash, target=request.target, task=data.task.value, recipe_json=recipe_to_json(recipe),
         plan_json=plan.model_dump_json(), model_family=best.model, params=dict(best.params),
         metrics={m.name: {"mean": m.mean, "std": m.std, "baseline": m.baseline_mean} for m in report.metrics}
-        | {"holdout": report.holdout or {}},
+        | {"holdout": report.holdout or {}}
+        | ({"decision_threshold": report.threshold} if report.threshold is not None else {}),
         cv=data.scheme.to_dict(), training_seconds=time.monotonic() - started, description=request.description,
     )
     version = register_version(engine, name=request.model_name, pipeline=final, meta=meta, reference=X_train, settings=settings)

@@ -74,3 +74,21 @@ def test_no_usable_feature_is_refused(tmp_path) -> None:
     pd.DataFrame({"customer_id": range(200), "y": [0, 1] * 100}).to_csv(ids, index=False)
     out = run("train", "--data", str(ids), "--target", "y", "--out", str(tmp_path / "m"), workspace=tmp_path)
     assert out.returncode == 2 and "feature" in out.stderr, out.stderr
+
+
+def test_binary_predictions_use_the_tuned_threshold(tmp_path, sample_path) -> None:
+    import json
+
+    out = run("train", "--data", str(sample_path("default.csv")), "--target", "default", "--trials", "2",
+              "--models", "logistic_regression", "--out", str(tmp_path / "model"), workspace=tmp_path)
+    assert out.returncode == 0, out.stderr
+    threshold = json.loads((tmp_path / "model" / "model.json").read_text())["metrics"]["decision_threshold"]
+    assert 0 < threshold < 1
+    test = pd.read_csv(sample_path("default.csv")).drop(columns=["default"]).head(500)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    out = run("predict", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "test.csv"),
+              "--out", str(tmp_path / "preds.csv"), workspace=tmp_path)
+    assert out.returncode == 0, out.stderr
+    preds = pd.read_csv(tmp_path / "preds.csv")
+    expected = (preds["proba_Yes"] >= threshold).map({True: "Yes", False: "No"})
+    assert (preds["prediction"] == expected).all()
