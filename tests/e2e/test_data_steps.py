@@ -28,11 +28,18 @@ def _messy_csv(path) -> None:
     frame.to_csv(path, index=False)
 
 
+def _settle(page) -> None:
+    """Wait until the app is not running a script (a rerun leaves stale copies of elements)."""
+    page.wait_for_timeout(200)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
+
+
 def _choose(page, label: str, option: str, *, exact: bool = True) -> None:
     """Pick ``option`` (or, not ``exact``, the option starting with it) in a labelled selectbox."""
+    _settle(page)
     box = page.get_by_test_id("stSelectbox").filter(has_text=label)
     expect(box).to_have_count(1)  # reruns briefly show stale copies; wait for the settled page
-    box.locator("input").click()
+    box.locator("input").first.click()
     page.keyboard.type(option)
     name = option if exact else re.compile("^" + re.escape(option))
     page.get_by_role("option", name=name, exact=exact).first.click()
