@@ -5,6 +5,7 @@ so a model trained headless and one trained in the browser go through the same s
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from core.prep.recipe import prepare_training_table, recipe_to_json
 from core.prep.steps import Recipe
 from core.registry import VersionMeta, register_version
 from core.store.models import ModelVersion
+
+
+EVALUATION_RESERVE = 0.12  # share of the budget kept for the final evaluation and save
 
 
 class TrainingCancelled(Exception):
@@ -93,7 +97,7 @@ def prepare(frame: pd.DataFrame, recipe: Recipe, plan: FeaturePlan, request: Tra
         raise BadInput(f"a binary task needs exactly two classes; {request.target!r} has {y.nunique()}")
     config = request.config
     if not config.metric:
-        config = TuningConfig(**{**config.__dict__, "metric": default_metric(task)})
+        config = dataclasses.replace(config, metric=default_metric(task))
     config.validate(task)
     frame_xy = X.assign(**{request.target: y.to_numpy()})
     scheme, warnings = choose_scheme(
@@ -131,9 +135,16 @@ def train_model(
         data.X, data.y, task=data.task, scheme=data.scheme, share=request.holdout_share
     )
     stage("tuning")
+    config = data.config
+    if config.budget_s is not None:
+        # The budget covers the whole training, so keep back time for evaluating, refitting and
+        # saving the winner (about one more cross-validation of it).
+        reserve = max(2.0, EVALUATION_RESERVE * config.budget_s)
+        left = config.budget_s - (time.monotonic() - started) - reserve
+        config = dataclasses.replace(config, budget_s=max(1.0, left))
     tuning = tune(
         X_train, y_train, task=data.task, recipe=recipe, plan=plan, target=request.target, scheme=data.scheme,
-        config=data.config, on_trial=on_trial, should_stop=should_stop,
+        config=config, on_trial=on_trial, should_stop=should_stop,
     )
     if tuning.stopped == "cancelled":
         raise TrainingCancelled(tuning)

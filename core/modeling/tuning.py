@@ -7,9 +7,9 @@ study, so processes on other machines share it.
 How the search goes:
 
 * **Families.** First one trial per family with its default parameters (never median-pruned),
-  so even a short budget gives every family a row on the leaderboard. Then round-robin: the
-  family with the fewest trials goes next, ties to the better best score. Fair in trials; time
-  fairness comes from the limits below.
+  so even a short budget gives every family a row on the leaderboard (in automatic mode LightGBM
+  and histogram gradient boosting go first). Then only the three leading families keep being
+  tuned, round-robin: the one with the fewest trials goes next, ties to the better best score.
 * **Parameters.** ``bayes``: TPE (seeded) over the family's search space; ``random``: random
   sampling; both with a MedianPruner fed the running mean after each fold (folds are the same
   for every trial, so the comparison is paired). Optuna parameter names are prefixed with the
@@ -132,9 +132,15 @@ class TuningConfig:
             check_metric(self.metric, task)
 
     def families(self, task: Task) -> tuple[str, ...]:
-        """The family names to search, in order, without repeats."""
-        names = self.models or tuple(spec.name for spec in specs_for(task))
-        return tuple(dict.fromkeys(names))
+        """The family names to search, in order, without repeats.
+
+        In automatic mode the families that usually win on tables (gradient boosting) run their
+        default trial first, so a short budget is not spent on slow forests before them.
+        """
+        if self.models:
+            return tuple(dict.fromkeys(self.models))
+        names = [spec.name for spec in specs_for(task)]
+        return tuple(sorted(names, key=lambda n: (n not in _STRONG_FIRST, _STRONG_FIRST.index(n) if n in _STRONG_FIRST else 0)))
 
     def metric_for(self, task: Task) -> str:
         """The metric to optimise: ``metric``, or the task's default."""
@@ -440,6 +446,10 @@ class _Family:
     best: float = -math.inf  # signed
 
 
+_STRONG_FIRST = ("lightgbm", "hist_gradient_boosting")
+_KEEP_SEARCHING = 3  # families that keep being tuned once every family has had its default trial
+
+
 def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float | None) -> _Pick | Stopped:
     """The next family to try and its time limit, or why nothing should start."""
     stats, default_s = _family_stats(trials, context.families)
@@ -457,6 +467,10 @@ def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float
         active.append(name)
     if not active:
         return "budget" if out_of_time else "finished"
+    if not context.grids and all(stats[f].trials for f in active) and len(active) > _KEEP_SEARCHING:
+        # After the defaults round, spend the rest of the budget on the leading families only:
+        # an even split over every family starves the ones that can still improve.
+        active = sorted(active, key=lambda f: -stats[f].best)[:_KEEP_SEARCHING]
     remaining = math.inf if deadline is None else deadline - time.time()
     if remaining <= 0:
         return "budget"

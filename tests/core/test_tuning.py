@@ -81,7 +81,9 @@ def test_validate_accepts_a_good_config_and_round_trips() -> None:
     config = TuningConfig(models=("knn", "lightgbm"), search="grid", budget_s=None, max_trials=3, metric="f1")
     config.validate(Task.BINARY)
     assert TuningConfig.from_dict(config.to_dict()) == config
-    assert TuningConfig().families(Task.REGRESSION)[:2] == ("ridge", "lasso")
+    families = TuningConfig().families(Task.REGRESSION)
+    assert families[:4] == ("lightgbm", "hist_gradient_boosting", "ridge", "lasso")  # strong ones first
+    assert config.families(Task.BINARY) == ("knn", "lightgbm")  # a chosen order is kept
 
 
 # --- the three searches -----------------------------------------------------------------------------
@@ -231,3 +233,15 @@ def test_parameter_names_are_namespaced_per_family() -> None:
     )
     assert set(trial.params) == {f"random_forest:{k}" for k in params}
     assert not any(math.isnan(v) for v in trial.params.values() if isinstance(v, float))
+
+
+def test_only_the_leading_families_keep_being_tuned() -> None:
+    X, y = _table("penguins.csv", "species")
+    scheme = CVScheme(kind="stratified", n_folds=3, seed=0)
+    config = TuningConfig(models=("logistic_regression", "knn", "random_forest", "extra_trees", "lightgbm"),
+                          search="random", budget_s=None, max_trials=15, metric="balanced_accuracy", seed=0)
+    result = tune(X, y, task=Task.MULTICLASS, recipe=Recipe(), plan=FeaturePlan(), target="species",
+                  scheme=scheme, config=config)
+    after_defaults = result.trials[5:]
+    assert len({t.model for t in result.trials[:5]}) == 5  # every family got its default trial
+    assert len({t.model for t in after_defaults}) <= 3
