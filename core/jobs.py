@@ -28,6 +28,7 @@ from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling.metrics import signed
 from core.modeling.tuning import TrialRecord, TuningConfig
+from core.prep.plan import FeaturePlan
 from core.store.db import session_scope
 from core.store.models import JobTrial, TrainingJob, utcnow
 from core.training import TrainingCancelled, TrainRequest, train_model
@@ -38,15 +39,13 @@ _CANCEL_POLL_S = 0.5
 
 
 def request_to_json(request: TrainRequest) -> str:
-    return json.dumps(dataclasses.asdict(request))
+    return json.dumps({**dataclasses.asdict(request), "config": request.config.to_dict()})
 
 
 def request_from_json(text: str) -> TrainRequest:
     raw = json.loads(text)
-    config = raw.pop("config")
-    config["models"] = tuple(config["models"])
     task = raw.pop("task")
-    return TrainRequest(**raw, config=TuningConfig(**config), task=Task(task) if task else None)
+    return TrainRequest(**raw | {"config": TuningConfig.from_dict(raw["config"])}, task=Task(task) if task else None)
 
 
 def job_dir(job_id: int, *, settings: Settings) -> Path:
@@ -133,8 +132,6 @@ def run_job(engine: Engine, job_id: int, *, settings: Settings) -> str:
     try:
         dataset = datasets.get_dataset(engine, dataset_id)
         prep = datasets.get_preparation(engine, dataset_id)
-        from core.prep.plan import FeaturePlan
-
         frame = datasets.load_dataset_frame(dataset, settings=settings)
         outcome = train_model(
             frame, dataset_hash=dataset.content_hash, recipe=prep.recipe, plan=prep.plan or FeaturePlan(),

@@ -95,10 +95,8 @@ def train_form(dataset, frame, target: str) -> None:
             st.rerun()
 
 
-@st.fragment(run_every=1.0)
 def job_panel(job_id: int) -> None:
-    """Live progress of one job, refreshed every second from the store."""
-    jobs.reap_dead_jobs(engine())
+    """One job's progress and result, read from the store."""
     job = jobs.get_job(engine(), job_id)
     request = jobs.request_from_json(job.request_json)
     st.markdown(f"{STATUS_ICON[job.status]} **Job {job.id} · {md(job.model_name)}** · {job.status.lower()} · {job.stage}")
@@ -132,6 +130,15 @@ def job_panel(job_id: int) -> None:
         st.error(job.error, icon=":material/error:")
 
 
+@st.fragment(run_every=1.0)
+def live_job_panel(job_id: int) -> None:
+    """While a job runs: its panel refreshed every second, and one full rerun when it ends."""
+    jobs.reap_dead_jobs(engine())
+    if jobs.get_job(engine(), job_id).status not in jobs.ACTIVE:
+        st.rerun()  # the whole page, which then shows the finished job without polling
+    job_panel(job_id)
+
+
 st.title("Train")
 dataset = require_dataset()
 prep = datasets.get_preparation(engine(), dataset.id)
@@ -153,4 +160,4 @@ if history:
     chosen = st.selectbox("Job", ids, index=ids.index(watched) if watched in ids else 0,
                           format_func=lambda i: next(f"#{j.id} · {j.model_name} · {j.status.lower()} · {j.created_at:%Y-%m-%d %H:%M}"
                                                      for j in history if j.id == i))
-    job_panel(chosen)
+    (live_job_panel if jobs.get_job(engine(), chosen).status in jobs.ACTIVE else job_panel)(chosen)
