@@ -9,9 +9,12 @@ keeps, checked by ``tests/core/test_specs.py`` against every (spec, task) pair:
   estimators accept), so a trial's params can be stored and rebuilt. Store the dict ``suggest``
   returns, not ``trial.params``: the MLP searches ``n_layers``/``width`` and returns
   ``hidden_layer_sizes``.
-* Sizes stay sane for a small machine: at most 300 trees per forest or 500 boosting rounds,
-  ``n_jobs=1`` by default (callers may pass ``n_jobs`` in params) so parallel trials do not
-  oversubscribe the cores.
+* Sizes stay sane for a small machine: at most 300 trees per forest or 2,000 boosting rounds
+  (the tuner's time limits stop a trial that would not fit), ``n_jobs=1`` by default (callers
+  may pass ``n_jobs`` in params) so parallel trials do not oversubscribe the cores.
+* ``portfolio`` lists a few configurations known to do well on many tables (small trees and
+  many rounds, large trees with a small learning rate, strong column subsampling), tried right
+  after the defaults: a short budget then reaches corners a sampler finds only by luck.
 
 The features reaching the model are already imputed, encoded and (by default) standardised by
 ``FeatureBuilder``, so linear models, KNN and the MLP need no scaling of their own. Above
@@ -77,6 +80,7 @@ class ModelSpec:
     grid_points: Callable[[Task, int | None], dict[str, list[Any]]] = field(
         default=lambda task, n_rows: {}, repr=False
     )
+    portfolio_points: tuple[Params, ...] = field(default=(), repr=False)
 
     def build(
         self,
@@ -147,6 +151,18 @@ class ModelSpec:
         """
         return self.grid_points(self._check_task(task), n_rows)
 
+    def portfolio(self, *, task: Task) -> tuple[Params, ...]:
+        """Known-good configurations to try after the defaults, before the sampler takes over.
+
+        Args:
+            task: The learning task.
+
+        Returns:
+            Parameter dicts ``build`` accepts, in the order to try them (often empty).
+        """
+        self._check_task(task)
+        return tuple(dict(p) for p in self.portfolio_points)
+
     def defaults(self, *, task: Task) -> Params:
         """The parameters ``build(None, ...)`` uses, besides seeds and determinism switches.
 
@@ -211,8 +227,8 @@ def _forest_grid(task: Task, n_rows: int | None) -> dict[str, list[Any]]:
 def _hgb_space(trial: optuna.Trial, task: Task, n_rows: int) -> Params:
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
-        "max_iter": trial.suggest_int("max_iter", 50, 500, step=50),
-        "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 8, 128, log=True),
+        "max_iter": trial.suggest_int("max_iter", 50, 2_000, log=True),
+        "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 4, 256, log=True),
         "min_samples_leaf": trial.suggest_int("min_samples_leaf", 2, _upper(n_rows, 0.1, 100, 2), log=True),
         "l2_regularization": trial.suggest_float("l2_regularization", 1e-6, 10.0, log=True),
         "max_features": trial.suggest_float("max_features", 0.5, 1.0),
@@ -226,15 +242,32 @@ def _lightgbm_fixed(seed: int) -> Params:
 
 def _lightgbm_space(trial: optuna.Trial, task: Task, n_rows: int) -> Params:
     return {
-        "n_estimators": trial.suggest_int("n_estimators", 50, 500, step=50),
+        "n_estimators": trial.suggest_int("n_estimators", 50, 2_000, log=True),
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
-        "num_leaves": trial.suggest_int("num_leaves", 8, 128, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 4, 256, log=True),
         "min_child_samples": trial.suggest_int("min_child_samples", 2, _upper(n_rows, 0.1, 100, 2), log=True),
         "subsample": trial.suggest_float("subsample", 0.5, 1.0),
         "subsample_freq": 1,  # LightGBM ignores subsample unless bagging runs every k rounds
-        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
         "reg_lambda": trial.suggest_float("reg_lambda", 1e-8, 10.0, log=True),
     }
+
+
+# Widely used starting points, of the kind AutoGluon's and FLAML's portfolios hold: many small
+# trees with small leaves (often best on regression tables), large trees with a small learning
+# rate, and a middle road with row and column subsampling (noisy binary targets).
+_LIGHTGBM_PORTFOLIO: tuple[Params, ...] = (
+    {"n_estimators": 1_000, "learning_rate": 0.05, "num_leaves": 8, "min_child_samples": 5,
+     "colsample_bytree": 0.6},
+    {"n_estimators": 600, "learning_rate": 0.03, "num_leaves": 127, "min_child_samples": 5,
+     "colsample_bytree": 0.9},
+    {"n_estimators": 1_000, "learning_rate": 0.02, "num_leaves": 31, "min_child_samples": 20,
+     "colsample_bytree": 0.7, "subsample": 0.8, "subsample_freq": 1},
+)
+_HGB_PORTFOLIO: tuple[Params, ...] = (
+    {"learning_rate": 0.05, "max_iter": 1_000, "max_leaf_nodes": 8, "min_samples_leaf": 5, "max_features": 0.6},
+    {"learning_rate": 0.03, "max_iter": 600, "max_leaf_nodes": 127, "min_samples_leaf": 5, "max_features": 0.9},
+)
 
 
 def _knn_space(trial: optuna.Trial, task: Task, n_rows: int) -> Params:
@@ -315,7 +348,7 @@ _SPECS = (
         regressor=HistGradientBoostingRegressor, fixed=_seeded,
         default_params=_constant({"learning_rate": 0.1, "max_iter": 200, "max_leaf_nodes": 31,
                                   "min_samples_leaf": 20}),
-        space=_hgb_space,
+        space=_hgb_space, portfolio_points=_HGB_PORTFOLIO,
         grid_points=_grid({"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31, 63],
                            "min_samples_leaf": [10, 20]}),
     ),
@@ -324,7 +357,7 @@ _SPECS = (
         classifier=LGBMClassifier, regressor=LGBMRegressor, fixed=_lightgbm_fixed,
         default_params=_constant({"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 31,
                                   "min_child_samples": 20, "n_jobs": 1}),
-        space=_lightgbm_space,
+        space=_lightgbm_space, portfolio_points=_LIGHTGBM_PORTFOLIO,
         grid_points=_grid({"n_estimators": [100, 300], "learning_rate": [0.05, 0.1],
                            "num_leaves": [15, 31, 63]}),
     ),

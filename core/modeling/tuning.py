@@ -8,8 +8,11 @@ How the search goes:
 
 * **Families.** First one trial per family with its default parameters (never median-pruned),
   so even a short budget gives every family a row on the leaderboard (in automatic mode LightGBM
-  and histogram gradient boosting go first). Then only the three leading families keep being
-  tuned, round-robin: the one with the fewest trials goes next, ties to the better best score.
+  and histogram gradient boosting go first, and any other family's default trial may use at most
+  a tenth of the budget: a forest of 200 full-depth trees on a mid-sized table would otherwise
+  eat half of a minute). Then only the three leading families keep being tuned, round-robin:
+  the one with the fewest trials goes next, ties to the better best score. A family's first
+  tuned trials are its ``portfolio`` configurations, if it has any (bayes and random only).
 * **Parameters.** ``bayes``: TPE (seeded) over the family's search space; ``random``: random
   sampling; both with a MedianPruner fed the running mean after each fold (folds are the same
   for every trial, so the comparison is paired). Optuna parameter names are prefixed with the
@@ -430,8 +433,8 @@ def make_sampler_and_pruner(
 @dataclass(frozen=True)
 class _Pick:
     model: str
-    kind: Literal["default", "grid", "search"]
-    grid_index: int
+    kind: Literal["default", "portfolio", "grid", "search"]
+    grid_index: int  # grid and portfolio trials: which point
     limit_s: float  # this trial's time limit
     prunable: bool
 
@@ -448,6 +451,7 @@ class _Family:
 
 _STRONG_FIRST = ("lightgbm", "hist_gradient_boosting")
 _KEEP_SEARCHING = 3  # families that keep being tuned once every family has had its default trial
+_OTHER_DEFAULT_SHARE = 0.1  # automatic mode: the most of the budget a non-boosting default trial may use
 
 
 def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float | None) -> _Pick | Stopped:
@@ -490,14 +494,26 @@ def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float
             limit = base
             if config.per_model_s is not None:
                 limit = min(limit, config.per_model_s - family.spent_s)
+            if family.trials == 0 and not config.models and name not in _STRONG_FIRST and config.budget_s:
+                limit = min(limit, _OTHER_DEFAULT_SHARE * config.budget_s)
             # Pruned trials count too: a family too slow for its share is only ever pruned.
             # Unknown (no trial yet): 0, so its default trial starts and the fold check stops it.
             estimate = float(np.mean(family.fold_s)) * context.scheme.n_folds if family.fold_s else 0.0
             if estimate <= limit:
-                kind = "default" if family.trials == 0 else "grid" if context.grids else "search"
-                return _Pick(model=name, kind=kind, grid_index=family.trials - 1, limit_s=limit,
-                             prunable=kind == "search")
+                return _Pick(model=name, kind=_kind(name, family.trials, context), grid_index=family.trials - 1,
+                             limit_s=limit, prunable=family.trials > 0 and not context.grids)
     return "budget"
+
+
+def _kind(name: str, trials: int, context: SearchContext) -> Literal["default", "portfolio", "grid", "search"]:
+    """What the family's next trial is, given how many it has had."""
+    if trials == 0:
+        return "default"
+    if context.grids:
+        return "grid"
+    if trials - 1 < len(get_spec(name, context.task).portfolio(task=context.task)):
+        return "portfolio"
+    return "search"
 
 
 def _family_stats(
@@ -616,6 +632,8 @@ def _params(spec: ModelSpec, trial: optuna.Trial, context: SearchContext, pick: 
         return spec.defaults(task=context.task)
     if pick.kind == "grid":
         return context.grids[pick.model][pick.grid_index]
+    if pick.kind == "portfolio":
+        return spec.portfolio(task=context.task)[pick.grid_index]
     return spec.suggest(_PrefixedTrial(trial, pick.model), task=context.task, n_rows=len(context.X))
 
 

@@ -143,6 +143,21 @@ def test_grid_points_build(spec: ModelSpec, task: Task) -> None:
 
 
 @pytest.mark.parametrize(("spec", "task"), PAIRS, ids=IDS)
+def test_portfolio_points_build_and_fit(spec: ModelSpec, task: Task, frames: dict[Task, pd.DataFrame]) -> None:
+    points = spec.portfolio(task=task)
+    assert len(points) == len({json.dumps(p, sort_keys=True) for p in points})  # no repeats
+    assert spec.defaults(task=task) not in points  # the default trial already ran that one
+    for point in points:
+        model, X = fit_pipeline(spec.build(json.loads(json.dumps(point)), task=task, seed=0), frames[task])
+        assert len(model.predict(X.head(5))) == 5
+
+
+def test_the_boosting_families_have_a_portfolio() -> None:
+    assert get_spec("lightgbm", Task.BINARY).portfolio(task=Task.BINARY)
+    assert get_spec("hist_gradient_boosting", Task.REGRESSION).portfolio(task=Task.REGRESSION)
+
+
+@pytest.mark.parametrize(("spec", "task"), PAIRS, ids=IDS)
 def test_defaults_are_used_and_seed_is_fixed(spec: ModelSpec, task: Task) -> None:
     built = _inner(spec.build(None, task=task, seed=11)).get_params()
     assert spec.defaults(task=task).items() <= built.items()
@@ -166,8 +181,8 @@ def test_knn_search_is_bounded_by_rows() -> None:
 
 def test_suggest_on_tiny_data() -> None:
     """Bounds that shrink with n_rows never cross (low > high would make Optuna raise)."""
-    study = optuna.create_study(sampler=TPESampler(seed=0))
     for spec, task in PAIRS:
+        study = optuna.create_study(sampler=TPESampler(seed=0))  # one per family, as tuning prefixes names
         assert spec.suggest(study.ask(), task=task, n_rows=1)
 
 

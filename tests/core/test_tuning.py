@@ -245,3 +245,36 @@ def test_only_the_leading_families_keep_being_tuned() -> None:
     after_defaults = result.trials[5:]
     assert len({t.model for t in result.trials[:5]}) == 5  # every family got its default trial
     assert len({t.model for t in after_defaults}) <= 3
+
+
+def test_portfolio_configurations_follow_the_defaults() -> None:
+    result = _tune(PENGUINS, models=("lightgbm",), search="random", budget_s=None, max_trials=5, seed=0)
+    portfolio = get_spec("lightgbm", Task.MULTICLASS).portfolio(task=Task.MULTICLASS)
+    params = [t.params for t in result.trials]
+    assert params[0] == get_spec("lightgbm", Task.MULTICLASS).defaults(task=Task.MULTICLASS)
+    assert params[1:1 + len(portfolio)] == [tuning._plain(p) for p in portfolio]
+    assert params[1 + len(portfolio)] not in params[:1 + len(portfolio)]  # then the sampler
+
+
+def _finished(model: str, duration_s: float, value: float, kind: str = "default") -> optuna.trial.FrozenTrial:
+    return optuna.trial.create_trial(
+        value=value, user_attrs={"model": model, "result": {"kind": kind, "duration_s": duration_s, "folds": 3}},
+    )
+
+
+def test_in_automatic_mode_a_slow_family_default_gets_a_tenth_of_the_budget() -> None:
+    X, y = _table(*CONCRETE[:2])
+
+    def pick(models: tuple[str, ...]):
+        config = TuningConfig(models=models, budget_s=50.0)
+        context = tuning.SearchContext(X=X, y=y, task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(),
+                                       target=CONCRETE[1], scheme=_scheme(Task.REGRESSION), config=config,
+                                       deadline=time.time() + 40.0)
+        done = [_finished("lightgbm", 2.0, 0.9), _finished("hist_gradient_boosting", 3.0, 0.9)]
+        return tuning._pick(done, context, context.deadline)
+
+    automatic = pick(())
+    assert automatic.kind == "default" and automatic.model == "ridge"
+    assert automatic.limit_s <= 5.0  # a tenth of 50 s, though about 40 s are left
+    chosen = pick(("lightgbm", "hist_gradient_boosting", "random_forest"))
+    assert chosen.model == "random_forest" and chosen.limit_s > 30.0  # the user asked for it: no cap
