@@ -1,6 +1,7 @@
 """`python -m core train` and `predict`, as a user runs them."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,6 +27,11 @@ def test_train_then_predict(tmp_path, sample_path) -> None:
     assert out.returncode == 0, out.stderr
     assert "registered penguins version 1" in out.stdout
     assert {"model.joblib", "model.json", "MODEL_CARD.md"} <= {p.name for p in (tmp_path / "model").iterdir()}
+    # The holdout was scored, then the shipped model (and its drift reference) learned from every row.
+    info = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert info["cv"]["holdout_share"] == 0.2 and "all rows" in info["cv"]["final_fit"]
+    labelled = pd.read_csv(data).dropna(subset=["species"])
+    assert len(pd.read_parquet(tmp_path / "model" / "reference.parquet")) == len(labelled)
     test = pd.read_csv(data).drop(columns=["species"]).head(30)
     test.to_csv(tmp_path / "test.csv", index=False)
     out = run("predict", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "test.csv"),
@@ -77,7 +83,6 @@ def test_no_usable_feature_is_refused(tmp_path) -> None:
 
 
 def test_binary_predictions_use_the_tuned_threshold(tmp_path, sample_path) -> None:
-    import json
 
     out = run("train", "--data", str(sample_path("default.csv")), "--target", "default", "--trials", "2",
               "--models", "logistic_regression", "--out", str(tmp_path / "model"), workspace=tmp_path)
