@@ -20,18 +20,21 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadgroup
 
 # Peers with dependencies that clash with the app's pins get a virtualenv of their own.
-# ydata-profiling for bench.profile, FLAML (with its LightGBM/XGBoost extras) for bench.automl.
+# ydata-profiling for bench.profile, FLAML (with its LightGBM/XGBoost extras) for bench.automl,
+# MLflow (the `mlflow models serve` scoring server) for bench.serving.
 BENCH_VENV := .venv-bench
-BENCH_PEERS := ydata-profiling==4.18.4 pandas==2.3.3 'flaml[automl]==2.7.0'
+BENCH_PEERS := ydata-profiling==4.18.4 pandas==2.3.3 'flaml[automl]==2.7.0' mlflow==3.18.0
 $(BENCH_VENV)/.installed: Makefile
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(BENCH_PEERS)
 	touch $@
 
 # bench.automl: ~5 datasets x (60 s ShipML + 60 s FLAML + LightGBM) = about 12 minutes.
+# bench.serving: 3 servers x 3 concurrencies x 20 s plus batches and logging = about 6 minutes.
 bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(PY) -m bench.profile
 	$(PY) -m bench.automl --peer-python $(BENCH_VENV)/bin/python
+	$(PY) -m bench.serving --peer-python $(BENCH_VENV)/bin/python
 
 clean-workspace:
 	rm -rf data/workspace

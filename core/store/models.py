@@ -150,3 +150,31 @@ class JobTrial(SQLModel, table=True):
     duration_s: float
     state: str = Field(max_length=12)
     error: str = Field(default="", max_length=500)
+
+
+class Deployment(SQLModel, table=True):
+    """A model version served somewhere: a local process, a Docker container or Kubernetes.
+
+    Status: STARTING while it comes up, RUNNING once ready (for Kubernetes: applied and rolled
+    out), STOPPED after an undeploy (or manifests written but not applied), FAILED with ``error``.
+    A bearer token is never stored here: ``auth`` only says whether one was set.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_name: str = Field(index=True, max_length=100)
+    version: int
+    version_id: int | None = None  # the registry row, when deployed from the registry
+    target: str = Field(max_length=12)  # local, docker or kubernetes
+    status: str = Field(default="STARTING", max_length=10)  # STARTING RUNNING STOPPED FAILED
+    endpoint: str | None = Field(default=None, max_length=500)
+    port: int | None = None
+    pid: int | None = None
+    container_id: str | None = Field(default=None, max_length=80)
+    image: str | None = Field(default=None, max_length=300)
+    model_dir: str | None = Field(default=None, max_length=1000)
+    manifest_dir: str | None = Field(default=None, max_length=1000)
+    auth: bool = False
+    note: str | None = Field(default=None, max_length=500)
+    error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = _created_at()
+    updated_at: datetime = _created_at()

@@ -83,7 +83,6 @@ def test_no_usable_feature_is_refused(tmp_path) -> None:
 
 
 def test_binary_predictions_use_the_tuned_threshold(tmp_path, sample_path) -> None:
-
     out = run("train", "--data", str(sample_path("default.csv")), "--target", "default", "--trials", "2",
               "--models", "logistic_regression", "--out", str(tmp_path / "model"), workspace=tmp_path)
     assert out.returncode == 0, out.stderr
