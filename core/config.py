@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,20 @@ class Settings(BaseSettings):
     random_seed: int = 42
     cv_folds: int = Field(default=5, ge=2, le=20)
 
+    # The prediction service (core.serving). SHIPML_SERVE_TOKEN set: /predict and /feedback need
+    # "Authorization: Bearer <token>"; it is compared in constant time and never logged.
+    serve_token: SecretStr | None = None
+    serve_log_url: str | None = None  # prediction log; default: SQLite file under the workspace
+    serve_log_predictions: bool = True
+    serve_max_body_mb: float = Field(default=50.0, gt=0)  # larger bodies: 413
+    serve_max_rows: int = Field(default=100_000, gt=0)  # more rows in one request: 413
+    serve_timeout_s: float = Field(default=10.0, gt=0)  # a slower prediction: 504
+    serve_max_concurrency: int = Field(default=64, gt=0)  # more /predict at once: 503 + Retry-After
+    serve_extra_columns: Literal["reject", "ignore"] = "reject"  # columns the model does not know
+    serve_unseen_categories: Literal["reject", "accept"] = "reject"  # values not in the training data
+    serve_fastpath_max_rows: int = Field(default=512, ge=0)  # larger requests use the Pipeline
+    serve_drain_timeout_s: float = Field(default=30.0, gt=0)  # SIGTERM: wait this long for in-flight
+
     @property
     def db_url(self) -> str:
         """The store's SQLAlchemy URL."""
@@ -45,6 +60,11 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Where model artifacts live, named by a random id (never by the model's name)."""
         return self.workspace / "models"
+
+    @property
+    def serve_log_db_url(self) -> str:
+        """Where the prediction service logs predictions and feedback."""
+        return self.serve_log_url or f"sqlite:///{self.workspace / 'serving' / 'predictions.db'}"
 
     @property
     def max_upload_bytes(self) -> int:
