@@ -1,0 +1,138 @@
+"""The Docker target: run a model image (built by ``core.packaging``) with the docker SDK.
+
+Containers join a user-created bridge network and publish the service's port 8080 on
+127.0.0.1 (on engines started with ``--bridge=none`` a port published on the default network
+is silently ignored, while a user network's are honoured). The token goes in as an environment
+variable of the container, never into the image. ``restart_policy=unless-stopped`` lets the
+engine bring containers back after a reboot.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from core.errors import BadInput
+
+NETWORK = "shipml"
+PORT = 8080
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10
+LABEL = "io.shipml.deployment"
+
+
+@dataclass(frozen=True)
+class RunningContainer:
+    container_id: str
+    port: int
+    endpoint: str
+
+
+def client():
+    """A docker SDK client, or BadInput with a clear reason when no engine answers."""
+    try:
+        import docker
+
+        found = docker.from_env(timeout=30)
+        found.ping()
+        return found
+    except Exception:  # noqa: BLE001 - the SDK raises many kinds; the user needs one message
+        raise BadInput("no Docker engine answers (is dockerd running and DOCKER_HOST right?)") from None
+
+
+def build(model_dir: Path, *, out_dir: Path, model_name: str, version: int, base_image: str | None,
+          trust_host_ca: bool = False, on_log=None) -> tuple[str, str]:
+    """Build the model's image with ``core.packaging``; returns (image id, tag)."""
+    from core import packaging  # built by another helper; imported late so the rest works without it
+
+    extra = {"base_image": base_image} if base_image else {}
+    context = packaging.build_context(model_dir, out_dir, trust_host_ca=trust_host_ca, **extra)
+    tag = packaging.image_tag(model_name, version)
+    built = packaging.build_image(context, tag=tag, on_log=on_log,
+                                  labels={"io.shipml.model-version": str(int(version))})
+    return built.id, built.tag
+
+
+def run(image: str, *, deployment_id: int, port: int, token: str | None,
+        timeout_s: float = READY_TIMEOUT_S) -> RunningContainer:
+    """Start a container from ``image`` publishing 8080 on 127.0.0.1:``port`` and wait until ready.
+
+    Raises:
+        BadInput: No engine, or the container did not become ready (it is then removed).
+    """
+    docker = client()
+    _network(docker)
+    container = docker.containers.run(
+        image, detach=True, name=f"shipml-deployment-{int(deployment_id)}",
+        environment={"SHIPML_SERVE_TOKEN": token} if token else {},
+        labels={LABEL: str(int(deployment_id))}, network=NETWORK,
+        ports={f"{PORT}/tcp": ("127.0.0.1", port)}, restart_policy={"Name": "unless-stopped"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            container.reload()
+            if container.status in ("exited", "dead"):
+                break
+            try:
+                if http.get(f"{url}/health/ready").status_code == 200:
+                    return RunningContainer(container_id=container.id, port=port, endpoint=url)
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+    remove(container.id)
+    raise BadInput(f"the container was not ready within {timeout_s:.0f} s; see its logs")
+
+
+def _network(docker) -> None:
+    import docker as sdk
+
+    try:
+        docker.networks.get(NETWORK)
+    except sdk.errors.NotFound:
+        try:
+            docker.networks.create(NETWORK, driver="bridge", labels={"io.shipml": "deploy"})
+        except sdk.errors.APIError:
+            docker.networks.get(NETWORK)  # created meanwhile by another process
+
+
+def status(container_id: str) -> str:
+    """The container's state (running, exited, ...), with its health when it has a HEALTHCHECK."""
+    import docker as sdk
+
+    try:
+        container = client().containers.get(container_id)
+    except sdk.errors.NotFound:
+        return "gone"
+    health = (container.attrs.get("State", {}).get("Health") or {}).get("Status")
+    return f"{container.status} ({health})" if health else container.status
+
+
+def logs(container_id: str, *, lines: int = 200) -> str:
+    import docker as sdk
+
+    try:
+        return client().containers.get(container_id).logs(tail=lines).decode("utf-8", errors="replace")
+    except sdk.errors.NotFound:
+        return ""
+
+
+def remove(container_id: str) -> None:
+    """Stop (SIGTERM, then SIGKILL after 10 s) and remove the container; the image stays."""
+    import docker as sdk
+
+    try:
+        container = client().containers.get(container_id)
+    except sdk.errors.NotFound:
+        return
+    try:
+        container.stop(timeout=STOP_TIMEOUT_S)
+    except sdk.errors.APIError:
+        pass
+    try:
+        container.remove(force=True)
+    except sdk.errors.NotFound:
+        pass
