@@ -1,0 +1,134 @@
+"""The served model: loaded once, hash-verified, with its request schema and its predict function.
+
+Predictions follow ``core.serving_io.predict_frame`` exactly: classifiers give the label and
+one probability per class, and a binary classifier applies the version's tuned
+``decision_threshold`` (from ``model.json``) to the second class's probability.
+
+Small requests go through the fast path (``core.serving.fastpath``) when it can compile the
+Pipeline; larger ones, and models it does not cover, through the Pipeline itself.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.registry import load_exported
+from core.serving.schema import InputSchema, infer_schema
+from core.serving_io import required_columns
+
+log = logging.getLogger("shipml.serving")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Model output for a batch: labels or values, and per-class probabilities for classifiers."""
+
+    values: list[Any]  # plain Python values, JSON-ready
+    proba: np.ndarray | None
+    classes: tuple[str, ...] | None  # class labels as text (the JSON keys of the probabilities)
+    raw_classes: tuple[Any, ...] | None = None  # the labels as the model holds them
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """Everything the service needs from a model directory, loaded once at start-up."""
+
+    pipeline: Any
+    info: dict
+    schema: InputSchema
+    fast: Any | None  # a FastPredictor, or None when the fast path does not cover this Pipeline
+    fast_max_rows: int
+
+    @property
+    def name(self) -> str:
+        return str(self.info.get("name", ""))
+
+    @property
+    def version(self) -> int:
+        return int(self.info.get("version") or 0)
+
+    @property
+    def task(self) -> str:
+        return str(self.info.get("task", ""))
+
+    @property
+    def sha256(self) -> str:
+        return str(self.info.get("sha256", ""))
+
+    @property
+    def is_classifier(self) -> bool:
+        return hasattr(self.pipeline, "predict_proba")
+
+    @property
+    def threshold(self) -> float | None:
+        metrics = self.info.get("metrics")
+        value = metrics.get("decision_threshold") if isinstance(metrics, dict) else None
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    @property
+    def classes(self) -> tuple[Any, ...]:
+        return tuple(getattr(self.pipeline, "classes_", ()))
+
+    def predict(self, frame: pd.DataFrame) -> Predictions:
+        """Predict every row of an already schema-checked frame."""
+        fast = self.fast if self.fast is not None and len(frame) <= self.fast_max_rows else None
+        if fast is not None:
+            values, proba, classes = fast.predict(frame)
+            classes = tuple(classes) if classes is not None else None
+        elif self.is_classifier:
+            proba = self.pipeline.predict_proba(frame)
+            classes = self.classes
+            # With a tuned threshold the label follows from the probabilities alone.
+            thresholded = self.threshold is not None and len(classes) == 2
+            values = None if thresholded else self.pipeline.predict(frame)
+        else:
+            values, proba, classes = self.pipeline.predict(frame), None, None
+        if proba is not None and classes:
+            threshold = self.threshold
+            if threshold is not None and len(classes) == 2:
+                values = np.where(proba[:, 1] >= threshold, classes[1], classes[0])
+            return Predictions(_plain(values), np.asarray(proba, dtype=float),
+                               tuple(str(c) for c in classes), tuple(classes))
+        return Predictions(_plain(values), None, None)
+
+
+def _plain(values: Any) -> list[Any]:
+    """numpy values as plain JSON values (NaN becomes None)."""
+    out = np.asarray(values).tolist()
+    return [None if isinstance(v, float) and v != v else v for v in out]
+
+
+def load_model(model_dir: Path, *, extra_columns: str, unseen_categories: str, fast_max_rows: int) -> LoadedModel:
+    """Load and verify a model directory written by ``core.registry.export_version``.
+
+    Raises:
+        BadInput: ``model.json`` is missing or the model file does not match its sha256.
+    """
+    pipeline, info = load_exported(model_dir)
+    reference = None
+    try:
+        reference = pd.read_parquet(Path(model_dir) / "reference.parquet")
+    except Exception:  # noqa: BLE001 - no sample: every column is typed as text
+        log.warning("reference.parquet is missing or unreadable; the schema has no types")
+    names = required_columns(pipeline) or tuple(str(c) for c in (reference.columns if reference is not None else ()))
+    schema = infer_schema(names, reference, extra_columns=extra_columns, unseen_categories=unseen_categories)
+    return LoadedModel(pipeline=pipeline, info=info, schema=schema, fast=_compile(pipeline),
+                       fast_max_rows=fast_max_rows)
+
+
+def _compile(pipeline: Any) -> Any | None:
+    """The fast path for this Pipeline, or None (no fast path module yet, or it does not cover it)."""
+    try:
+        from core.serving.fastpath import compile_pipeline
+    except ImportError:
+        return None
+    try:
+        return compile_pipeline(pipeline)
+    except Exception:  # noqa: BLE001 - the Pipeline itself is always a correct fallback
+        log.warning("the fast path could not compile this model; serving through the Pipeline")
+        return None

@@ -1,0 +1,360 @@
+"""The request schema, generated from the training schema, and the checks that enforce it.
+
+Column names come from the Pipeline's ``feature_names_in_`` (what it was fitted on); types and
+the allowed categories come from ``reference.parquet``, the sample of raw training rows saved
+with the model. Every column may be null: the Pipeline imputes missing values as in training.
+
+Two policies are explicit settings rather than accidents of the code:
+
+* extra columns (not in the schema): ``reject`` (422, the default) or ``ignore``;
+* unseen categories (a value of a categorical column not in the training sample): ``reject``
+  (422, the default, and the OpenAPI document lists the allowed values as an ``enum``) or
+  ``accept`` (the Pipeline's encoders treat it as they treat any unknown value).
+
+Checks work column by column over the whole batch, so a 10,000-row request costs a few set
+operations per column rather than a Python loop per cell. Errors name the column, the expected
+type and the *type* that arrived, never the submitted value.
+"""
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+MAX_ENUM = 200  # a string column with more distinct values is free text, not a category
+_NAME_SHOWN = 100  # longest column name echoed back in an error
+
+ColumnType = Literal["integer", "number", "boolean", "string", "date-time"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One input column: its JSON type and, for categorical columns, the values seen in training."""
+
+    name: str
+    type: ColumnType
+    categories: tuple[str, ...] | None = None  # None: not categorical (numbers or free text)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one column: what the schema expects and what (which type) arrived."""
+
+    column: str | None
+    expected: str
+    got: str
+    rows: tuple[int, ...] = ()  # the first few row indices with the problem, if row-specific
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"column": self.column, "expected": self.expected, "got": self.got}
+        if self.rows:
+            out["rows"] = list(self.rows)
+        return out
+
+
+class SchemaError(Exception):
+    """The request does not fit the schema; ``errors`` says where (answered with 422)."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        super().__init__(f"{len(errors)} schema error(s)")
+        self.errors = tuple(errors)
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """The columns a model takes, and the policies for extra columns and unseen categories."""
+
+    columns: tuple[Column, ...]
+    extra_columns: Literal["reject", "ignore"] = "reject"
+    unseen_categories: Literal["reject", "accept"] = "reject"
+    _by_name: dict[str, Column] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update({c.name: c for c in self.columns})
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    # ------------------------------------------------------------------ documents
+
+    def row_json_schema(self) -> dict[str, Any]:
+        """JSON Schema of one row (an object with every column), for OpenAPI and /schema."""
+        props = {c.name: self._column_json_schema(c) for c in self.columns}
+        return {
+            "type": "object",
+            "properties": props,
+            "required": list(self.names),
+            "additionalProperties": self.extra_columns != "reject",
+        }
+
+    def _column_json_schema(self, column: Column) -> dict[str, Any]:
+        if column.type == "date-time":
+            base: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
+        else:
+            base = {"type": [column.type, "null"]}
+        if column.categories is not None:
+            if self.unseen_categories == "reject":
+                base["enum"] = [*column.categories, None]
+            else:
+                base["examples"] = list(column.categories[:10])
+        return base
+
+    def describe(self) -> dict[str, Any]:
+        """The schema as plain JSON for ``GET /schema``."""
+        return {
+            "columns": [
+                {"name": c.name, "type": c.type, "nullable": True}
+                | ({"categories": list(c.categories)} if c.categories is not None else {})
+                for c in self.columns
+            ],
+            "extra_columns": self.extra_columns,
+            "unseen_categories": self.unseen_categories,
+            "row": self.row_json_schema(),
+        }
+
+    # ------------------------------------------------------------------ checking
+
+    def frame_from_records(self, rows: Sequence[Any]) -> pd.DataFrame:
+        """Check JSON rows (dicts) against the schema and return them as a typed DataFrame.
+
+        Raises:
+            SchemaError: A row is not an object, or columns are missing, extra or of a wrong type.
+        """
+        errors: list[FieldError] = []
+        bad = [i for i, r in enumerate(rows) if not isinstance(r, dict)]
+        if bad:
+            raise SchemaError([FieldError(None, "an object per row", "not an object", tuple(bad[:5]))])
+        names = self.names
+        keys: set[str] = set().union(*rows) if rows else set()
+        extra = keys.difference(names)
+        if extra and self.extra_columns == "reject":
+            errors += [FieldError(_shown(k), "no such column", "present") for k in sorted(extra, key=str)[:20]]
+        n = len(names)
+        for name in names:
+            if name not in keys:
+                errors.append(FieldError(name, self._by_name[name].type, "missing"))
+        if not extra:
+            short = [i for i, r in enumerate(rows) if len(r) != n]
+        else:
+            short = [i for i, r in enumerate(rows) if any(c not in r for c in names)]
+        absent = {e.column for e in errors if e.got == "missing"}
+        if short:
+            for name in names:
+                where = [i for i in short if name not in rows[i]] if name not in absent else []
+                if where:
+                    errors.append(FieldError(name, self._by_name[name].type, "missing", tuple(where[:5])))
+                    absent.add(name)
+        data = {}
+        for column in self.columns:
+            if column.name not in absent:  # still check the types of the columns that are there
+                values = [r[column.name] for r in rows]
+                data[column.name] = self._convert(column, values, errors)
+        if errors:
+            raise SchemaError(errors)
+        return pd.DataFrame(data, columns=list(names))
+
+    def _convert(self, column: Column, values: list[Any], errors: list[FieldError]) -> Any:
+        types = set(map(type, values))
+        types.discard(type(None))
+        kind = column.type
+        if kind in ("integer", "number"):
+            wrong = types - {int, float}
+            if wrong:
+                errors.append(self._type_error(column, values, wrong))
+                return None
+            if float in types:
+                array = np.array([math.nan if v is None else v for v in values], dtype=float)
+                if not np.isfinite(array[~np.isnan(array)]).all():
+                    errors.append(FieldError(column.name, kind, "infinite number"))
+                    return None
+                if kind == "integer":
+                    finite = array[~np.isnan(array)]
+                    if (finite != np.round(finite)).any():
+                        rows = np.flatnonzero(~np.isnan(array) & (array != np.round(array)))
+                        errors.append(FieldError(column.name, kind, "number", tuple(int(i) for i in rows[:5])))
+                        return None
+                return array
+            if None in values or not types:
+                return np.array([math.nan if v is None else v for v in values], dtype=float)
+            try:
+                return np.array(values, dtype=np.int64)
+            except OverflowError:
+                errors.append(FieldError(column.name, kind, "integer out of range"))
+                return None
+        if kind == "boolean":
+            wrong = types - {bool}
+            if wrong:
+                errors.append(self._type_error(column, values, wrong))
+                return None
+            return np.array(values, dtype=bool) if None not in values else np.array(values, dtype=object)
+        # strings, categories, dates
+        wrong = types - {str}
+        if wrong:
+            errors.append(self._type_error(column, values, wrong))
+            return None
+        array = np.array(values, dtype=object)
+        self._check_categories(column, array, errors)
+        if kind == "date-time":
+            return self._dates(column, array, errors)
+        return array
+
+    def _check_categories(self, column: Column, array: np.ndarray, errors: list[FieldError]) -> None:
+        if column.categories is None or self.unseen_categories != "reject":
+            return
+        seen = set(array.tolist())
+        seen.discard(None)
+        unknown = seen.difference(column.categories)
+        if unknown:
+            rows = [i for i, v in enumerate(array.tolist()) if v in unknown]
+            errors.append(FieldError(column.name, f"one of the {len(column.categories)} known categories",
+                                     "unknown category", tuple(rows[:5])))
+
+    def _dates(self, column: Column, array: np.ndarray, errors: list[FieldError]) -> Any:
+        try:
+            parsed = pd.to_datetime(pd.Series(array), errors="coerce", format="mixed")
+        except (ValueError, TypeError, OverflowError):  # e.g. mixed time zones
+            errors.append(FieldError(column.name, "date-time", "unparseable string"))
+            return None
+        bad = parsed.isna().to_numpy() & pd.notna(array)
+        if bad.any():
+            errors.append(FieldError(column.name, "date-time", "unparseable string",
+                                     tuple(int(i) for i in np.flatnonzero(bad)[:5])))
+            return None
+        return parsed.to_numpy()
+
+    def _type_error(self, column: Column, values: list[Any], wrong: set[type]) -> FieldError:
+        rows = tuple(i for i, v in enumerate(values) if type(v) in wrong)[:5]
+        got = ", ".join(sorted({_json_type(t) for t in wrong}))
+        return FieldError(column.name, column.type, got, rows)
+
+    def frame_from_csv(self, body: bytes, *, max_rows: int) -> pd.DataFrame:
+        """Parse a CSV body (header row first) and check it against the schema.
+
+        String columns are read as text, so codes like ``"007"`` keep their form; numeric
+        columns must parse as numbers.
+
+        Raises:
+            SchemaError: The CSV is unreadable, or columns are missing, extra or of a wrong type.
+            TooManyRows: More than ``max_rows`` data rows.
+        """
+        text_columns = {c.name: str for c in self.columns if c.type in ("string", "date-time")}
+        try:
+            frame = pd.read_csv(io.BytesIO(body), dtype=text_columns, nrows=max_rows + 1,
+                                keep_default_na=False, na_values=[""], encoding="utf-8")
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
+            raise SchemaError([FieldError(None, "CSV with a header row", "unreadable CSV")]) from None
+        if len(frame) > max_rows:
+            raise TooManyRows(max_rows)
+        if frame.columns.duplicated().any():
+            raise SchemaError([FieldError(None, "unique column names", "duplicate column names")])
+        errors: list[FieldError] = []
+        extra = [str(c) for c in frame.columns if c not in self._by_name]
+        if extra and self.extra_columns == "reject":
+            errors += [FieldError(_shown(c), "no such column", "present") for c in extra[:20]]
+        errors += [FieldError(c.name, c.type, "missing") for c in self.columns if c.name not in frame.columns]
+        data = {}
+        for column in self.columns:
+            if column.name not in frame.columns:
+                continue
+            series = frame[column.name]
+            if column.type in ("integer", "number"):
+                numbers = pd.to_numeric(series, errors="coerce")
+                bad = numbers.isna() & series.notna()
+                if bad.any():
+                    errors.append(FieldError(column.name, column.type, "string",
+                                             tuple(int(i) for i in np.flatnonzero(bad.to_numpy())[:5])))
+                    continue
+                values = numbers.to_numpy()
+                if column.type == "integer" and numbers.notna().all():
+                    as_float = values.astype(float)
+                    if (as_float != np.round(as_float)).any():
+                        errors.append(FieldError(column.name, column.type, "number"))
+                        continue
+                    values = values.astype(np.int64)
+                data[column.name] = values
+            elif column.type == "boolean":
+                mapped = series.map(_BOOL_TEXT, na_action="ignore") if series.dtype == object else series
+                if mapped.isna().any() and (series.notna() & mapped.isna()).any():
+                    errors.append(FieldError(column.name, "boolean", "string"))
+                    continue
+                data[column.name] = mapped.to_numpy()
+            else:
+                array = series.astype(object).where(series.notna(), None).to_numpy()
+                self._check_categories(column, array, errors)
+                data[column.name] = self._dates(column, array, errors) if column.type == "date-time" else array
+        if errors:
+            raise SchemaError(errors)
+        return pd.DataFrame(data, columns=list(self.names))
+
+
+class TooManyRows(Exception):
+    """More rows than the service accepts in one request (answered with 413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} rows per request")
+        self.limit = limit
+
+
+_BOOL_TEXT = {"true": True, "false": False, "True": True, "False": False, "1": True, "0": False}
+
+
+def _json_type(t: type) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+            dict: "object", type(None): "null"}.get(t, "unknown")
+
+
+def _shown(name: Any) -> str:
+    text = str(name)
+    return text if len(text) <= _NAME_SHOWN else text[:_NAME_SHOWN] + "…"
+
+
+def infer_schema(
+    feature_names: Sequence[str],
+    reference: pd.DataFrame | None,
+    *,
+    extra_columns: Literal["reject", "ignore"] = "reject",
+    unseen_categories: Literal["reject", "accept"] = "reject",
+) -> InputSchema:
+    """Build the request schema from the Pipeline's input columns and the training sample.
+
+    Args:
+        feature_names: ``pipeline.feature_names_in_``: the columns, in order.
+        reference: Raw training rows (``reference.parquet``); a column it lacks is typed
+            ``string`` without categories, the most permissive choice.
+        extra_columns: Policy for columns not in the schema.
+        unseen_categories: Policy for values of a categorical column not seen in training.
+    """
+    columns = []
+    for name in feature_names:
+        series = reference[name] if reference is not None and name in reference.columns else None
+        columns.append(_column(str(name), series))
+    return InputSchema(tuple(columns), extra_columns=extra_columns, unseen_categories=unseen_categories)
+
+
+def _column(name: str, series: pd.Series | None) -> Column:
+    if series is None:
+        return Column(name, "string")
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return Column(name, "boolean")
+    if pd.api.types.is_integer_dtype(dtype):
+        return Column(name, "integer")
+    if pd.api.types.is_numeric_dtype(dtype):
+        # A float column holding only whole numbers (an integer column with gaps) stays "number":
+        # the sample may simply not show a fraction the full data had.
+        return Column(name, "number")
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return Column(name, "date-time")
+    values = series.dropna()
+    if not all(isinstance(v, str) for v in values.head(1000)):
+        values = values.astype(str)
+    distinct = pd.unique(values)
+    if 0 < len(distinct) <= MAX_ENUM:
+        return Column(name, "string", tuple(sorted(str(v) for v in distinct)))
+    return Column(name, "string")
