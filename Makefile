@@ -21,9 +21,10 @@ test: $(STAMP)
 
 # Peers with dependencies that clash with the app's pins get a virtualenv of their own.
 # ydata-profiling for bench.profile, FLAML (with its LightGBM/XGBoost extras) for bench.automl,
-# MLflow (the `mlflow models serve` scoring server) for bench.serving.
+# MLflow (the `mlflow models serve` scoring server) for bench.serving; 3.17.2, since the
+# index holds no mlflow-skinny 3.18.0 (the dependency of mlflow 3.18.0).
 BENCH_VENV := .venv-bench
-BENCH_PEERS := ydata-profiling==4.18.4 pandas==2.3.3 'flaml[automl]==2.7.0' mlflow==3.18.0
+BENCH_PEERS := ydata-profiling==4.18.4 pandas==2.3.3 'flaml[automl]==2.7.0' mlflow==3.17.2
 $(BENCH_VENV)/.installed: Makefile
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(BENCH_PEERS)
