@@ -125,10 +125,10 @@ def _compile(pipeline: Any) -> Any | None:
     """The fast path for this Pipeline, or None (no fast path module yet, or it does not cover it)."""
     try:
         from core.serving.fastpath import compile_pipeline
+
+        return compile_pipeline(pipeline)
     except ImportError:
         return None
-    try:
-        return compile_pipeline(pipeline)
     except Exception:  # noqa: BLE001 - the Pipeline itself is always a correct fallback
         log.warning("the fast path could not compile this model; serving through the Pipeline")
         return None
