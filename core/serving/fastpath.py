@@ -26,6 +26,7 @@ round-off (the tests ask for 1e-9 and see 0 on every model family).
 """
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Callable
@@ -135,14 +136,17 @@ def _read_columns(frame: pd.DataFrame, names: tuple[str, ...]) -> Columns:
         raise _Fallback("not a non-empty DataFrame")
     if not (frame.columns.is_unique and frame.index.is_unique):
         raise _Fallback("duplicate column or index labels")
+    wanted = set(names)
     cols: Columns = {}
-    present = frame.columns
-    for name in names:
-        if name in present:
-            series = frame[name]
-            if not isinstance(series.dtype, np.dtype) or series.dtype.kind not in "biufOM":
+    for name, series in frame.items():
+        if name in wanted:
+            # Series._values: the column's own ndarray (numpy dtypes) without a copy.
+            values = series._values
+            if not isinstance(values, np.ndarray) and series.dtype.kind == "M" and isinstance(series.dtype, np.dtype):
+                values = series.to_numpy()  # naive datetimes: held as a DatetimeArray
+            if not isinstance(values, np.ndarray) or values.dtype.kind not in "biufOM":
                 raise _Fallback("an extension or unusual dtype")
-            cols[name] = series.to_numpy()
+            cols[name] = values
     return cols
 
 
@@ -718,6 +722,41 @@ def _compile_model(model, names: tuple[str, ...], sparse_out: bool, is_classifie
     return generic
 
 
+def _booster_predict(booster, params: dict) -> Callable[[np.ndarray], np.ndarray]:
+    """``Booster.predict(X, **params)``, with its per-call predictor built once.
+
+    ``Booster.predict`` makes an ``_InnerPredictor`` (deep copy of the parameters, parameter
+    string) on every call; it holds only the booster handle and that string, so one is reused.
+    It is private LightGBM API, so it is used only when it gives the same result as the public
+    call on probe rows; otherwise the public call is used.
+    """
+
+    def public(X):
+        return booster.predict(X, raw_score=False, start_iteration=0, num_iteration=None,
+                               pred_leaf=False, pred_contrib=False, validate_features=False, **params)
+
+    try:
+        from lightgbm.basic import _InnerPredictor
+
+        predictor = _InnerPredictor.from_booster(booster=booster, pred_parameter=copy.deepcopy(params))
+        num_iteration = booster.best_iteration  # what Booster.predict uses for num_iteration=None
+
+        def inner(X):
+            return predictor.predict(data=X, start_iteration=0, num_iteration=num_iteration, raw_score=False,
+                                     pred_leaf=False, pred_contrib=False, data_has_header=False,
+                                     validate_features=False)
+
+        n_features = booster.num_feature()
+        probe = np.random.default_rng(0).normal(size=(16, n_features)) * 100
+        probe[::3] = 0.0
+        probe[1::4] = np.nan
+        if np.array_equal(inner(probe), public(probe), equal_nan=True):
+            return inner
+    except Exception:  # another LightGBM version: the public call is always right
+        pass
+    return public
+
+
 def _lightgbm(model):
     """``LGBMModel.predict`` minus input validation: the booster on the float64 matrix."""
     if callable(model._objective):
@@ -735,11 +774,7 @@ def _lightgbm(model):
     params = _choose_param_value("num_threads", params, model.n_jobs)
     params["num_threads"] = model._process_n_jobs(params["num_threads"])
     booster = model.booster_
-
-    def raw(X):
-        return booster.predict(X, raw_score=False, start_iteration=0, num_iteration=None,
-                               pred_leaf=False, pred_contrib=False, validate_features=False, **params)
-
+    raw = _booster_predict(booster, params)
     if hasattr(model, "_le"):  # classifier
         classes = model._le.classes_
         n_classes = model.n_classes_
