@@ -288,7 +288,7 @@ def _respawn(row: Deployment, *, settings: Settings) -> int:
     if not row.model_dir or not Path(row.model_dir).is_dir() or not row.manifest_dir:
         raise BadInput("its model folder is gone")
     check_folder(Path(row.model_dir))  # hash check: never serve a folder changed since
-    if not row.port or not local.port_is_free(row.port):
+    if not row.port or not local.wait_port_free(row.port):
         raise BadInput(f"port {row.port} is now used by another program")
     folder = Path(row.manifest_dir)
     token = local.load_token(folder)

@@ -49,11 +49,31 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether the service could listen on ``port``.
+
+    SO_REUSEADDR, as uvicorn sets it: connections of a killed service linger in TIME_WAIT for
+    a minute and must not make its own port look taken, while a listening program still does.
+    """
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
             return False
+    return True
+
+
+def wait_port_free(port: int, *, timeout_s: float = 3.0) -> bool:
+    """Whether ``port`` is free within ``timeout_s``.
+
+    A process that just died has already lost its command line while the kernel is still
+    closing its sockets, so its port frees a moment after it looks dead.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not port_is_free(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
     return True
 
 
@@ -133,12 +153,16 @@ def stop(pid: int | None, port: int | None, *, grace_s: float = STOP_GRACE_S) ->
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         if not alive(pid, port):
+            if port:
+                wait_port_free(port)
             return
         time.sleep(0.1)
     _signal(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
     while alive(pid, port) and time.monotonic() < deadline:
         time.sleep(0.05)
+    if port:
+        wait_port_free(port)
 
 
 def _signal(pid: int, sig: int) -> None:
