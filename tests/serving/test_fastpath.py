@@ -30,6 +30,7 @@ from core.prep.steps import (
     Outliers,
     Recipe,
 )
+from core.serving import fastpath
 from core.serving.fastpath import FastPredictor, compile_pipeline
 
 TARGETS = {Task.BINARY: "churn", Task.MULTICLASS: "area_code", Task.REGRESSION: "account_length"}
@@ -142,7 +143,18 @@ def _fit(table: pd.DataFrame, family: str, task: Task, *, features: FeatureBuild
 
 
 def _assert_same(fast: FastPredictor, pipeline: Pipeline, frame: pd.DataFrame, *, task: Task) -> None:
-    """The fast path itself (no fallback) against the Pipeline, labels exact, numbers to 1e-9."""
+    """The fast path itself (no fallback) against the Pipeline: the model's input matrix equal
+    to the bit (so a feature the model happens not to use is checked too), labels exact, numbers
+    to 1e-9."""
+    cols = fastpath._read_columns(frame, fast._inputs)
+    for step in fast._clean:
+        cols = step(cols)
+    matrix = fast._features(cols, len(frame))
+    reference = pipeline[:-1].transform(frame)
+    np.testing.assert_array_equal(
+        matrix.toarray() if hasattr(matrix, "toarray") else matrix,
+        reference.toarray() if hasattr(reference, "toarray") else np.asarray(reference),
+    )
     labels, proba, classes = fast._fast(frame)
     expected = pipeline.predict(frame)
     if task is Task.REGRESSION:
