@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import datasets, jobs, registry
+from core import datasets, deploy, jobs, registry
 from core.samples import ensure_demo_project
 from pages.common import current_dataset, engine, md, select_dataset, settings, workflow
 
@@ -19,6 +19,7 @@ def _startup(db_url: str) -> None:
     ensure_demo_project(engine(), settings=settings())
     registry.mark_stale_pending(engine(), STALE_SAVE_S, settings=settings())
     jobs.reap_dead_jobs(engine())
+    deploy.restore_local_deployments(engine(), settings=settings())  # services stopped by a reboot
 
 
 _startup(settings().db_url)

@@ -169,6 +169,60 @@ def cmd_job_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if status in ("DONE", "CANCELLED") else 1
 
 
+def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    from core import deploy
+    from core.store.db import make_engine
+
+    token = None
+    if args.token_file:
+        token = _read_text(args.token_file, "token").strip()
+    elif settings.serve_token is not None:
+        token = settings.serve_token.get_secret_value()
+    engine = make_engine(settings.db_url)
+    row = deploy.deploy(engine, model=args.model, target=args.target, settings=settings, port=args.port,
+                        token=token, base_image=args.base_image, image=args.image, namespace=args.namespace,
+                        kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None,
+                        on_log=lambda line: print(line, file=sys.stderr))
+    print(f"deployment {row.id}: {row.model_name} version {row.version} on {row.target}, {row.status}")
+    if row.note:
+        print(row.note)
+    # The last line is what scripts read: the endpoint, or for Kubernetes the manifest folder.
+    print(deploy.kubernetes_dir(row) if row.target == "kubernetes" else row.endpoint)
+    return 0
+
+
+def cmd_deployments(args: argparse.Namespace, settings: Settings) -> int:
+    from core import deploy
+    from core.store.db import make_engine
+
+    rows = deploy.list_deployments(make_engine(settings.db_url))
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") | {"live": deploy.probe(r)} for r in rows], indent=2))
+        return 0
+    if not rows:
+        print("no deployments")
+        return 0
+    header = f"{'ID':>4}  {'TARGET':<10}  {'STATUS':<8}  {'LIVE':<4}  {'MODEL':<30}  {'VER':>4}  ENDPOINT"
+    print(header)
+    for r in rows:
+        where = r.endpoint or (str(deploy.kubernetes_dir(r)) if r.target == "kubernetes" else "")
+        name = r.model_name if len(r.model_name) <= 30 else r.model_name[:29] + "…"
+        print(f"{r.id:>4}  {r.target:<10}  {r.status:<8}  {deploy.probe(r):<4}  {name:<30}  {r.version:>4}  {where}")
+        if r.status == deploy.FAILED and r.error:
+            print(f"      error: {r.error}")
+    return 0
+
+
+def cmd_undeploy(args: argparse.Namespace, settings: Settings) -> int:
+    from core import deploy
+    from core.store.db import make_engine
+
+    row = deploy.stop_deployment(make_engine(settings.db_url), args.id, settings=settings,
+                                 kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None)
+    print(f"deployment {row.id} {row.status.lower()}")
+    return 0
+
+
 def _read_text(path: str, what: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
@@ -234,6 +288,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, help="stop after this many trials")
     p.add_argument("--budget", type=float, help="stop after this many seconds")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("deploy", help="serve a model: a local process, a Docker container or Kubernetes")
+    p.add_argument("--model", required=True, help="an exported model folder, or NAME@VERSION / NAME@ALIAS")
+    p.add_argument("--target", choices=["local", "docker", "kubernetes"], default="local")
+    p.add_argument("--port", type=int, help="host port (local, docker; default: a free one)")
+    p.add_argument("--token-file", help="a file holding the bearer token for /predict and /feedback "
+                   "(default: SHIPML_SERVE_TOKEN if set)")
+    p.add_argument("--base-image", help="docker: base image of the build")
+    p.add_argument("--image", help="docker: run this image instead of building; kubernetes: the pods' image")
+    p.add_argument("--namespace", help="kubernetes: the namespace")
+    p.add_argument("--kubeconfig", help="kubernetes: apply the manifests with kubectl and this kubeconfig")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("deployments", help="list deployments")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_deployments)
+
+    p = sub.add_parser("undeploy", help="stop a deployment")
+    p.add_argument("id", type=int, help="the deployment id (see `deployments`)")
+    p.add_argument("--kubeconfig", help="kubernetes: delete the applied objects with this kubeconfig")
+    p.set_defaults(func=cmd_undeploy)
 
     p = sub.add_parser("job-run", help=argparse.SUPPRESS)  # started by the app for a training job
     p.add_argument("--job", type=int, required=True)

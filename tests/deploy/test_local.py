@@ -175,7 +175,7 @@ def test_a_service_that_never_gets_ready_fails_cleanly(engine, settings, registe
     (broken / "model.json").write_text(json.dumps(info))
     (broken / "reference.parquet").write_bytes((trained / "reference.parquet").read_bytes())
     with pytest.raises(BadInput, match=r"deployment \d+ failed: the service (stopped during start-up|was not ready)"):
-        deploy.deploy(engine, model=str(broken), target="local", settings=settings, ready_timeout_s=20)
+        deploy.deploy(engine, model=str(broken), target="local", settings=settings, ready_timeout_s=5)
     (row,) = deploy.list_deployments(engine)
     assert row.status == deploy.FAILED and row.pid is None
     assert "Traceback" not in row.error and str(broken) not in row.error
