@@ -1,0 +1,311 @@
+"""Benchmark: ShipML's prediction service against `mlflow models serve` and in-process prediction.
+
+The model is a LightGBM Pipeline trained through ShipML (``python -m core train --models
+lightgbm``) on ``data/samples/mlc_churn.csv`` (19 input columns, default recipe and plan).
+Everything runs on 127.0.0.1 in one run, bounded in time:
+
+1. ``floor``  - in-process, one row: the Pipeline's ``predict_proba`` and the fast path
+   (``core.serving.fastpath``), on the load generator's core.
+2. ``shipml`` - ``python -m core.serving --model DIR`` (one uvicorn worker), with the prediction
+   log on (the default) and off (``SHIPML_SERVE_LOG_PREDICTIONS=false``).
+3. ``mlflow`` - the same Pipeline saved with ``mlflow.sklearn.save_model`` in the peer
+   virtualenv (``.venv-bench``, see the Makefile) and served by ``mlflow models serve
+   --env-manager local -w 1``; ShipML's ``core`` package is on its PYTHONPATH so the pickled
+   Pipeline loads.
+
+Each server is pinned to core 0 with ``taskset``; the load generator (this process) to core 1.
+The load generator is a small asyncio HTTP/1.1 client over keep-alive connections (a client
+library would be the bottleneck on one core): for each concurrency C (1, 8, 32), C connections
+send single-row JSON requests back to back for ``--duration`` seconds; p50/p99 latency and
+requests/s count only 200 answers (other statuses are reported). Then ``--batches`` requests of
+10,000 rows each, one at a time (rows/s).
+
+Run from the repository root with the app's Python::
+
+    python -m bench.serving --peer-python .venv-bench/bin/python
+    python -m bench.serving --duration 5 --peer-python ''      # quick, without MLflow
+
+Prints Markdown tables and the raw results as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "samples" / "mlc_churn.csv"
+SERVER_CORE, CLIENT_CORE = "0", 1
+CONCURRENCY = (1, 8, 32)
+BATCH_ROWS = 10_000
+
+SAVE_MLFLOW = """
+import sys, joblib, mlflow.sklearn
+pipeline = joblib.load(sys.argv[1])
+# Our own file: pickle it as scikit-learn models were always saved (skops would refuse ShipML types).
+mlflow.sklearn.save_model(pipeline, sys.argv[2], serialization_format="cloudpickle")
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env.update(extra)
+    return env
+
+
+def train(work: Path) -> Path:
+    """A LightGBM churn model trained and exported by ShipML's own CLI."""
+    out = work / "model"
+    cmd = [sys.executable, "-m", "core", "train", "--data", str(DATA), "--target", "churn",
+           "--models", "lightgbm", "--trials", "1", "--budget", "120", "--out", str(out)]
+    subprocess.run(cmd, check=True, cwd=ROOT, env=_env(SHIPML_WORKSPACE=str(work / "ws-train")),
+                   stdout=subprocess.DEVNULL)
+    return out
+
+
+# --- load generator -------------------------------------------------------------------------
+
+
+def _request(path: str, body: bytes) -> bytes:
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = None
+    for line in head.split(b"\r\n")[1:]:
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    if length is None:
+        raise RuntimeError("response without Content-Length")
+    await reader.readexactly(length)
+    return status
+
+
+async def _load(port: int, requests: list[bytes], concurrency: int, duration: float) -> dict:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    deadline = time.perf_counter() + duration
+
+    async def worker(offset: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**24)
+        i = offset
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            status = await _exchange(reader, writer, requests[i % len(requests)])
+            took = time.perf_counter() - start
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == 200:
+                latencies.append(took)
+            i += 1
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(k * 7) for k in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    lat = np.asarray(latencies) * 1e3
+    return {
+        "concurrency": concurrency,
+        "requests_per_s": len(latencies) / elapsed,
+        "p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
+        "p99_ms": float(np.percentile(lat, 99)) if len(lat) else None,
+        "ok": len(latencies),
+        "statuses": statuses,
+    }
+
+
+async def _batches(port: int, request: bytes, n: int) -> dict:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**28)
+    times, statuses = [], []
+    for _ in range(n):
+        start = time.perf_counter()
+        statuses.append(await _exchange(reader, writer, request))
+        times.append(time.perf_counter() - start)
+    writer.close()
+    best = statistics.median(times)
+    return {"rows": BATCH_ROWS, "median_s": best, "rows_per_s": BATCH_ROWS / best, "statuses": statuses}
+
+
+# --- servers --------------------------------------------------------------------------------
+
+
+class Server:
+    """A server process pinned to SERVER_CORE, ready when ``probe`` answers 200."""
+
+    def __init__(self, cmd: list[str], *, probe: str, env: dict[str, str], log: Path):
+        self.port = int(cmd[cmd.index("--port") + 1])
+        self.probe = probe
+        self.log = log.open("wb")
+        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CORE, *cmd], cwd=ROOT, env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}{self.probe}", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"server not ready in {timeout} s; see {self.log.name}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def _run_against(server: Server, single: list[bytes], batch: bytes | None, duration: float, n_batches: int) -> dict:
+    server.wait_ready()
+    # Warm-up: first requests pay for imports and caches.
+    asyncio.run(_load(server.port, single, 1, 1.0))
+    result = {"single": [asyncio.run(_load(server.port, single, c, duration)) for c in CONCURRENCY]}
+    if batch is not None and n_batches:
+        result["batch"] = asyncio.run(_batches(server.port, batch, n_batches))
+    return result
+
+
+# --- floor ----------------------------------------------------------------------------------
+
+
+def floor(model_dir: Path, rows: pd.DataFrame, seconds: float = 3.0) -> dict:
+    """In-process, one row at a time: the Pipeline and the fast path (p50 and calls/s)."""
+    from core.registry import load_exported
+    from core.serving.fastpath import compile_pipeline
+
+    pipeline, _ = load_exported(model_dir)
+    fast = compile_pipeline(pipeline)
+    singles = [rows.iloc[[i]] for i in range(len(rows))]
+    out = {}
+    for name, call in [("pipeline_predict_proba", pipeline.predict_proba),
+                       ("fastpath_predict", fast.predict if fast else None)]:
+        if call is None:
+            continue
+        times = []
+        deadline = time.perf_counter() + seconds
+        i = 0
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            call(singles[i % len(singles)])
+            times.append(time.perf_counter() - start)
+            i += 1
+        times_ms = np.asarray(times[10:]) * 1e3
+        out[name] = {"p50_ms": float(np.median(times_ms)), "p99_ms": float(np.percentile(times_ms, 99)),
+                     "calls_per_s": len(times_ms) / (times_ms.sum() / 1e3)}
+    return out
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def _table(results: dict) -> str:
+    lines = ["| server | concurrency | requests/s | p50 ms | p99 ms | non-200 |", "|---|---:|---:|---:|---:|---:|"]
+    for name, result in results.items():
+        if name == "floor":
+            continue
+        for row in result["single"]:
+            bad = sum(v for k, v in row["statuses"].items() if k != 200)
+            lines.append(f"| {name} | {row['concurrency']} | {row['requests_per_s']:.0f} | "
+                         f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {bad} |")
+    lines += ["", "| server | 10,000-row batch: median s | rows/s |", "|---|---:|---:|"]
+    for name, result in results.items():
+        if "batch" in result:
+            b = result["batch"]
+            lines.append(f"| {name} | {b['median_s']:.3f} | {b['rows_per_s']:.0f} |")
+    lines += ["", "| in-process, one row | p50 ms | p99 ms | calls/s |", "|---|---:|---:|---:|"]
+    for name, row in results.get("floor", {}).items():
+        lines.append(f"| {name} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | {row['calls_per_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per concurrency level")
+    parser.add_argument("--batches", type=int, default=5, help="10,000-row requests per server")
+    parser.add_argument("--peer-python", default=str(ROOT / ".venv-bench" / "bin" / "python"),
+                        help="Python of the MLflow virtualenv ('' skips MLflow)")
+    parser.add_argument("--model", help="an exported model folder (default: train one)")
+    args = parser.parse_args(argv)
+
+    os.sched_setaffinity(0, {CLIENT_CORE})
+    work = Path(tempfile.mkdtemp(prefix="shipml-bench-serving-"))
+    try:
+        model_dir = Path(args.model) if args.model else train(work)
+        table = pd.read_csv(DATA).drop(columns=["churn"])
+        sample = table.sample(200, random_state=0)
+        records = json.loads(sample.to_json(orient="records"))
+        big = json.loads(table.sample(BATCH_ROWS, replace=True, random_state=1).to_json(orient="records"))
+        results: dict = {"floor": floor(model_dir, sample)}
+
+        shipml_single = [_request("/predict", json.dumps({"rows": [r]}).encode()) for r in records]
+        shipml_batch = _request("/predict", json.dumps({"rows": big}).encode())
+        for name, logging in [("shipml (log on)", "true"), ("shipml (log off)", "false")]:
+            port = _free_port()
+            env = _env(SHIPML_WORKSPACE=str(work / f"ws-serve-{logging}"), SHIPML_SERVE_LOG_PREDICTIONS=logging)
+            server = Server([sys.executable, "-m", "core.serving", "--model", str(model_dir), "--host", "127.0.0.1",
+                             "--port", str(port)], probe="/health/ready", env=env, log=work / f"shipml-{logging}.log")
+            try:
+                results[name] = _run_against(server, shipml_single, shipml_batch, args.duration, args.batches)
+            finally:
+                server.stop()
+
+        if args.peer_python:
+            saved = work / "mlflow-model"
+            subprocess.run([args.peer_python, "-c", SAVE_MLFLOW, str(model_dir / "model.joblib"), str(saved)],
+                           check=True, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL)
+            mlflow = str(Path(args.peer_python).with_name("mlflow"))
+            port = _free_port()
+            server = Server([mlflow, "models", "serve", "-m", str(saved), "--env-manager", "local", "-w", "1",
+                             "--host", "127.0.0.1", "--port", str(port)], probe="/ping",
+                            # mlflow starts `uvicorn` by name: the peer venv's bin must be on PATH.
+                            env=_env(PATH=f"{Path(mlflow).parent}{os.pathsep}{os.environ.get('PATH', '')}"),
+                            log=work / "mlflow.log")
+            mlflow_single = [_request("/invocations", json.dumps({"dataframe_records": [r]}).encode())
+                             for r in records]
+            mlflow_batch = _request("/invocations", json.dumps({"dataframe_records": big}).encode())
+            try:
+                results["mlflow"] = _run_against(server, mlflow_single, mlflow_batch, args.duration, args.batches)
+            finally:
+                server.stop()
+
+        print(_table(results))
+        print()
+        print(json.dumps(results, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
