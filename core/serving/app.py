@@ -351,10 +351,10 @@ class _Job:
             doc = self._parsed if self._parsed is not None else _parse_json(self.body)
             rows, keys = _rows_and_keys(doc, self.request_key, self.max_rows)
             try:
-                frame = schema.frame_from_records(rows)
+                columns = schema.columns_from_records(rows)
             except SchemaError as exc:
                 raise ApiError(422, "schema", "the rows do not match the model's schema", errors=exc.errors) from None
-            inputs = rows
+            return rows, keys, self.model.predict_columns(columns, len(rows))
         return inputs, keys, self.model.predict(frame)
 
 

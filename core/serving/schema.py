@@ -126,6 +126,14 @@ class InputSchema:
         Raises:
             SchemaError: A row is not an object, or columns are missing, extra or of a wrong type.
         """
+        return make_frame(self.columns_from_records(rows), self.names, len(rows))
+
+    def columns_from_records(self, rows: Sequence[Any]) -> dict[str, np.ndarray]:
+        """Check JSON rows (dicts) against the schema and return one typed array per column.
+
+        Raises:
+            SchemaError: A row is not an object, or columns are missing, extra or of a wrong type.
+        """
         errors: list[FieldError] = []
         bad = [i for i, r in enumerate(rows) if not isinstance(r, dict)]
         if bad:
@@ -157,7 +165,7 @@ class InputSchema:
                 data[column.name] = self._convert(column, values, errors)
         if errors:
             raise SchemaError(errors)
-        return pd.DataFrame(data, columns=list(names))
+        return data
 
     def _convert(self, column: Column, values: list[Any], errors: list[FieldError]) -> Any:
         types = set(map(type, values))
@@ -290,7 +298,7 @@ class InputSchema:
                 data[column.name] = self._dates(column, array, errors) if column.type == "date-time" else array
         if errors:
             raise SchemaError(errors)
-        return pd.DataFrame(data, columns=list(self.names))
+        return make_frame(data, self.names, len(frame))
 
 
 class TooManyRows(Exception):
@@ -302,6 +310,25 @@ class TooManyRows(Exception):
 
 
 _BOOL_TEXT = {"true": True, "false": False, "True": True, "False": False, "1": True, "0": False}
+
+
+def make_frame(columns: dict[str, np.ndarray], names: Sequence[str], n_rows: int) -> pd.DataFrame:
+    """A DataFrame from already-typed 1-D arrays of length ``n_rows``, in ``names`` order.
+
+    ``DataFrame._from_arrays`` skips the re-inference and checks the public constructor runs on
+    every column, which is most of the cost of a one-row request (about 0.5 ms for 19 columns
+    against 0.2 ms); the arrays here are already checked, so the shortcut is safe. Should a pandas
+    release drop it, the public constructor gives the same frame.
+    """
+    arrays = [columns[name] for name in names]
+    index = pd.RangeIndex(n_rows)
+    build = getattr(pd.DataFrame, "_from_arrays", None)
+    if build is not None:
+        try:
+            return build(arrays, columns=pd.Index(list(names), dtype=object), index=index, verify_integrity=False)
+        except TypeError:  # a changed private signature: fall through to the public way
+            pass
+    return pd.DataFrame(dict(zip(names, arrays)), columns=list(names), index=index)
 
 
 def _json_type(t: type) -> str:
