@@ -180,7 +180,8 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
         token = settings.serve_token.get_secret_value()
     engine = make_engine(settings.db_url)
     row = deploy.deploy(engine, model=args.model, target=args.target, settings=settings, port=args.port,
-                        token=token, base_image=args.base_image, image=args.image, namespace=args.namespace,
+                        token=token, base_image=args.base_image, trust_host_ca=args.trust_host_ca,
+                        image=args.image, namespace=args.namespace,
                         kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None,
                         on_log=lambda line: print(line, file=sys.stderr))
     print(f"deployment {row.id}: {row.model_name} version {row.version} on {row.target}, {row.status}")
@@ -296,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", help="a file holding the bearer token for /predict and /feedback "
                    "(default: SHIPML_SERVE_TOKEN if set)")
     p.add_argument("--base-image", help="docker: base image of the build")
+    p.add_argument("--trust-host-ca", action="store_true",
+                   help="docker: trust this machine's extra CA certificates in the build (TLS-intercepting proxies)")
     p.add_argument("--image", help="docker: run this image instead of building; kubernetes: the pods' image")
     p.add_argument("--namespace", help="kubernetes: the namespace")
     p.add_argument("--kubeconfig", help="kubernetes: apply the manifests with kubectl and this kubeconfig")

@@ -64,6 +64,7 @@ def deploy(
     port: int | None = None,
     token: str | None = None,
     base_image: str | None = None,
+    trust_host_ca: bool = False,
     image: str | None = None,
     namespace: str | None = None,
     kubeconfig: Path | None = None,
@@ -81,6 +82,8 @@ def deploy(
         port: Host port for local and Docker (default: a free one).
         token: Optional bearer token for /predict and /feedback; never stored in the database.
         base_image: Docker: the base image of the build (default: core.packaging's).
+        trust_host_ca: Docker: trust the host's extra CA certificates during the build (networks
+            that intercept TLS).
         image: Docker: run this image instead of building one. Kubernetes: the image the pods
             run (default: core.packaging's tag for the version).
         namespace: Kubernetes namespace (default: the kubeconfig context's).
@@ -116,7 +119,8 @@ def deploy(
                           timeout_s=ready_timeout_s)
         elif target == "docker":
             _deploy_docker(engine, row.id, source, folder=folder, settings=settings, port=port, token=token,
-                           base_image=base_image, image=image, timeout_s=ready_timeout_s, on_log=on_log)
+                           base_image=base_image, trust_host_ca=trust_host_ca, image=image,
+                           timeout_s=ready_timeout_s, on_log=on_log)
         else:
             _deploy_kubernetes(engine, row.id, source, folder=folder, settings=settings, token=token,
                                image=image, namespace=namespace, kubeconfig=kubeconfig)
@@ -144,14 +148,15 @@ def _deploy_local(engine: Engine, deployment_id: int, source: ModelSource, *, fo
 
 
 def _deploy_docker(engine: Engine, deployment_id: int, source: ModelSource, *, folder: Path, settings: Settings,
-                   port: int | None, token: str | None, base_image: str | None, image: str | None,
-                   timeout_s: float, on_log) -> None:
+                   port: int | None, token: str | None, base_image: str | None, trust_host_ca: bool,
+                   image: str | None, timeout_s: float, on_log) -> None:
     docker_target.client()  # fail fast, before exporting and building, when there is no engine
     if image is None:
         model_dir = materialise(source, settings=settings, out_dir=folder / "model")
         update_deployment(engine, deployment_id, model_dir=str(model_dir))
         image_id, image = docker_target.build(model_dir, out_dir=folder / "context", model_name=source.model_name,
-                                              version=source.version, base_image=base_image, on_log=on_log)
+                                              version=source.version, base_image=base_image,
+                                              trust_host_ca=trust_host_ca, on_log=on_log)
     update_deployment(engine, deployment_id, image=image)
     port = port or local.free_port()
     name = dns_label(source.model_name, source.version)

@@ -9,6 +9,7 @@ engine bring containers back after a reboot.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,21 +63,38 @@ def run(image: str, *, deployment_id: int, port: int, token: str | None,
     Raises:
         BadInput: No engine, or the container did not become ready (it is then removed).
     """
+    import docker as sdk
+
     docker = client()
     _network(docker)
-    container = docker.containers.run(
-        image, detach=True, name=f"shipml-deployment-{int(deployment_id)}",
-        environment={"SHIPML_SERVE_TOKEN": token} if token else {},
-        labels={LABEL: str(int(deployment_id))}, network=NETWORK,
-        ports={f"{PORT}/tcp": ("127.0.0.1", port)}, restart_policy={"Name": "unless-stopped"},
-    )
+    # Ids repeat across workspaces sharing one engine: a random suffix keeps names unique.
+    name = f"shipml-deployment-{int(deployment_id)}-{uuid.uuid4().hex[:8]}"
+    try:
+        docker.images.get(image)  # never pull implicitly: registries may be out of reach
+    except sdk.errors.APIError:  # not found, or not a valid reference
+        raise BadInput("no such image on the Docker engine; build or pull it first") from None
+    try:
+        container = docker.containers.run(
+            image, detach=True, name=name,
+            environment={"SHIPML_SERVE_TOKEN": token} if token else {},
+            labels={LABEL: str(int(deployment_id))}, network=NETWORK,
+            ports={f"{PORT}/tcp": ("127.0.0.1", port)}, restart_policy={"Name": "unless-stopped"},
+            # Least privilege: nothing to write but /data (the image's volume) and /tmp.
+            read_only=True, tmpfs={"/tmp": "rw,size=64m"}, cap_drop=["ALL"], security_opt=["no-new-privileges"],
+        )
+    except sdk.errors.APIError as exc:
+        remove(name)  # created but not started
+        raise BadInput(f"the Docker engine refused to start the container: {_short(exc)}") from None
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=2.0) as http:
         while time.monotonic() < deadline:
             container.reload()
-            if container.status in ("exited", "dead"):
-                break
+            # With a restart policy a crashing service shows as "restarting", not "exited".
+            if container.status in ("exited", "dead", "restarting") or container.attrs.get("RestartCount"):
+                code = container.attrs.get("State", {}).get("ExitCode")
+                remove(container.id)
+                raise BadInput(f"the container stopped during start-up (exit code {code}); see its logs")
             try:
                 if http.get(f"{url}/health/ready").status_code == 200:
                     return RunningContainer(container_id=container.id, port=port, endpoint=url)
@@ -120,7 +138,7 @@ def logs(container_id: str, *, lines: int = 200) -> str:
         return ""
 
 
-def remove(container_id: str) -> None:
+def remove(container_id: str) -> None:  # an id or a name
     """Stop (SIGTERM, then SIGKILL after 10 s) and remove the container; the image stays."""
     import docker as sdk
 
@@ -136,3 +154,8 @@ def remove(container_id: str) -> None:
         container.remove(force=True)
     except sdk.errors.NotFound:
         pass
+
+
+def _short(exc, limit: int = 200) -> str:
+    text = " ".join(str(getattr(exc, "explanation", None) or exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,86 @@
+"""The Docker target against a real engine: build, run, ready, predict, non-root, logs, stop."""
+from __future__ import annotations
+
+import json
+import os
+
+import httpx
+import pandas as pd
+import pytest
+
+from core import deploy, registry
+from core.errors import BadInput
+from core.serving_io import predict_frame
+from tests.services import missing
+
+pytestmark = pytest.mark.xdist_group("docker")
+TOKEN = "docker-token-1234567"
+
+
+@pytest.fixture
+def docker_client():
+    try:
+        import docker
+
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception:  # noqa: BLE001
+        missing("a Docker engine (apt-get install docker.io; start dockerd)")
+    return client
+
+
+@pytest.fixture
+def base_image(docker_client) -> str:
+    """SHIPML_TEST_BASE_IMAGE (CI builds it without Docker Hub), else the one CI's script names."""
+    name = os.environ.get("SHIPML_TEST_BASE_IMAGE", "shipml/python-base:bookworm")
+    try:
+        docker_client.images.get(name)
+    except Exception:  # noqa: BLE001
+        missing(f"the base image {name} (see .ci/run)")
+    return name
+
+
+def test_docker_deploy_serves_like_offline_as_non_root_and_stops(engine, settings, registered, trained,
+                                                                 docker_client, base_image) -> None:
+    log: list[str] = []
+    row = deploy.deploy(engine, model="pen guins@champion", target="docker", settings=settings, token=TOKEN,
+                        base_image=base_image, trust_host_ca=True, on_log=log.append, ready_timeout_s=90)
+    try:
+        assert row.status == deploy.RUNNING and row.container_id and row.image.startswith("shipml-model/")
+        assert any("Successfully built" in line for line in log)
+        container = docker_client.containers.get(row.container_id)
+        assert container.exec_run(["id", "-u"]).output.strip() != b"0"  # not root
+        assert TOKEN not in json.dumps(docker_client.images.get(row.image).attrs)  # not in the image
+        frame = pd.read_parquet(trained / "reference.parquet").head(4)
+        body = {"rows": json.loads(frame.to_json(orient="records"))}
+        assert httpx.post(f"{row.endpoint}/predict", json=body, timeout=30).status_code == 401
+        answer = httpx.post(f"{row.endpoint}/predict", json=body, timeout=30,
+                            headers={"Authorization": f"Bearer {TOKEN}"})
+        assert answer.status_code == 200, answer.text
+        pipeline, meta = registry.load_exported(trained)
+        offline = predict_frame(pipeline, frame, threshold=meta["metrics"].get("decision_threshold"))
+        assert [p["prediction"] for p in answer.json()["predictions"]] == list(offline["prediction"])
+        assert deploy.probe(row) == "up"
+        assert "ready" in deploy.deployment_logs(row)
+        assert (deploy.deployment_dir(row.id, settings=settings) / "monitoring" / "alerts.yml").is_file()
+    finally:
+        stopped = deploy.stop_deployment(engine, row.id, settings=settings)
+    assert stopped.status == deploy.STOPPED
+    assert not docker_client.containers.list(all=True, filters={"id": row.container_id})
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{row.endpoint}/health/live", timeout=2)
+
+
+def test_an_image_that_cannot_serve_fails_cleanly(engine, settings, registered, docker_client,
+                                                  base_image) -> None:
+    # The bare base image runs no service: its container exits, the deployment says so.
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    with pytest.raises(BadInput, match=r"deployment \d+ failed: the container stopped during start-up"):
+        deploy.deploy(engine, model="pen guins@1", target="docker", settings=settings, image=base_image,
+                      ready_timeout_s=10)
+    with pytest.raises(BadInput, match="no such image"):
+        deploy.deploy(engine, model="pen guins@1", target="docker", settings=settings,
+                      image="shipml-test/does-not-exist:v1", ready_timeout_s=10)
+    rows = deploy.list_deployments(engine)
+    assert [r.status for r in rows] == [deploy.FAILED, deploy.FAILED] and rows[1].image == base_image
+    assert {c.id for c in docker_client.containers.list(all=True)} <= before  # nothing left behind
