@@ -96,6 +96,33 @@ class FastPredictor:
         except _Fallback:
             return self.predict_with_pipeline(frame)
 
+    def predict_columns(self, columns: dict[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray | None, list | None]:
+        """``predict`` for rows given as typed 1-D arrays, without building a DataFrame first.
+
+        Args:
+            columns: Column name to a 1-D NumPy array of length ``n_rows`` (the dtypes the
+                DataFrame would have); extra columns are ignored.
+            n_rows: The number of rows.
+
+        Returns:
+            As ``predict`` on ``pd.DataFrame(columns)``.
+        """
+        try:
+            cols: Columns = {}
+            for name in self._inputs:
+                if name in columns:
+                    values = columns[name]
+                    if (not isinstance(values, np.ndarray) or values.ndim != 1 or len(values) != n_rows
+                            or values.dtype.kind not in "biufOM" or n_rows == 0):
+                        raise _Fallback("not a plain 1-D array")
+                    cols[name] = values
+            for step in self._clean:
+                cols = step(cols)
+            labels, proba = self._model(self._features(cols, n_rows))
+            return labels, proba, self.classes
+        except _Fallback:
+            return self.predict_with_pipeline(pd.DataFrame(dict(columns), index=pd.RangeIndex(n_rows)))
+
     def predict_with_pipeline(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None, list | None]:
         """The same result through the Pipeline itself (the reference the fast path matches)."""
         labels = np.asarray(self.pipeline.predict(frame))

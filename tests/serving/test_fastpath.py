@@ -180,8 +180,13 @@ def test_fast_path_equals_pipeline(table: pd.DataFrame, family: str, task: Task)
     for i in range(0, 300, 37):  # single rows, raw and JSON-shaped (ints stay ints, no NaN upcast)
         _assert_same(fast, pipeline, rows.iloc[[i]], task=task)
         _assert_same(fast, pipeline, _json_like(rows.iloc[[i]]), task=task)
-    labels, proba, classes = fast.predict(rows.iloc[:5])  # the public entry point agrees too
+    labels, proba, classes = fast.predict(rows.iloc[:5])  # the public entry points agree too
     np.testing.assert_array_equal(labels, pipeline.predict(rows.iloc[:5]))
+    few = _json_like(rows.iloc[:7])
+    by_columns = fast.predict_columns({c: few[c].to_numpy() for c in few.columns}, len(few))
+    np.testing.assert_array_equal(by_columns[0], pipeline.predict(few))
+    if task is not Task.REGRESSION:
+        np.testing.assert_allclose(by_columns[1], pipeline.predict_proba(few), rtol=0, atol=1e-9)
 
 
 def test_every_single_row_of_a_lightgbm_model(table: pd.DataFrame) -> None:
