@@ -14,7 +14,6 @@ from core.deploy.deployments import (
     deployment_logs,
     kubernetes_dir,
     probe,
-    remove_files,
     restore_local_deployments,
     stop_deployment,
 )
@@ -34,5 +33,5 @@ from core.deploy.source import ModelSource, resolve_source
 __all__ = [
     "FAILED", "RUNNING", "STARTING", "STATUSES", "STOPPED", "TARGETS", "ModelSource", "Restored", "deploy",
     "deployment_dir", "deployment_logs", "dns_label", "get_deployment", "kubernetes_dir", "list_deployments",
-    "probe", "remove_files", "resolve_source", "restore_local_deployments", "stop_deployment",
+    "probe", "resolve_source", "restore_local_deployments", "stop_deployment",
 ]

@@ -13,7 +13,6 @@ The row's ``manifest_dir`` is that folder. Folder names are ids, never model nam
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -181,9 +180,10 @@ def _deploy_kubernetes(engine: Engine, deployment_id: int, source: ModelSource, 
     if not kubeconfig:
         secret = kubernetes.secret_name(name)
         hint = f"; create Secret '{secret}' (key 'token') for a token" if token else ""
+        setting = " or set SHIPML_KUBECONFIG" if "kubeconfig" in type(settings).model_fields else ""
         update_deployment(engine, deployment_id, status=STOPPED,
                           note=f"manifests written, not applied: no kubeconfig configured "
-                               f"(pass --kubeconfig or set SHIPML_KUBECONFIG){hint}")
+                               f"(pass --kubeconfig{setting}){hint}")
         return
     kubernetes.apply(manifest_dir, kubeconfig=Path(kubeconfig), name=name, namespace=namespace, token=token)
     update_deployment(engine, deployment_id, status=RUNNING, endpoint=kubernetes.endpoint(name, namespace),
@@ -328,11 +328,3 @@ def deployment_logs(deployment: Deployment, *, lines: int = 200) -> str:
     if deployment.target == "docker" and deployment.container_id:
         return docker_target.logs(deployment.container_id, lines=lines)
     return ""
-
-
-def remove_files(deployment: Deployment) -> None:
-    """Delete a stopped deployment's folder (exported model, bundle, log)."""
-    if deployment.status not in (STOPPED, FAILED):
-        raise BadInput("stop the deployment before removing its files")
-    if deployment.manifest_dir:
-        shutil.rmtree(deployment.manifest_dir, ignore_errors=True)

@@ -1,6 +1,7 @@
 """`python -m core deploy|deployments|undeploy` as a user runs them: exit codes and last lines."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -40,6 +41,9 @@ def test_deploy_kubernetes_prints_the_manifest_folder_last(tmp_path, trained) ->
     folder = Path(lines[-1])
     assert folder.is_dir() and (folder / "deployment.yaml").is_file() and folder.is_relative_to(ws)
     assert any("no kubeconfig configured" in line for line in lines)
+    listing = run_cli("deployments", "--json", workspace=ws)
+    (row,) = json.loads(listing.stdout)
+    assert (row["target"], row["status"], row["live"], row["model_name"]) == ("kubernetes", "STOPPED", "-", "pen guins")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -50,6 +50,7 @@ def test_docker_deploy_serves_like_offline_as_non_root_and_stops(engine, setting
         assert any("Successfully built" in line for line in log)
         container = docker_client.containers.get(row.container_id)
         assert container.exec_run(["id", "-u"]).output.strip() != b"0"  # not root
+        assert container.attrs["HostConfig"]["ReadonlyRootfs"] and container.attrs["HostConfig"]["CapDrop"]
         assert TOKEN not in json.dumps(docker_client.images.get(row.image).attrs)  # not in the image
         frame = pd.read_parquet(trained / "reference.parquet").head(4)
         body = {"rows": json.loads(frame.to_json(orient="records"))}

@@ -179,3 +179,21 @@ def test_a_service_that_never_gets_ready_fails_cleanly(engine, settings, registe
     (row,) = deploy.list_deployments(engine)
     assert row.status == deploy.FAILED and row.pid is None
     assert "Traceback" not in row.error and str(broken) not in row.error
+
+
+def test_a_start_interrupted_by_an_app_crash_is_marked_failed(engine, settings) -> None:
+    from datetime import timedelta
+
+    from core.deploy import records
+    from core.store.db import session_scope
+    from core.store.models import Deployment, utcnow
+
+    row = records.create_deployment(engine, model_name="m", version=1, version_id=None, target="local", auth=False)
+    fresh = records.create_deployment(engine, model_name="m", version=2, version_id=None, target="local", auth=False)
+    with session_scope(engine) as session:
+        old = session.get(Deployment, row.id)
+        old.updated_at, old.pid = utcnow() - timedelta(hours=1), 999_999_999
+        session.add(old)
+    outcomes = deploy.restore_local_deployments(engine, settings=settings)
+    assert outcomes == [deploy.Restored(row.id, deploy.FAILED, "interrupted during start-up")]
+    assert deploy.get_deployment(engine, fresh.id).status == deploy.STARTING  # may still be starting
