@@ -132,9 +132,17 @@ def load_model(model_dir: Path, *, extra_columns: str, unseen_categories: str, f
     except Exception:  # noqa: BLE001 - no sample: every column is typed as text
         log.warning("reference.parquet is missing or unreadable; the schema has no types")
     names = required_columns(pipeline) or tuple(str(c) for c in (reference.columns if reference is not None else ()))
-    schema = infer_schema(names, reference, extra_columns=extra_columns, unseen_categories=unseen_categories)
+    schema = infer_schema(names, reference, kinds=_column_kinds(pipeline), extra_columns=extra_columns,
+                          unseen_categories=unseen_categories)
     return LoadedModel(pipeline=pipeline, info=info, schema=schema, fast=_compile(pipeline),
                        fast_max_rows=fast_max_rows)
+
+
+def _column_kinds(pipeline: Any) -> dict[str, str] | None:
+    """What a ShipML Pipeline's feature step decided each column is, or None for other models."""
+    steps = getattr(pipeline, "named_steps", None)
+    kinds = getattr(steps.get("features"), "kinds_", None) if steps is not None else None
+    return {str(k): str(v) for k, v in kinds.items()} if isinstance(kinds, dict) else None
 
 
 def _compile(pipeline: Any) -> Any | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -345,6 +345,7 @@ def infer_schema(
     feature_names: Sequence[str],
     reference: pd.DataFrame | None,
     *,
+    kinds: Mapping[str, str] | None = None,
     extra_columns: Literal["reject", "ignore"] = "reject",
     unseen_categories: Literal["reject", "accept"] = "reject",
 ) -> InputSchema:
@@ -354,17 +355,22 @@ def infer_schema(
         feature_names: ``pipeline.feature_names_in_``: the columns, in order.
         reference: Raw training rows (``reference.parquet``); a column it lacks is typed
             ``string`` without categories, the most permissive choice.
+        kinds: What the model's feature step decided each column is (``"categorical"``,
+            ``"text"``, ...). With it, only categorical and boolean text columns get a list of
+            allowed values, and columns the model does not use get none. Without it, a text
+            column is categorical when it has at most ``MAX_ENUM`` values that repeat.
         extra_columns: Policy for columns not in the schema.
         unseen_categories: Policy for values of a categorical column not seen in training.
     """
     columns = []
     for name in feature_names:
         series = reference[name] if reference is not None and name in reference.columns else None
-        columns.append(_column(str(name), series))
+        kind = None if kinds is None else str(kinds.get(name, "unused"))
+        columns.append(_column(str(name), series, kind))
     return InputSchema(tuple(columns), extra_columns=extra_columns, unseen_categories=unseen_categories)
 
 
-def _column(name: str, series: pd.Series | None) -> Column:
+def _column(name: str, series: pd.Series | None, kind: str | None) -> Column:
     if series is None:
         return Column(name, "string")
     dtype = series.dtype
@@ -382,6 +388,10 @@ def _column(name: str, series: pd.Series | None) -> Column:
     if not all(isinstance(v, str) for v in values.head(1000)):
         values = values.astype(str)
     distinct = pd.unique(values)
-    if 0 < len(distinct) <= MAX_ENUM:
+    if kind is None:
+        categorical = len(distinct) <= MAX_ENUM and len(values) >= 2 * len(distinct)
+    else:
+        categorical = kind in ("categorical", "boolean") and len(distinct) <= MAX_ENUM
+    if categorical and len(distinct):
         return Column(name, "string", tuple(sorted(str(v) for v in distinct)))
     return Column(name, "string")

@@ -1,0 +1,91 @@
+"""The request schema on its own: types from the training sample, policies, JSON and CSV checks."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.serving.schema import SchemaError, TooManyRows, infer_schema
+
+REFERENCE = pd.DataFrame({
+    "n": [1, 2, 3],
+    "x": [0.5, np.nan, 2.0],
+    "flag": [True, False, True],
+    "when": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]),
+    "color": ["red", "blue", None],
+    "note": [f"free text {i}" for i in range(3)],
+})
+
+
+KINDS = {"n": "numeric", "x": "numeric", "flag": "boolean", "when": "datetime", "color": "categorical",
+         "note": "text"}
+
+
+def _schema(**policies):
+    return infer_schema(list(REFERENCE.columns), REFERENCE, kinds=KINDS, **policies)
+
+
+def _errors(call) -> dict:
+    with pytest.raises(SchemaError) as info:
+        call()
+    return {e.column: e for e in info.value.errors}
+
+
+def test_types_and_categories_come_from_the_reference() -> None:
+    columns = {c.name: c for c in _schema().columns}
+    assert {k: c.type for k, c in columns.items()} == {
+        "n": "integer", "x": "number", "flag": "boolean", "when": "date-time", "color": "string", "note": "string"}
+    assert columns["color"].categories == ("blue", "red")
+    assert columns["n"].categories is None
+    # a column the sample lacks is the most permissive type
+    assert infer_schema(["zzz"], REFERENCE).columns[0].type == "string"
+    assert columns["note"].categories is None  # free text
+    # columns the model does not use are required but not restricted
+    assert infer_schema(["color"], REFERENCE, kinds={}).columns[0].categories is None
+    # without the model's kinds: categorical when a few values repeat
+    guess = pd.DataFrame({"id": [f"v{i}" for i in range(500)], "size": ["S", "M", "L", "M"] * 125})
+    assert [c.categories for c in infer_schema(["id", "size"], guess).columns] == [None, ("L", "M", "S")]
+
+
+def test_json_rows_become_typed_columns() -> None:
+    rows = [{"n": 4, "x": 1, "flag": False, "when": "2024-05-01T10:00:00", "color": "red", "note": "hi"},
+            {"n": None, "x": None, "flag": None, "when": None, "color": None, "note": None}]
+    frame = _schema().frame_from_records(rows)
+    assert list(frame.columns) == list(REFERENCE.columns)
+    assert frame["n"].isna().tolist() == [False, True] and frame["n"].iloc[0] == 4
+    assert frame["x"].dtype == float
+    assert frame["when"].iloc[0] == pd.Timestamp("2024-05-01T10:00:00") and pd.isna(frame["when"].iloc[1])
+    assert frame["color"].tolist() == ["red", None]
+    one = _schema().frame_from_records([rows[0]])
+    assert one["n"].dtype == np.int64 and one["flag"].dtype == bool
+
+
+def test_json_errors_name_the_column_and_the_type_only() -> None:
+    good = {"n": 1, "x": 1.0, "flag": True, "when": "2024-01-01", "color": "red", "note": "a"}
+    errors = _errors(lambda: _schema().frame_from_records(
+        [good, {**good, "n": 2.5, "flag": "yes", "when": "not a date", "color": "mauve", "x": [1]}]))
+    assert (errors["n"].got, errors["n"].rows) == ("number", (1,))
+    assert errors["flag"].got == "string" and errors["x"].got == "array"
+    assert errors["when"].got == "unparseable string" and errors["color"].got == "unknown category"
+    errors = _errors(lambda: _schema().frame_from_records([good, {k: v for k, v in good.items() if k != "note"}]))
+    assert (errors["note"].got, errors["note"].rows) == ("missing", (1,))
+    assert _errors(lambda: _schema().frame_from_records(["a row?"]))[None].got == "not an object"
+    # policies: extra columns ignored, unseen categories accepted
+    relaxed = _schema(extra_columns="ignore", unseen_categories="accept")
+    assert len(relaxed.frame_from_records([{**good, "color": "mauve", "extra": 1}])) == 1
+    assert "enum" not in relaxed.row_json_schema()["properties"]["color"]
+    assert _schema().row_json_schema()["properties"]["color"]["enum"] == ["blue", "red", None]
+
+
+def test_csv_keeps_codes_as_text_and_checks_numbers() -> None:
+    codes = pd.DataFrame({"zip": ["007", "010"]})
+    schema = infer_schema(["zip", "n"], codes.assign(n=[1, 2]))
+    frame = schema.frame_from_csv(b"zip,n\n007,5\n,6\n", max_rows=10)
+    assert frame["zip"].tolist() == ["007", None] and frame["n"].tolist() == [5, 6]
+    errors = _errors(lambda: schema.frame_from_csv(b"zip,n,extra\n007,five,1\n", max_rows=10))
+    assert errors["n"].got == "string" and errors["extra"].expected == "no such column"
+    with pytest.raises(TooManyRows):
+        schema.frame_from_csv(b"zip,n\n" + b"007,1\n" * 11, max_rows=10)
+    assert _errors(lambda: schema.frame_from_csv(b"\xff\xfe\x00", max_rows=10))[None].got == "unreadable CSV"
+    flags = infer_schema(["flag"], REFERENCE)
+    assert flags.frame_from_csv(b"flag\ntrue\nFalse\n", max_rows=5)["flag"].tolist() == [True, False]
