@@ -3,10 +3,18 @@
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
-# libgomp1: LightGBM's OpenMP runtime.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libgomp1 \
- && rm -rf /var/lib/apt/lists/*
+# Extra CA certificates (docker/certs/*.crt, empty by default) for builds behind a
+# TLS-intercepting proxy; pip uses its own CA bundle unless pointed at the system one.
+COPY docker/certs/ /usr/local/share/ca-certificates/shipml/
+RUN update-ca-certificates >/dev/null
+ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+
+# libgomp1: LightGBM's OpenMP runtime (python:3.11-slim lacks it; a debootstrap base may have it).
+RUN if ! ldconfig -p | grep -q 'libgomp\.so\.1'; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends libgomp1 \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
