@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
@@ -49,6 +50,8 @@ from core.serving.schema import FieldError, SchemaError, TooManyRows
 
 log = logging.getLogger("shipml.serving")
 
+_DECODE = msgspec.json.Decoder().decode
+_ENCODE = msgspec.json.Encoder(enc_hook=lambda v: _jsonable(v)).encode
 ENDPOINTS = frozenset({"/predict", "/feedback", "/health/live", "/health/ready", "/metrics", "/version",
                        "/schema", "/openapi.json", "/docs"})
 INLINE_ROWS = 8  # fast-path requests this small run on the event loop: a thread hop costs more
@@ -403,7 +406,7 @@ def _prediction_body(request_id: str, model: LoadedModel, result: Predictions) -
         predictions = [{"prediction": v} for v in result.values]
     doc = {"request_id": request_id, "model": {"name": model.name, "version": model.version},
            "predictions": predictions}
-    return json.dumps(doc, default=_jsonable, allow_nan=False).encode()
+    return _ENCODE(doc)  # NaN and infinities become null
 
 
 def _count_predictions(model: LoadedModel, result: Predictions) -> None:
@@ -515,9 +518,10 @@ def _content_kind(request: Request) -> str:
 
 
 def _parse_json(body: bytes) -> Any:
+    # msgspec parses a row several times faster than the json module; it is strict JSON (no NaN).
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+        return _DECODE(body)
+    except (msgspec.DecodeError, RecursionError):
         raise ApiError(400, "schema", "the body is not valid JSON (UTF-8)") from None
 
 

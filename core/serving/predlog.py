@@ -16,7 +16,6 @@ If the database is down or the queue is full, rows are dropped and counted
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import deque
@@ -25,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
@@ -175,7 +175,7 @@ class PredictionLog:
             log.warning("prediction log write failed (%s); %d rows dropped", type(exc).__name__, len(rows))
 
     def _rows(self, item: LoggedRequest) -> list[dict]:
-        dumps = json.dumps
+        dumps = _dumps
         proba = item.proba.tolist() if item.proba is not None else None
         inputs_list = item.inputs
         if hasattr(inputs_list, "to_dict"):  # a CSV frame: missing values as null, not NaN
@@ -187,7 +187,7 @@ class PredictionLog:
                 "request_id": item.request_id, "row_index": i, "key": item.keys[i],
                 "created_at": item.created_at, "model_name": self.model_name,
                 "model_version": self.model_version, "latency_ms": item.latency_ms,
-                "inputs": dumps(inputs, default=_default), "prediction": dumps(prediction, default=_default),
+                "inputs": dumps(inputs), "prediction": dumps(prediction),
                 "probabilities": dumps(dict(zip(item.classes, proba[i]))) if proba is not None else None,
             })
         return out
@@ -205,16 +205,16 @@ class PredictionLog:
         """
         now = datetime.now(timezone.utc)
         rows = [{"request_id": it.get("request_id"), "row_index": it.get("row_index"), "key": it.get("key"),
-                 "label": json.dumps(it["label"]), "created_at": now, "model_name": self.model_name,
+                 "label": _dumps(it["label"]), "created_at": now, "model_name": self.model_name,
                  "model_version": self.model_version} for it in items]
         with self.engine.begin() as conn:
             conn.execute(FEEDBACK.insert(), rows)
         return len(rows)
 
-    def count(self) -> int:
-        """How many prediction rows the log holds (for tests and the Deploy page)."""
-        with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(PREDICTIONS)).scalar_one())
+
+def _dumps(value: Any) -> str:
+    """JSON text; msgspec is several times faster than the json module (NaN becomes null)."""
+    return _ENCODE(value).decode()
 
 
 def _default(value: Any) -> Any:
@@ -224,3 +224,6 @@ def _default(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)
+
+
+_ENCODE = msgspec.json.Encoder(enc_hook=_default).encode
