@@ -135,6 +135,7 @@ class Service:
                 self.predlog = PredictionLog(self.log_url, model_name=model.name, model_version=model.version)
                 break
             except Exception as exc:  # noqa: BLE001 - retried; the URL is never logged (it may hold a password)
+                self.waiting_for = f"the prediction log database cannot be opened ({type(exc).__name__}); retrying"
                 log.warning("prediction log unavailable (%s); retrying in %.0f s", type(exc).__name__, LOG_RETRY_S)
                 self._stop.wait(LOG_RETRY_S)
         if not self._stop.is_set():

@@ -130,3 +130,15 @@ def test_a_tampered_model_never_becomes_ready(models, tmp_path) -> None:
         assert r.status_code == 503 and r.headers["retry-after"]
         assert client.get("/version").status_code == 503
         assert client.app.state.service.model is None  # never unpickled
+
+
+def test_an_unusable_log_database_keeps_the_service_alive_and_not_ready(models, tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    url = f"sqlite:///{blocker / 'sub' / 'log.db'}"  # its folder cannot be created
+    with serve(models["regression"].dir, tmp_path, log_url=url, wait=False) as client:
+        time.sleep(1.5)
+        assert client.get("/health/live").status_code == 200
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503 and "prediction log" in ready.json()["reason"]
+        assert str(tmp_path) not in ready.text and "sqlite" not in ready.text

@@ -85,3 +85,14 @@ def test_prediction_log_survives_a_restart(models, server_factory, tmp_path) -> 
         logged = conn.execute(sa.text("SELECT request_id FROM serving_predictions ORDER BY id")).scalars().all()
     engine.dispose()
     assert logged == [ids[0]] * 3 + [ids[1]] * 3 + [ids[2]]
+
+
+def test_entry_point_refuses_a_folder_without_a_model(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from tests.serving.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-m", "core.serving", "--model", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "model.json" in out.stderr and "Traceback" not in out.stderr
