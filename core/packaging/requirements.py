@@ -28,6 +28,7 @@ RUNTIME_ROOTS = (
     "uvloop",  # uvicorn's faster event loop and HTTP parser, picked up when installed
     "httptools",
     "prometheus-client",
+    "msgspec",  # the service's JSON encoding and decoding
     "pandas",
     "numpy",
     "scipy",
