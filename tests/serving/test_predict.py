@@ -1,6 +1,8 @@
 """/predict, /schema, /version and /openapi.json against real exported models, in-process."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -158,15 +160,15 @@ def test_timeout_gives_504_and_frees_the_slot_later(models, tmp_path) -> None:
     row = records(served.rows.head(1))[0]
     with serve(served.dir, tmp_path, serve_timeout_s=0.3, serve_max_concurrency=1) as client:
         service = client.app.state.service
-        started = __import__("time").monotonic()
+        started = time.monotonic()
         r = client.post("/predict", json=row)
         assert r.status_code == 504 and r.json()["error"] == "timeout"
-        assert __import__("time").monotonic() - started < 1.2
+        assert time.monotonic() - started < 1.2
         assert service.active == 1  # the overrunning prediction still holds its slot ...
         assert client.post("/predict", json=row).status_code == 503
-        deadline = __import__("time").monotonic() + 5
-        while service.active and __import__("time").monotonic() < deadline:
-            __import__("time").sleep(0.05)
+        deadline = time.monotonic() + 5
+        while service.active and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert service.active == 0  # ... until it really ends
 
 

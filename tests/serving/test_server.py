@@ -4,14 +4,17 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
-from tests.serving.conftest import records
+from tests.serving.conftest import ROOT, records
 
-pytestmark = __import__("pytest").mark.xdist_group("serving-server")
+pytestmark = pytest.mark.xdist_group("serving-server")
 
 
 async def _many(url: str, body: dict, n: int) -> list[tuple[int, dict, float]]:
@@ -88,11 +91,6 @@ def test_prediction_log_survives_a_restart(models, server_factory, tmp_path) -> 
 
 
 def test_entry_point_refuses_a_folder_without_a_model(tmp_path) -> None:
-    import subprocess
-    import sys
-
-    from tests.serving.conftest import ROOT
-
     out = subprocess.run([sys.executable, "-m", "core.serving", "--model", str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "model.json" in out.stderr and "Traceback" not in out.stderr
