@@ -12,14 +12,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-# One OpenMP/BLAS thread, set before numpy or LightGBM load: their thread pools read these once.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
 
 
 def build_parser() -> argparse.ArgumentParser:

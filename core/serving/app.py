@@ -84,6 +84,7 @@ class Service:
     waiting_for: str = "loading the model"
     active: int = 0  # /predict requests holding a concurrency slot
     executor: ThreadPoolExecutor | None = None
+    loop: asyncio.AbstractEventLoop | None = None  # predictions run here (small) or on the executor
     _ready: threading.Event = None  # type: ignore[assignment]
     _stop: threading.Event = None  # type: ignore[assignment]
 
@@ -106,14 +107,6 @@ class Service:
         threading.Thread(target=self._load, name="shipml-load", daemon=True).start()
 
     def _load(self) -> None:
-        # One OpenMP/BLAS thread: single-row latency suffers from thread-pool start-up and on a
-        # small machine several pools compete for the same cores.
-        try:
-            from threadpoolctl import threadpool_limits
-
-            threadpool_limits(1)
-        except Exception:  # noqa: BLE001 - only a speed setting
-            pass
         s = self.settings
         try:
             model = load_model(self.model_dir, extra_columns=s.serve_extra_columns,
@@ -127,6 +120,8 @@ class Service:
             log.error("the model cannot be served: %s", type(exc).__name__)
             return
         self.model = model
+        if self.loop is not None:  # the model's native libraries are loaded now: limit them
+            self.loop.call_soon_threadsafe(one_thread)
         metrics.MODEL_INFO.clear()
         metrics.MODEL_INFO.labels(model.name, str(model.version), model.task, model.sha256).set(1)
         self.waiting_for = "opening the prediction log"
@@ -150,6 +145,22 @@ class Service:
             self.predlog.close()
 
 
+def one_thread() -> None:
+    """One OpenMP/BLAS thread for the calling thread's predictions.
+
+    Single-row latency suffers from waking a thread pool, and on a small machine several pools
+    compete for the same cores. OpenMP's setting is per thread, so this runs on every thread
+    that predicts: the event loop (once the model is loaded) and each worker as it starts
+    (workers start only with the first large request, after loading).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except Exception:  # noqa: BLE001 - only a speed setting, never a reason to fail
+        pass
+
+
 def create_app(model_dir: Path, settings: Settings, *, log_url: str | None = None) -> FastAPI:
     """The prediction service for the exported model in ``model_dir``.
 
@@ -164,7 +175,8 @@ def create_app(model_dir: Path, settings: Settings, *, log_url: str | None = Non
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         service.executor = ThreadPoolExecutor(max_workers=min(settings.serve_max_concurrency, 32),
-                                              thread_name_prefix="shipml-predict")
+                                              thread_name_prefix="shipml-predict", initializer=one_thread)
+        service.loop = asyncio.get_running_loop()
         service.start()
         try:
             yield

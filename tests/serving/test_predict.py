@@ -190,3 +190,17 @@ def test_bearer_token(models, tmp_path) -> None:
         assert doc["paths"]["/predict"]["post"]["security"] == [{"bearer": []}]
     with serve(served.dir, tmp_path) as client:
         assert client.post("/predict", json=row).status_code == 200
+
+
+def test_predicting_threads_use_one_openmp_and_blas_thread(models, tmp_path) -> None:
+    from threadpoolctl import threadpool_info
+
+    served = models["binary"]  # LightGBM: OpenMP
+    with serve(served.dir, tmp_path, serve_fastpath_max_rows=0) as client:
+        assert client.post("/predict", json={"rows": records(served.rows.head(20))}).status_code == 200
+        service = client.app.state.service
+        worker = service.executor.submit(threadpool_info).result()
+        loop = client.portal.call(threadpool_info)  # the event loop thread (small requests)
+    for pools in (worker, loop):
+        assert any(p["user_api"] == "openmp" for p in pools)
+        assert {p["num_threads"] for p in pools if p["user_api"] in ("openmp", "blas")} == {1}
