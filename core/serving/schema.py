@@ -234,6 +234,9 @@ class InputSchema:
             errors.append(FieldError(column.name, "date-time", "unparseable string",
                                      tuple(int(i) for i in np.flatnonzero(bad)[:5])))
             return None
+        if getattr(parsed.dt, "tz", None) is not None:
+            # Training columns hold naive times; an offset given with every value becomes UTC.
+            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
         return parsed.to_numpy()
 
     def _type_error(self, column: Column, values: list[Any], wrong: set[type]) -> FieldError:

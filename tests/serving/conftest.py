@@ -28,7 +28,7 @@ from core.prep.steps import Recipe
 from core.registry import VersionMeta
 from core.serving.app import create_app
 from core.store.db import make_engine
-from tests.serving.slowmodel import SlowModel
+from tests.serving.slowmodel import BrokenModel, SlowModel
 from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ def _train(settings: Settings, engine, *, name: str, sample: str, target: str, t
 @pytest.fixture(scope="session")
 def models(tmp_path_factory) -> dict[str, Served]:
     """binary (LightGBM, churn, tuned threshold), multiclass (logistic, penguins), regression
-    (LightGBM, concrete) and slow (binary churn behind a 1.5 s delay per call)."""
+    (LightGBM, concrete), slow (binary churn behind a 1.5 s delay per call) and broken (fails)."""
     base = tmp_path_factory.mktemp("serving-models")
     settings = Settings(workspace=base / "workspace")
     engine = make_engine(settings.db_url)
@@ -82,6 +82,8 @@ def models(tmp_path_factory) -> dict[str, Served]:
             "slow": _train(settings, engine, name="slow churn", sample="mlc_churn.csv", target="churn",
                            task=Task.BINARY, family="logistic_regression", nrows=500,
                            wrap=lambda p: SlowModel(p, delay_s=1.5)),
+            "broken": _train(settings, engine, name="broken churn", sample="mlc_churn.csv", target="churn",
+                             task=Task.BINARY, family="logistic_regression", nrows=500, wrap=BrokenModel),
         }
     finally:
         engine.dispose()

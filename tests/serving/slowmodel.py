@@ -24,3 +24,15 @@ class SlowModel:
     def predict_proba(self, X):
         time.sleep(self.delay_s)
         return self.pipeline.predict_proba(X)
+
+
+class BrokenModel(SlowModel):
+    """Fails in every predict call with a message full of things an error body must not show."""
+
+    def __init__(self, pipeline: Any) -> None:
+        super().__init__(pipeline, delay_s=0.0)
+
+    def predict(self, X):
+        raise ValueError("SELECT * FROM secrets WHERE path='/srv/shipml/model.joblib'")
+
+    predict_proba = predict

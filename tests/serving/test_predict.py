@@ -204,3 +204,14 @@ def test_predicting_threads_use_one_openmp_and_blas_thread(models, tmp_path) -> 
     for pools in (worker, loop):
         assert any(p["user_api"] == "openmp" for p in pools)
         assert {p["num_threads"] for p in pools if p["user_api"] in ("openmp", "blas")} == {1}
+
+
+def test_an_internal_error_reveals_nothing(models, tmp_path) -> None:
+    served = models["broken"]
+    row = records(served.rows.head(1))[0]
+    with serve(served.dir, tmp_path) as client:
+        for body in (row, {"rows": [row] * 20}):  # inline and on a worker thread
+            r = client.post("/predict", json=body)
+            assert r.status_code == 500
+            assert r.json() == {"error": "internal", "detail": "internal error", "request_id": r.headers["x-request-id"]}
+        assert client.get("/health/ready").status_code == 200  # and the service carries on

@@ -56,6 +56,8 @@ def test_json_rows_become_typed_columns() -> None:
     assert frame["x"].dtype == float
     assert frame["when"].iloc[0] == pd.Timestamp("2024-05-01T10:00:00") and pd.isna(frame["when"].iloc[1])
     assert frame["color"].tolist() == ["red", None]
+    aware = _schema().frame_from_records([{**rows[0], "when": "2024-05-01T12:00:00+02:00"}])
+    assert aware["when"].iloc[0] == pd.Timestamp("2024-05-01T10:00:00") and aware["when"].dt.tz is None
     one = _schema().frame_from_records([rows[0]])
     assert one["n"].dtype == np.int64 and one["flag"].dtype == bool
 
