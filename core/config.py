@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     serve_fastpath_max_rows: int = Field(default=512, ge=0)  # larger requests use the Pipeline
     serve_drain_timeout_s: float = Field(default=30.0, gt=0)  # SIGTERM: wait this long for in-flight
 
+    # Kubernetes deployments are applied with kubectl only when a kubeconfig is given (here or per
+    # deployment); without one the manifests are written for the user to apply.
+    kubeconfig: Path | None = None
+
     @property
     def db_url(self) -> str:
         """The store's SQLAlchemy URL."""

@@ -176,7 +176,7 @@ def _deploy_kubernetes(engine: Engine, deployment_id: int, source: ModelSource, 
     monitoring.write_bundle(folder / "monitoring", name=name, scrape=monitoring.Scrape(kubernetes_instance=name))
     (folder / "namespace").write_text(namespace or "")
     update_deployment(engine, deployment_id, image=image)
-    kubeconfig = kubeconfig or getattr(settings, "kubeconfig", None)
+    kubeconfig = kubeconfig or settings.kubeconfig
     if not kubeconfig:
         secret = kubernetes.secret_name(name)
         hint = f"; create Secret '{secret}' (key 'token') for a token" if token else ""
@@ -215,7 +215,7 @@ def stop_deployment(engine: Engine, deployment_id: int, *, settings: Settings,
     elif row.target == "docker" and row.container_id:
         docker_target.remove(row.container_id)
     elif row.target == "kubernetes" and row.status == RUNNING:
-        kubeconfig = kubeconfig or getattr(settings, "kubeconfig", None)
+        kubeconfig = kubeconfig or settings.kubeconfig
         if not kubeconfig:
             raise BadInput("this deployment was applied to a cluster; give a kubeconfig to delete it")
         namespace = _read_namespace(row)
