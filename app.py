@@ -34,6 +34,7 @@ PAGES = {
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
         st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
+        st.Page("pages/deploy.py", title="Deploy", icon=":material/rocket_launch:"),
     ],
 }
 
