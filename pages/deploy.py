@@ -134,7 +134,9 @@ def task_panel(task_id: str, task: Task) -> None:
     if task.running:
         with st.status(f"Deploying {md(task.label)} · {elapsed:,.0f} s", state="running", expanded=True):
             progress = _build_progress(lines)
-            if progress is not None:
+            if progress is not None and progress[0] >= 1.0 and any(line.startswith("Successfully") for line in lines):
+                st.progress(1.0, text="Image built; starting the container and waiting until it is ready…")
+            elif progress is not None:
                 st.progress(progress[0], text=f"Building the image: {md(progress[1][:120])}")
             elif task.target == "docker":
                 st.caption("Preparing the image build…")
@@ -394,7 +396,7 @@ def code_examples(endpoint: str, row: dict, auth: bool) -> None:
               "answer.raise_for_status()\n"
               "print(answer.json()[\"predictions\"][0])\n")
     curl_tab, python_tab = st.tabs(["curl", "Python (httpx)"])
-    curl_tab.code(curl, language="bash")
+    curl_tab.code(curl, language="bash", wrap_lines=True)
     python_tab.code(python, language="python")
     if auth:
         st.caption("Set `SHIPML_TOKEN` to the token the deployment was given.")

@@ -1,0 +1,127 @@
+"""Deploy in a real Chromium: a registered model goes live locally from the page and predicts."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+from playwright.sync_api import expect
+
+from core import deploy, registry
+from core.config import Settings
+from core.deploy import local
+from core.registry import VersionMeta
+from core.store.db import make_engine
+from tests.deploy.conftest import MODEL_NAME, trained  # noqa: F401 - session fixture
+from tests.e2e.conftest import ROOT
+from tests.services import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
+
+
+def _register(settings: Settings, model_dir) -> None:
+    """The exported model as version 1 of MODEL_NAME, aliased champion, in this workspace's store."""
+    pipeline, info = registry.load_exported(model_dir)
+    meta = VersionMeta(
+        dataset_hash=info["dataset_hash"], target=info["target"], task=info["task"],
+        recipe_json=json.dumps(info["recipe"]), plan_json=json.dumps(info["plan"]),
+        model_family=info["model_family"], params=info["params"], metrics=info["metrics"], cv=info["cv"],
+        training_seconds=info["training_seconds"],
+    )
+    engine = make_engine(settings.db_url)
+    try:
+        version = registry.register_version(engine, name=MODEL_NAME, pipeline=pipeline, meta=meta,
+                                            reference=pd.read_parquet(model_dir / "reference.parquet"),
+                                            settings=settings)
+        registry.set_alias(engine, name=MODEL_NAME, alias="champion", version=version.version)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def deploy_app(tmp_path_factory, trained) -> Iterator[tuple[str, Settings]]:  # noqa: F811
+    """The app on a workspace holding one registered model; every deployment stopped at the end."""
+    workspace = tmp_path_factory.mktemp("e2e-deploy")
+    settings = Settings(workspace=workspace)
+    _register(settings, trained)
+    port = free_port()
+    env = {**os.environ, "SHIPML_WORKSPACE": str(workspace), "OMP_NUM_THREADS": "1"}
+    env.pop("SHIPML_SERVE_TOKEN", None)
+    log = open(workspace / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.headless", "true", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                raise RuntimeError("the app did not start:\n" + (workspace / "streamlit.log").read_text()[-3000:])
+            time.sleep(0.3)
+        yield url, settings
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        engine = make_engine(settings.db_url)
+        for row in deploy.list_deployments(engine):  # the services are detached: stop them here
+            local.stop(row.pid, row.port, grace_s=2)
+        engine.dispose()
+
+
+def _settle(page) -> None:
+    """Wait until the app is not running a script (a rerun leaves stale copies of elements)."""
+    page.wait_for_timeout(200)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
+
+
+def test_deploy_locally_and_predict_from_the_try_it_form(page, deploy_app, screenshots) -> None:
+    url, settings = deploy_app
+    page.goto(url)
+    page.get_by_test_id("stSidebarNav").get_by_text("Deploy", exact=True).click()
+    expect(page.get_by_role("heading", name="Deploy", exact=True).first).to_be_visible()
+    expect(page.get_by_text("No deployment yet.")).to_be_visible()
+    _settle(page)
+    page.get_by_role("button", name="Deploy", exact=True).click()
+    # The background deployment finishes, the page reruns once and lists it, up.
+    expect(page.get_by_text(re.compile(r"^Deployed pen guins@champion → local in \d+ s"))).to_be_visible(timeout=90_000)
+    _settle(page)
+    engine = make_engine(settings.db_url)
+    try:
+        (row,) = deploy.list_deployments(engine)
+    finally:
+        engine.dispose()
+    assert row.status == deploy.RUNNING and row.endpoint
+    expect(page.get_by_role("heading", name="Try it")).to_be_visible()
+    form = page.get_by_test_id("stForm")
+    expect(form.get_by_test_id("stSelectbox").filter(has_text="island")).to_have_count(1)
+    expect(form.get_by_test_id("stNumberInput").first).to_be_visible()
+    form.get_by_role("button", name="Predict").click()
+    prediction = page.get_by_test_id("stMetric").filter(has_text="Prediction").get_by_test_id("stMetricValue")
+    expect(prediction).to_have_text(re.compile(r"^(Adelie|Chinstrap|Gentoo)$"))
+    expect(page.get_by_text(re.compile(r"^Request id"))).to_be_visible()
+    expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible()
+    expect(page.get_by_text(f"{row.endpoint}/predict", exact=False).first).to_be_attached()
+    _settle(page)
+    page.set_viewport_size({"width": 1400, "height": 2100})  # the whole page, examples included
+    _settle(page)
+    page.screenshot(path=str(screenshots / "deploy.png"), full_page=True)
