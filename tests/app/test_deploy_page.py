@@ -164,3 +164,20 @@ def test_failed_deployments_are_explained(app, engine, settings, registered) -> 
     assert any(f"deployment {row.id} failed" in e for e in _errors(at))
     listing = at.dataframe[0].value
     assert listing.loc[0, "status"] == "FAILED" and listing.loc[0, "note / error"] == row.error
+
+
+def test_kubernetes_manifests_are_written_and_explained(app, engine, registered) -> None:  # noqa: F811
+    at = app(PAGE)
+    at.radio(key="deploy_target").set_value("kubernetes").run()
+    assert at.button(key="deploy_go").label == "Write manifests"
+    assert not any(n.key == "deploy_port" for n in at.number_input)  # no host port for a cluster
+    at.text_input(key="deploy_namespace").input("ml-team")
+    at.button(key="deploy_go").click().run()
+    _wait_task(at)
+    _no_exceptions(at)
+    (row,) = deploy.list_deployments(engine)
+    assert row.status == deploy.STOPPED and "not applied" in row.note
+    folder = deploy.kubernetes_dir(row)
+    assert (folder / "deployment.yaml").exists() or any(folder.glob("*.yaml"))
+    assert any(c.value == f"kubectl apply -f {folder}" for c in at.code)
+    assert at.dataframe[0].value.loc[0, "note / error"] == row.note
