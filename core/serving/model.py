@@ -4,8 +4,11 @@ Predictions follow ``core.serving_io.predict_frame`` exactly: classifiers give t
 one probability per class, and a binary classifier applies the version's tuned
 ``decision_threshold`` (from ``model.json``) to the second class's probability.
 
-Small requests go through the fast path (``core.serving.fastpath``) when it can compile the
-Pipeline; larger ones, and models it does not cover, through the Pipeline itself.
+Requests go through the fast path (``core.serving.fastpath``) when it can compile the Pipeline,
+and through the Pipeline itself otherwise (or when ``serve_fastpath_max_rows`` is 0). The fast
+path is vectorised, so large requests use it too, in slices of at most ``fast_max_rows`` rows:
+that bounds the memory of one call (a dense float matrix of rows x features) and is as fast as
+one call on everything (measured: 10,000 churn rows in slices of 512 or at once, the same time).
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ class LoadedModel:
     info: dict
     schema: InputSchema
     fast: Any | None  # a FastPredictor, or None when the fast path does not cover this Pipeline
-    fast_max_rows: int
+    fast_max_rows: int  # rows per fast-path call; 0 turns the fast path off
 
     @property
     def name(self) -> str:
@@ -80,18 +83,20 @@ class LoadedModel:
         Building a DataFrame costs more than predicting a row on the fast path, so a fast path
         that takes the arrays directly (``predict_columns``) gets them; otherwise a frame is made.
         """
-        direct = getattr(self.fast, "predict_columns", None) if n_rows <= self.fast_max_rows else None
-        if direct is not None:
-            values, proba, classes = direct(columns, n_rows)
-            return self._finish(values, proba, tuple(classes) if classes is not None else None)
-        return self.predict(make_frame(columns, self.schema.names, n_rows))
+        direct = getattr(self.fast, "predict_columns", None) if self.fast_max_rows > 0 and n_rows else None
+        if direct is None:
+            return self.predict(make_frame(columns, self.schema.names, n_rows))
+        step = self.fast_max_rows
+        parts = [direct(columns if n_rows <= step else {k: v[i:i + step] for k, v in columns.items()},
+                        min(step, n_rows - i)) for i in range(0, n_rows, step)]
+        return self._finish(*_joined(parts))
 
     def predict(self, frame: pd.DataFrame) -> Predictions:
         """Predict every row of an already schema-checked frame."""
-        fast = self.fast if self.fast is not None and len(frame) <= self.fast_max_rows else None
-        if fast is not None:
-            values, proba, classes = fast.predict(frame)
-            classes = tuple(classes) if classes is not None else None
+        step = self.fast_max_rows
+        if self.fast is not None and step > 0 and len(frame):
+            values, proba, classes = _joined([self.fast.predict(frame if len(frame) <= step else frame.iloc[i:i + step])
+                                              for i in range(0, len(frame), step)])
         elif self.is_classifier:
             proba = self.pipeline.predict_proba(frame)
             classes = self.classes
@@ -111,6 +116,15 @@ class LoadedModel:
             return Predictions(_plain(values), np.asarray(proba, dtype=float),
                                tuple(str(c) for c in classes), tuple(classes))
         return Predictions(_plain(values), None, None)
+
+
+def _joined(parts: list[tuple]) -> tuple[Any, Any, tuple | None]:
+    """Fast-path results of consecutive slices as one ``(values, proba, classes)``."""
+    values, proba, classes = parts[0]
+    if len(parts) > 1:
+        values = np.concatenate([p[0] for p in parts])
+        proba = np.concatenate([p[1] for p in parts]) if proba is not None else None
+    return values, proba, tuple(classes) if classes is not None else None
 
 
 def _plain(values: Any) -> list[Any]:

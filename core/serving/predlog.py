@@ -1,18 +1,24 @@
-"""The prediction log: every predicted row and every ground-truth label, in a SQL database.
+"""The prediction log: every /predict request and every ground-truth label, in a SQL database.
 
-Requests only append a record to a queue; a background thread turns queued requests into rows
-and inserts them in batches (one transaction per batch), so logging stays off the request path
-and costs little. ``close`` flushes what is queued. The default store is a SQLite file in WAL
-mode; any SQLAlchemy URL works (the app's PostgreSQL, for example).
+Requests only append a record to a queue (references to what they already hold, no copying and
+no JSON); a background thread serialises queued requests and inserts them in batches, one
+transaction per batch, so logging stays off the request path. ``close`` flushes what is queued.
+The default store is a SQLite file in WAL mode; any SQLAlchemy URL works (the app's PostgreSQL).
 
 Tables (created if missing, in their own metadata so the service does not need the app's store):
 
-* ``serving_predictions``: one row per predicted row: request id, row index, caller key, time,
-  model name and version, request latency, inputs, prediction and probabilities (JSON text).
+* ``serving_requests``: one row per /predict request: request id, caller key (or one key per
+  row), time, model name and version, latency, row count, and the rows' inputs, predictions
+  and probabilities as *columnar* JSON text (``{"column": [value per row, ...]}``,
+  ``[prediction per row]``, ``{"class": [probability per row]}``). One row per request rather
+  than per predicted row: a 10,000-row request is one insert of compact text instead of 10,000
+  rows of repeated column names, which on the server's own core cost more than the prediction
+  itself. ``read_rows`` gives them back one dict per predicted row.
 * ``serving_feedback``: one row per ground-truth label, by request id and row, or by key.
 
-If the database is down or the queue is full, rows are dropped and counted
-(``shipml_prediction_log_dropped_total``) rather than slowing or failing predictions.
+If the database is down or the queue is full (``QUEUE_REQUESTS`` requests or ``QUEUE_ROWS``
+rows waiting), rows are dropped and counted (``shipml_prediction_log_dropped_total``) rather
+than slowing or failing predictions.
 """
 from __future__ import annotations
 
@@ -34,19 +40,20 @@ log = logging.getLogger("shipml.serving")
 
 METADATA = sa.MetaData()
 
-PREDICTIONS = sa.Table(
-    "serving_predictions", METADATA,
+REQUESTS = sa.Table(
+    "serving_requests", METADATA,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("request_id", sa.String(64), nullable=False, index=True),
-    sa.Column("row_index", sa.Integer, nullable=False),
-    sa.Column("key", sa.String(200), nullable=True, index=True),
+    sa.Column("key", sa.String(200), nullable=True, index=True),  # the request's key (all rows)
+    sa.Column("keys", sa.Text, nullable=True),  # JSON list, one key per row, when given per row
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("model_name", sa.String(100), nullable=False),
     sa.Column("model_version", sa.Integer, nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False),
-    sa.Column("inputs", sa.Text, nullable=False),  # JSON object: column -> value
-    sa.Column("prediction", sa.Text, nullable=False),  # JSON value
-    sa.Column("probabilities", sa.Text, nullable=True),  # JSON object: class -> probability
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),  # JSON object: column -> list of values
+    sa.Column("predictions", sa.Text, nullable=False),  # JSON list: one prediction per row
+    sa.Column("probabilities", sa.Text, nullable=True),  # JSON object: class -> list of probabilities
 )
 
 FEEDBACK = sa.Table(
@@ -61,21 +68,25 @@ FEEDBACK = sa.Table(
     sa.Column("model_version", sa.Integer, nullable=False),
 )
 
-QUEUE_REQUESTS = 20_000  # queued requests (not rows) before new ones are dropped
-WAKE_AT_REQUESTS = 2_000  # wake the writer early when this many requests wait
-BATCH_ROWS = 5_000  # rows per insert transaction
+QUEUE_REQUESTS = 20_000  # queued requests before new ones are dropped
+QUEUE_ROWS = 500_000  # queued rows before new requests are dropped (bounds the memory held)
+WAKE_AT_REQUESTS = 2_000  # wake the writer early when this many requests wait...
+WAKE_AT_ROWS = 20_000  # ...or this many rows
+BATCH_REQUESTS = 2_000  # at most this many requests per insert transaction...
+BATCH_ROWS = 50_000  # ...and about this many rows
 FLUSH_INTERVAL_S = 0.25  # a lone request waits at most this long to be written
 
 
 @dataclass(frozen=True)
 class LoggedRequest:
-    """One /predict request as the request path hands it over: cheap to build, no JSON yet."""
+    """One /predict request as the request path hands it over: references only, no JSON yet."""
 
     request_id: str
     created_at: datetime
     latency_ms: float
-    keys: list[str | None]  # one per row
-    inputs: Any  # the rows as received (a list of dicts, JSON) or as parsed (a DataFrame, CSV)
+    key: str | None  # the request's key
+    keys: list[str | None] | None  # one key per row, when the request gave them per row
+    inputs: Any  # column -> the values as received (JSON), or the parsed DataFrame (CSV)
     predictions: list[Any]
     proba: Any | None  # ndarray rows x classes, or None
     classes: tuple[str, ...] | None
@@ -119,9 +130,11 @@ class PredictionLog:
         METADATA.create_all(self.engine)
         self.model_name, self.model_version = model_name, model_version
         # A deque, not a queue.Queue: appending wakes no thread. Waking the writer on every request
-        # would hand it the GIL each time, which measurably slows single-row requests; it wakes
-        # on a timer instead, or early once a batch is full.
+        # would hand it the GIL (and on a one-core server, the core) each time, which measurably
+        # slows single-row requests; it wakes on a timer instead, or early once a batch is full.
         self._pending: deque[LoggedRequest] = deque()
+        self._rows = 0  # rows in _pending; a lock because the event loop and the writer both change it
+        self._count_lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
         self._drain_lock = threading.Lock()
@@ -131,12 +144,16 @@ class PredictionLog:
     # ---------------------------------------------------------------- predictions
 
     def submit(self, item: LoggedRequest) -> None:
-        """Queue one request's rows for writing; never blocks (drops and counts when full)."""
-        if self._closed or len(self._pending) >= QUEUE_REQUESTS:
-            metrics.LOG_DROPPED.inc(len(item.predictions))
-            return
-        self._pending.append(item)
-        if len(self._pending) >= WAKE_AT_REQUESTS or len(item.predictions) >= BATCH_ROWS:
+        """Queue one request for writing; never blocks (drops and counts when full)."""
+        n = len(item.predictions)
+        with self._count_lock:
+            if self._closed or len(self._pending) >= QUEUE_REQUESTS or self._rows + n > max(QUEUE_ROWS, n):
+                metrics.LOG_DROPPED.inc(n)
+                return
+            self._rows += n
+            self._pending.append(item)
+            wake = len(self._pending) >= WAKE_AT_REQUESTS or self._rows >= WAKE_AT_ROWS
+        if wake:
             self._wake.set()
 
     def close(self, timeout: float = 30.0) -> None:
@@ -147,6 +164,10 @@ class PredictionLog:
         self._wake.set()
         self._thread.join(timeout)
         self.engine.dispose()
+
+    def flush(self) -> None:
+        """Write everything queued now (tests and shutdown; the writer does it on its own)."""
+        self._drain()
 
     def _run(self) -> None:
         while not self._closed:
@@ -159,38 +180,38 @@ class PredictionLog:
         with self._drain_lock:
             while self._pending:
                 batch, rows = [], 0
-                while self._pending and rows < BATCH_ROWS:
+                while self._pending and len(batch) < BATCH_REQUESTS and rows < BATCH_ROWS:
                     item = self._pending.popleft()
                     batch.append(item)
                     rows += len(item.predictions)
-                self._write(batch)
+                with self._count_lock:
+                    self._rows -= rows
+                self._write(batch, rows)
 
-    def _write(self, batch: list[LoggedRequest]) -> None:
-        rows = [row for item in batch for row in self._rows(item)]
+    def _write(self, batch: list[LoggedRequest], n_rows: int) -> None:
         try:
+            records = [self._record(item) for item in batch]
             with self.engine.begin() as conn:
-                conn.execute(PREDICTIONS.insert(), rows)
+                conn.execute(REQUESTS.insert(), records)
         except Exception as exc:  # noqa: BLE001 - a log outage must not stop predictions
-            metrics.LOG_DROPPED.inc(len(rows))
-            log.warning("prediction log write failed (%s); %d rows dropped", type(exc).__name__, len(rows))
+            metrics.LOG_DROPPED.inc(n_rows)
+            log.warning("prediction log write failed (%s); %d rows dropped", type(exc).__name__, n_rows)
 
-    def _rows(self, item: LoggedRequest) -> list[dict]:
-        dumps = _dumps
-        proba = item.proba.tolist() if item.proba is not None else None
-        inputs_list = item.inputs
-        if hasattr(inputs_list, "to_dict"):  # a CSV frame: missing values as null, not NaN
-            frame = inputs_list.astype(object)
-            inputs_list = frame.where(frame.notna(), None).to_dict("records")
-        out = []
-        for i, (inputs, prediction) in enumerate(zip(inputs_list, item.predictions)):
-            out.append({
-                "request_id": item.request_id, "row_index": i, "key": item.keys[i],
-                "created_at": item.created_at, "model_name": self.model_name,
-                "model_version": self.model_version, "latency_ms": item.latency_ms,
-                "inputs": dumps(inputs), "prediction": dumps(prediction),
-                "probabilities": dumps(dict(zip(item.classes, proba[i]))) if proba is not None else None,
-            })
-        return out
+    def _record(self, item: LoggedRequest) -> dict:
+        """One request as one table row: columnar JSON, serialised here on the writer thread."""
+        inputs = item.inputs
+        if hasattr(inputs, "to_dict"):  # a CSV frame: missing values as null, not NaN
+            inputs = {str(name): _plain_column(series) for name, series in inputs.items()}
+        proba = None
+        if item.proba is not None and item.classes is not None:
+            proba = _dumps({c: item.proba[:, j].tolist() for j, c in enumerate(item.classes)})
+        return {
+            "request_id": item.request_id, "key": item.key,
+            "keys": _dumps(item.keys) if item.keys is not None else None,
+            "created_at": item.created_at, "model_name": self.model_name, "model_version": self.model_version,
+            "latency_ms": item.latency_ms, "n_rows": len(item.predictions),
+            "inputs": _dumps(inputs), "predictions": _dumps(item.predictions), "probabilities": proba,
+        }
 
     # ---------------------------------------------------------------- feedback and reading
 
@@ -210,6 +231,50 @@ class PredictionLog:
         with self.engine.begin() as conn:
             conn.execute(FEEDBACK.insert(), rows)
         return len(rows)
+
+
+def read_rows(engine: Engine, *, request_id: str | None = None, limit: int | None = None) -> list[dict]:
+    """The logged predictions, one dict per predicted row, oldest first.
+
+    Each dict holds ``request_id``, ``row_index``, ``key``, ``created_at``, ``model_name``,
+    ``model_version``, ``latency_ms``, ``inputs`` (column -> value), ``prediction`` and
+    ``probabilities`` (class -> probability, or None).
+
+    Args:
+        engine: An engine on the log database (``make_log_engine(url)``).
+        request_id: Only this request's rows.
+        limit: At most this many requests (the oldest first).
+    """
+    query = sa.select(REQUESTS).order_by(REQUESTS.c.id)
+    if request_id is not None:
+        query = query.where(REQUESTS.c.request_id == request_id)
+    if limit is not None:
+        query = query.limit(limit)
+    decode = msgspec.json.decode
+    out = []
+    with engine.connect() as conn:
+        for record in conn.execute(query).mappings():
+            inputs = decode(record["inputs"])
+            predictions = decode(record["predictions"])
+            proba = decode(record["probabilities"]) if record["probabilities"] is not None else None
+            keys = decode(record["keys"]) if record["keys"] is not None else None
+            names = list(inputs)
+            for i, prediction in enumerate(predictions):
+                out.append({
+                    "request_id": record["request_id"], "row_index": i,
+                    "key": keys[i] if keys is not None else record["key"],
+                    "created_at": record["created_at"], "model_name": record["model_name"],
+                    "model_version": record["model_version"], "latency_ms": record["latency_ms"],
+                    "inputs": {name: inputs[name][i] for name in names}, "prediction": prediction,
+                    "probabilities": {c: p[i] for c, p in proba.items()} if proba is not None else None,
+                })
+    return out
+
+
+def _plain_column(series: Any) -> list:
+    """A pandas column as JSON-ready values: missing as None, not NaN or NaT."""
+    values = series.astype(object)
+    return values.where(series.notna(), None).tolist()
 
 
 def _dumps(value: Any) -> str:

@@ -8,6 +8,7 @@ import time
 
 import sqlalchemy as sa
 
+from core.serving.predlog import REQUESTS, make_log_engine, read_rows
 from tests.serving.conftest import records, serve
 
 
@@ -35,14 +36,25 @@ def _check_log(url: str, models, tmp_path) -> None:
         assert client.post("/feedback", json={"label": "yes"}).status_code == 422
         assert client.post("/feedback", json={"key": "k", "request_id": "r", "label": "yes"}).status_code == 422
     # leaving the client ran the shutdown: the background writer flushed everything
-    logged = _table(url, "serving_predictions")
+    engine = make_log_engine(url)
+    try:
+        logged = read_rows(engine)
+        with engine.connect() as conn:
+            requests = [dict(r._mapping) for r in conn.execute(sa.select(REQUESTS).order_by(REQUESTS.c.id))]
+    finally:
+        engine.dispose()
+    # one table row per request, the rows inside as columnar JSON
+    assert [(r["request_id"], r["n_rows"], r["key"]) for r in requests] == [
+        (first["request_id"], 3, "order-1"), (second["request_id"], 2, None)]
+    assert json.loads(requests[0]["inputs"]) == {c: [row[c] for row in rows] for c in rows[0]}
+    assert json.loads(requests[1]["keys"]) == ["a", None] and requests[0]["keys"] is None
     assert len(logged) == 5
     assert [(r["request_id"], r["row_index"], r["key"]) for r in logged] == [
         (first["request_id"], 0, "order-1"), (first["request_id"], 1, "order-1"), (first["request_id"], 2, "order-1"),
         (second["request_id"], 0, "a"), (second["request_id"], 1, None)]
-    assert json.loads(logged[0]["inputs"]) == rows[0]
-    assert json.loads(logged[0]["prediction"]) == first["predictions"][0]["prediction"]
-    assert json.loads(logged[0]["probabilities"]) == first["predictions"][0]["probabilities"]
+    assert [r["inputs"] for r in logged[:3]] == rows
+    assert [r["prediction"] for r in logged[:3]] == [p["prediction"] for p in first["predictions"]]
+    assert [r["probabilities"] for r in logged[:3]] == [p["probabilities"] for p in first["predictions"]]
     assert logged[0]["model_name"] == "churn" and logged[0]["model_version"] == 1 and logged[0]["latency_ms"] > 0
     feedback = _table(url, "serving_feedback")
     assert [(f["request_id"], f["row_index"], f["key"], json.loads(f["label"])) for f in feedback] == [
@@ -62,7 +74,7 @@ def test_default_log_is_a_sqlite_file_in_the_workspace(models, tmp_path) -> None
     with serve(served.dir, tmp_path) as client:
         assert client.post("/predict", json=records(served.rows.head(1))[0]).status_code == 200
     path = tmp_path / "workspace" / "serving" / "predictions.db"
-    assert len(_table(f"sqlite:///{path}", "serving_predictions")) == 1
+    assert len(_table(f"sqlite:///{path}", "serving_requests")) == 1
 
 
 def _metric(text: str, name: str, **labels: str) -> float:

@@ -85,9 +85,9 @@ def test_prediction_log_survives_a_restart(models, server_factory, tmp_path) -> 
     assert second.terminate() in (0, -signal.SIGTERM)
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        logged = conn.execute(sa.text("SELECT request_id FROM serving_predictions ORDER BY id")).scalars().all()
+        logged = conn.execute(sa.text("SELECT request_id, n_rows FROM serving_requests ORDER BY id")).all()
     engine.dispose()
-    assert logged == [ids[0]] * 3 + [ids[1]] * 3 + [ids[2]]
+    assert [tuple(r) for r in logged] == [(ids[0], 3), (ids[1], 3), (ids[2], 1)]
 
 
 def test_entry_point_refuses_a_folder_without_a_model(tmp_path) -> None:
