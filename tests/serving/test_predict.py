@@ -215,3 +215,26 @@ def test_an_internal_error_reveals_nothing(models, tmp_path) -> None:
             assert r.status_code == 500
             assert r.json() == {"error": "internal", "detail": "internal error", "request_id": r.headers["x-request-id"]}
         assert client.get("/health/ready").status_code == 200  # and the service carries on
+
+
+def test_a_10000_row_batch_equals_predict_frame_and_a_bad_row_is_named(models, tmp_path) -> None:
+    served = models["binary"]
+    rows = served.rows.sample(10_000, replace=True, random_state=3).reset_index(drop=True)
+    expected = _expected(served.dir, rows)
+    body = records(rows)
+    with serve(served.dir, tmp_path) as client:
+        # slices of 512 rows through the fast path must give one answer in row order
+        assert client.app.state.service.model.fast is not None
+        r = client.post("/predict", json={"rows": body})
+        assert r.status_code == 200, r.text
+        predictions = r.json()["predictions"]
+        assert [p["prediction"] for p in predictions] == expected["prediction"].tolist()
+        got = np.array([p["probabilities"]["yes"] for p in predictions])
+        assert np.abs(got - expected["proba_yes"].to_numpy()).max() <= 1e-9
+        # one bad value deep in the batch: a 422 naming the column and the row, not the value
+        body[9000] = {**body[9000], "total_day_minutes": "many"}
+        bad = client.post("/predict", json={"rows": body})
+    assert bad.status_code == 422
+    assert bad.json()["errors"] == [{"column": "total_day_minutes", "expected": "number", "got": "string",
+                                     "rows": [9000]}]
+    assert "many" not in bad.text

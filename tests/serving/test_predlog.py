@@ -1,0 +1,45 @@
+"""The prediction log on its own: columnar records per request, CSV inputs, the bounded queue."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+
+from core.serving import metrics, predlog
+from core.serving.predlog import LoggedRequest, PredictionLog, read_rows
+
+
+def _request(n: int, *, inputs, request_id: str = "r1") -> LoggedRequest:
+    return LoggedRequest(request_id=request_id, created_at=datetime.now(timezone.utc), latency_ms=1.5,
+                         key="k", keys=None, inputs=inputs, predictions=["no"] * n,
+                         proba=np.tile([0.75, 0.25], (n, 1)), classes=("no", "yes"))
+
+
+def test_csv_frames_are_logged_with_nulls_and_read_back_per_row(tmp_path) -> None:
+    log = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", model_name="m", model_version=3)
+    frame = pd.DataFrame({"x": [1.5, np.nan], "c": ["a", None],
+                          "t": pd.to_datetime(["2024-01-02T03:04:05", None])})
+    log.submit(_request(2, inputs=frame))
+    log.close()
+    rows = read_rows(log.engine)
+    assert [r["inputs"] for r in rows] == [{"x": 1.5, "c": "a", "t": "2024-01-02T03:04:05"},
+                                          {"x": None, "c": None, "t": None}]
+    assert [(r["request_id"], r["row_index"], r["key"], r["model_version"]) for r in rows] == [
+        ("r1", 0, "k", 3), ("r1", 1, "k", 3)]
+    assert rows[1]["probabilities"] == {"no": 0.75, "yes": 0.25}
+
+
+def test_the_queue_is_bounded_in_rows_and_drops_are_counted(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(predlog, "QUEUE_ROWS", 10)
+    monkeypatch.setattr(predlog, "FLUSH_INTERVAL_S", 60.0)  # the writer sleeps: the queue fills
+    log = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", model_name="m", model_version=1)
+    dropped = metrics.LOG_DROPPED._value.get()
+    log._wake.set()  # let the writer pass its first wait and fall asleep for the long interval
+    columns = {"x": [1.0] * 6}
+    log.submit(_request(6, inputs=columns, request_id="a"))
+    log.submit(_request(6, inputs=columns, request_id="b"))  # 12 > 10 rows: dropped
+    log.submit(_request(4, inputs={"x": [1.0] * 4}, request_id="c"))  # 10 rows: fits
+    assert metrics.LOG_DROPPED._value.get() - dropped == 6
+    log.close()  # writes what is queued
+    assert [r["request_id"] for r in read_rows(log.engine)] == ["a"] * 6 + ["c"] * 4
