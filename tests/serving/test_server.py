@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 import signal
 import subprocess
@@ -15,6 +16,13 @@ import sqlalchemy as sa
 from tests.serving.conftest import ROOT, records
 
 pytestmark = pytest.mark.xdist_group("serving-server")
+
+
+def _run(coroutine):
+    """``asyncio.run`` in a thread of its own: a session-wide Playwright fixture in the same xdist
+    worker keeps an event loop running in the main thread, where ``asyncio.run`` refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def _many(url: str, body: dict, n: int) -> list[tuple[int, dict, float]]:
@@ -33,7 +41,7 @@ def test_overload_answers_503_at_once(models, server_factory) -> None:
     server = server_factory(served.dir, serve_max_concurrency=8)
     body = records(served.rows.head(1))[0]
     started = time.monotonic()
-    results = asyncio.run(_many(server.url, body, 64))  # a reset would raise here
+    results = _run(_many(server.url, body, 64))  # a reset would raise here
     statuses = [s for s, _, _ in results]
     # 8 admitted at once; a request whose connection opens only after the first finish (a very
     # slow machine) may be admitted later, but none waits in a queue and none fails otherwise
@@ -65,7 +73,7 @@ def test_sigterm_drains_in_flight_requests(models, server_factory) -> None:
         server.proc.send_signal(signal.SIGTERM)
         return await task
 
-    results = asyncio.run(scenario())
+    results = _run(scenario())
     assert [s for s, _, _ in results] == [200] * 20
     # uvicorn re-raises SIGTERM once it has shut down cleanly, so the exit status names the signal
     assert server.proc.wait(20) in (0, -signal.SIGTERM)
