@@ -3,12 +3,14 @@
 The functions a page or the CLI calls:
 
 - ``deploy(engine, model=..., target=..., settings=...)`` -> ``Deployment`` (RUNNING, endpoint set)
+- ``build_image(engine, model=..., settings=...)`` -> ``BuiltImage`` (Docker: build now, deploy later)
 - ``list_deployments(engine)``, ``get_deployment(engine, id)``, ``probe(deployment)`` (up/down)
 - ``stop_deployment(engine, id, settings=...)``, ``deployment_logs(deployment)``
 - ``restore_local_deployments(engine, settings=...)`` at app start
 """
 from core.deploy.deployments import (
     Restored,
+    build_image,
     deploy,
     deployment_dir,
     deployment_logs,
@@ -31,7 +33,7 @@ from core.deploy.records import (
 from core.deploy.source import ModelSource, resolve_source
 
 __all__ = [
-    "FAILED", "RUNNING", "STARTING", "STATUSES", "STOPPED", "TARGETS", "ModelSource", "Restored", "deploy",
+    "FAILED", "RUNNING", "STARTING", "STATUSES", "STOPPED", "TARGETS", "ModelSource", "Restored", "build_image", "deploy",
     "deployment_dir", "deployment_logs", "dns_label", "get_deployment", "kubernetes_dir", "list_deployments",
     "probe", "resolve_source", "restore_local_deployments", "stop_deployment",
 ]

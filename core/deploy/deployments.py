@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from core import packaging
 from core.config import Settings
 from core.deploy import docker_target, kubernetes, local, monitoring
 from core.deploy.names import DNS_LABEL, dns_label
@@ -153,9 +155,9 @@ def _deploy_docker(engine: Engine, deployment_id: int, source: ModelSource, *, f
     if image is None:
         model_dir = materialise(source, settings=settings, out_dir=folder / "model")
         update_deployment(engine, deployment_id, model_dir=str(model_dir))
-        image_id, image = docker_target.build(model_dir, out_dir=folder / "context", model_name=source.model_name,
-                                              version=source.version, base_image=base_image,
-                                              trust_host_ca=trust_host_ca, on_log=on_log)
+        image = docker_target.build(model_dir, out_dir=folder / "context", model_name=source.model_name,
+                                    version=source.version, base_image=base_image, trust_host_ca=trust_host_ca,
+                                    on_log=on_log).tag
     update_deployment(engine, deployment_id, image=image)
     port = port or local.free_port()
     name = dns_label(source.model_name, source.version)
@@ -180,10 +182,9 @@ def _deploy_kubernetes(engine: Engine, deployment_id: int, source: ModelSource, 
     if not kubeconfig:
         secret = kubernetes.secret_name(name)
         hint = f"; create Secret '{secret}' (key 'token') for a token" if token else ""
-        setting = " or set SHIPML_KUBECONFIG" if "kubeconfig" in type(settings).model_fields else ""
         update_deployment(engine, deployment_id, status=STOPPED,
                           note=f"manifests written, not applied: no kubeconfig configured "
-                               f"(pass --kubeconfig{setting}){hint}")
+                               f"(pass --kubeconfig or set SHIPML_KUBECONFIG){hint}")
         return
     kubernetes.apply(manifest_dir, kubeconfig=Path(kubeconfig), name=name, namespace=namespace, token=token)
     update_deployment(engine, deployment_id, status=RUNNING, endpoint=kubernetes.endpoint(name, namespace),
@@ -191,11 +192,44 @@ def _deploy_kubernetes(engine: Engine, deployment_id: int, source: ModelSource, 
 
 
 def _default_image(source: ModelSource) -> str:
-    try:
-        from core import packaging
-    except ImportError:
-        return f"{dns_label(source.model_name, source.version)}:latest"
     return packaging.image_tag(source.model_name, source.version)
+
+
+def build_image(
+    engine: Engine,
+    *,
+    model: str,
+    settings: Settings,
+    base_image: str | None = None,
+    trust_host_ca: bool = False,
+    on_log: Callable[[str], None] | None = None,
+) -> packaging.BuiltImage:
+    """Build a model version's Docker image without running it (deploy it later with ``image=``).
+
+    The version is exported to a fresh folder under ``<workspace>/images/`` next to its build
+    context, so a build never touches a deployment's files.
+
+    Args:
+        engine: The store.
+        model: As for :func:`deploy`: a model folder, ``NAME@VERSION``, ``NAME@ALIAS`` or ``NAME``.
+        settings: Gives the workspace.
+        base_image: The base image of the build (default: core.packaging's).
+        trust_host_ca: Trust the host's extra CA certificates during the build.
+        on_log: Receives the build log line by line.
+
+    Returns:
+        The image: id, tag and size in bytes.
+
+    Raises:
+        BadInput: No Docker engine, an unknown model, or the build failed (naming its step).
+    """
+    docker_target.client()  # fail fast, before exporting, when there is no engine
+    source = resolve_source(engine, model)
+    folder = settings.workspace / "images" / uuid.uuid4().hex
+    model_dir = materialise(source, settings=settings, out_dir=folder / "model")
+    return docker_target.build(model_dir, out_dir=folder / "context", model_name=source.model_name,
+                               version=source.version, base_image=base_image, trust_host_ca=trust_host_ca,
+                               on_log=on_log)
 
 
 def stop_deployment(engine: Engine, deployment_id: int, *, settings: Settings,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from core import packaging
 from core.errors import BadInput
 
 NETWORK = "shipml"
@@ -44,16 +45,12 @@ def client():
 
 
 def build(model_dir: Path, *, out_dir: Path, model_name: str, version: int, base_image: str | None,
-          trust_host_ca: bool = False, on_log=None) -> tuple[str, str]:
-    """Build the model's image with ``core.packaging``; returns (image id, tag)."""
-    from core import packaging  # built by another helper; imported late so the rest works without it
-
+          trust_host_ca: bool = False, on_log=None) -> packaging.BuiltImage:
+    """Build the model's image with ``core.packaging`` (context in ``out_dir``)."""
     extra = {"base_image": base_image} if base_image else {}
     context = packaging.build_context(model_dir, out_dir, trust_host_ca=trust_host_ca, **extra)
-    tag = packaging.image_tag(model_name, version)
-    built = packaging.build_image(context, tag=tag, on_log=on_log,
-                                  labels={"io.shipml.model-version": str(int(version))})
-    return built.id, built.tag
+    return packaging.build_image(context, tag=packaging.image_tag(model_name, version), on_log=on_log,
+                                 labels={"io.shipml.model-version": str(int(version))})
 
 
 def run(image: str, *, deployment_id: int, port: int, token: str | None,

@@ -72,6 +72,22 @@ def test_docker_deploy_serves_like_offline_as_non_root_and_stops(engine, setting
         httpx.get(f"{row.endpoint}/health/live", timeout=2)
 
 
+def test_an_image_built_first_is_deployed_later(engine, settings, registered, docker_client, base_image) -> None:
+    log: list[str] = []
+    built = deploy.build_image(engine, model="pen guins@champion", settings=settings, base_image=base_image,
+                               trust_host_ca=True, on_log=log.append)
+    assert built.tag.startswith("shipml-model/") and built.size_bytes > 50_000_000  # Python, sklearn, LightGBM
+    assert docker_client.images.get(built.tag).id == built.id and any("Step" in line for line in log)
+    assert not list((settings.workspace / "deployments").glob("*"))  # a build alone deploys nothing
+    row = deploy.deploy(engine, model="pen guins@champion", target="docker", settings=settings, image=built.tag,
+                        ready_timeout_s=90)
+    try:
+        assert row.status == deploy.RUNNING and row.image == built.tag
+        assert httpx.get(f"{row.endpoint}/health/ready", timeout=10).status_code == 200
+    finally:
+        deploy.stop_deployment(engine, row.id, settings=settings)
+
+
 def test_an_image_that_cannot_serve_fails_cleanly(engine, settings, registered, docker_client,
                                                   base_image) -> None:
     # The bare base image runs no service: its container exits, the deployment says so.
