@@ -5,7 +5,10 @@ lightgbm``) on ``data/samples/mlc_churn.csv`` (19 input columns, default recipe 
 Everything runs on 127.0.0.1 in one run, bounded in time:
 
 1. ``floor``  - in-process, one row: the Pipeline's ``predict_proba`` and the fast path
-   (``core.serving.fastpath``), on the load generator's core.
+   (``core.serving.fastpath``), on the load generator's core; and one 10,000-row batch: LightGBM's
+   booster alone on the already-transformed rows (the model's own cost, a ceiling no server can
+   beat on one core), the fast path, and the service's whole work without HTTP (JSON parsing,
+   schema checks, prediction, response JSON).
 2. ``shipml`` - ``python -m core.serving --model DIR`` (one uvicorn worker), with the prediction
    log on (the default) and off (``SHIPML_SERVE_LOG_PREDICTIONS=false``).
 3. ``mlflow`` - the same Pipeline saved with ``mlflow.sklearn.save_model`` in the peer
@@ -199,6 +202,37 @@ def _run_against(server: Server, single: list[bytes], batch: bytes | None, durat
 # --- floor ----------------------------------------------------------------------------------
 
 
+def batch_floor(model_dir: Path, big: list[dict], repeats: int = 5) -> dict:
+    """In-process, one 10,000-row batch: the booster alone, the fast path, the service's work."""
+    from core.config import Settings
+    from core.serving.app import _Job, _prediction_body
+    from core.serving.model import load_model
+
+    settings = Settings()
+    model = load_model(model_dir, extra_columns="reject", unseen_categories="reject",
+                       fast_max_rows=settings.serve_fastpath_max_rows)
+    frame = pd.DataFrame(big)
+    transformed = model.pipeline[:-1].transform(frame)
+    booster = model.pipeline[-1].booster_
+    body = json.dumps({"rows": big}).encode()
+
+    def service_work() -> None:
+        _prediction_body("x", model, _Job(model, body, "json", None, settings.serve_max_rows).run()[3])
+
+    out = {}
+    for name, call in [("booster_only", lambda: booster.predict(transformed, num_threads=1)),
+                       ("fastpath_predict", lambda: model.fast.predict(frame) if model.fast else None),
+                       ("service_work_no_http", service_work)]:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        best = statistics.median(times)
+        out[name] = {"rows": len(big), "median_s": best, "rows_per_s": len(big) / best}
+    return out
+
+
 def floor(model_dir: Path, rows: pd.DataFrame, seconds: float = 3.0) -> dict:
     """In-process, one row at a time: the Pipeline and the fast path (p50 and calls/s)."""
     from core.registry import load_exported
@@ -232,7 +266,7 @@ def floor(model_dir: Path, rows: pd.DataFrame, seconds: float = 3.0) -> dict:
 def _table(results: dict) -> str:
     lines = ["| server | concurrency | requests/s | p50 ms | p99 ms | non-200 |", "|---|---:|---:|---:|---:|---:|"]
     for name, result in results.items():
-        if name == "floor":
+        if "single" not in result:
             continue
         for row in result["single"]:
             bad = sum(v for k, v in row["statuses"].items() if k != 200)
@@ -246,6 +280,12 @@ def _table(results: dict) -> str:
     lines += ["", "| in-process, one row | p50 ms | p99 ms | calls/s |", "|---|---:|---:|---:|"]
     for name, row in results.get("floor", {}).items():
         lines.append(f"| {name} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | {row['calls_per_s']:.0f} |")
+    lines += ["", "| in-process, one 10,000-row batch | median s | rows/s |", "|---|---:|---:|"]
+    for name, row in results.get("batch_floor", {}).items():
+        lines.append(f"| {name} | {row['median_s']:.3f} | {row['rows_per_s']:.0f} |")
+    load = results.get("load_average")
+    if load:
+        lines += ["", f"Load average (1 min): {load['start']:.2f} at the start, {load['end']:.2f} at the end."]
     return "\n".join(lines)
 
 
@@ -266,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         sample = table.sample(200, random_state=0)
         records = json.loads(sample.to_json(orient="records"))
         big = json.loads(table.sample(BATCH_ROWS, replace=True, random_state=1).to_json(orient="records"))
-        results: dict = {"floor": floor(model_dir, sample)}
+        results: dict = {"load_average": {"start": os.getloadavg()[0]}, "floor": floor(model_dir, sample),
+                         "batch_floor": batch_floor(model_dir, big)}
 
         shipml_single = [_request("/predict", json.dumps({"rows": [r]}).encode()) for r in records]
         shipml_batch = _request("/predict", json.dumps({"rows": big}).encode())
@@ -299,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 server.stop()
 
+        results["load_average"]["end"] = os.getloadavg()[0]
         print(_table(results))
         print()
         print(json.dumps(results, indent=1))
