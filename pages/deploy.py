@@ -26,6 +26,7 @@ import streamlit as st
 
 from core import deploy, registry
 from core.errors import BadInput
+from core.packaging import BuiltImage
 from core.store.models import Deployment
 from pages.common import engine, md, settings, show_error
 
@@ -48,14 +49,16 @@ def error(text: str) -> None:
 
 @dataclass
 class Task:
-    """One ``deploy`` call running in a thread that outlives the script run that started it."""
+    """One ``deploy`` or ``build_image`` call in a thread that outlives the script run that started it."""
 
     label: str
-    target: str
+    target: str  # a deploy target, or "image" for a build only
+    ref: str  # the model reference, e.g. "churn@champion"
     log: deque = field(default_factory=lambda: deque(maxlen=LOG_LINES))
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     deployment: Deployment | None = None
+    image: BuiltImage | None = None  # a build-only task's result
     error: str | None = None
 
     @property
@@ -71,7 +74,10 @@ def _tasks() -> dict[str, Task]:
 
 def _run(task: Task, store, config, options: dict[str, Any]) -> None:
     try:
-        task.deployment = deploy.deploy(store, settings=config, on_log=task.log.append, **options)
+        if task.target == "image":
+            task.image = deploy.build_image(store, settings=config, on_log=task.log.append, **options)
+        else:
+            task.deployment = deploy.deploy(store, settings=config, on_log=task.log.append, **options)
     except BadInput as exc:
         task.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - the thread must always finish its task
@@ -80,13 +86,14 @@ def _run(task: Task, store, config, options: dict[str, Any]) -> None:
         task.finished = time.monotonic()
 
 
-def start_task(options: dict[str, Any], label: str) -> str:
-    """Start ``deploy(**options)`` in a daemon thread; the id goes into this session's list."""
+def start_task(options: dict[str, Any], label: str, *, target: str) -> str:
+    """Start ``deploy(**options)`` (or ``build_image`` for target "image") in a daemon thread;
+    the id goes into this session's list."""
     tasks = _tasks()
     for key in [k for k, t in tasks.items() if t.finished and time.monotonic() - t.finished > TASK_TTL_S]:
         tasks.pop(key, None)
     task_id = uuid.uuid4().hex
-    task = tasks[task_id] = Task(label=label, target=options["target"])
+    task = tasks[task_id] = Task(label=label, target=target, ref=options["model"])
     threading.Thread(target=_run, args=(task, engine(), settings(), options), daemon=True,
                      name=f"deploy-{task_id[:8]}").start()
     st.session_state.setdefault("deploy_tasks", []).append(task_id)
@@ -103,16 +110,41 @@ def _on_deploy() -> None:
     if target in ("local", "docker") and s.get("deploy_port"):
         options["port"] = int(s["deploy_port"])
     if target == "docker":
-        options["base_image"] = (s.get("deploy_base_image") or "").strip() or None
-        options["trust_host_ca"] = bool(s.get("deploy_trust_ca"))
+        built = s.get("deploy_images", {}).get(s["deploy_ref"])
+        if built is not None:
+            options["image"] = built.tag  # built with the "Build image" button
+        else:
+            options |= _build_options()
         options["ready_timeout_s"] = 120.0  # a first container start on a busy machine
     if target == "kubernetes":
         options["namespace"] = (s.get("deploy_namespace") or "").strip() or None
         kubeconfig = (s.get("deploy_kubeconfig") or "").strip()
         options["kubeconfig"] = Path(kubeconfig).expanduser() if kubeconfig else None
-    task_id = start_task(options, label=f"{s['deploy_ref']} → {target}")
+    task_id = start_task(options, label=f"{s['deploy_ref']} → {target}", target=target)
     if token:  # kept in this session's server memory only, for the "Try it" form
         s.setdefault("deploy_task_tokens", {})[task_id] = token
+
+
+def _build_options() -> dict[str, Any]:
+    s = st.session_state
+    return {"base_image": (s.get("deploy_base_image") or "").strip() or None,
+            "trust_host_ca": bool(s.get("deploy_trust_ca"))}
+
+
+def _on_build() -> None:
+    """Button callback: build the chosen version's image now; "Deploy" then runs it."""
+    ref = st.session_state["deploy_ref"]
+    start_task({"model": ref, **_build_options()}, label=f"image of {ref}", target="image")
+
+
+def _remember_images() -> dict[str, BuiltImage]:
+    """Images built in this session, by model reference, for "Deploy" to run."""
+    known = st.session_state.setdefault("deploy_images", {})
+    for task_id in st.session_state.get("deploy_tasks", []):
+        task = _tasks().get(task_id)
+        if task is not None and task.image is not None:
+            known[task.ref] = task.image
+    return known
 
 
 # ---------------------------------------------------------------------------- rendering helpers
@@ -131,14 +163,15 @@ def task_panel(task_id: str, task: Task) -> None:
     """One task: its progress while it runs, then its outcome and the whole log."""
     lines = list(task.log)
     elapsed = (task.finished or time.monotonic()) - task.started
+    verb = ("Building", "Built") if task.target == "image" else ("Deploying", "Deployed")
     if task.running:
-        with st.status(f"Deploying {md(task.label)} · {elapsed:,.0f} s", state="running", expanded=True):
+        with st.status(f"{verb[0]} {md(task.label)} · {elapsed:,.0f} s", state="running", expanded=True):
             progress = _build_progress(lines)
             if progress is not None and progress[0] >= 1.0 and any(line.startswith("Successfully") for line in lines):
                 st.progress(1.0, text="Image built; starting the container and waiting until it is ready…")
             elif progress is not None:
                 st.progress(progress[0], text=f"Building the image: {md(progress[1][:120])}")
-            elif task.target == "docker":
+            elif task.target in ("docker", "image"):
                 st.caption("Preparing the image build…")
             else:
                 st.caption("Starting the service and waiting until it is ready…")
@@ -146,12 +179,15 @@ def task_panel(task_id: str, task: Task) -> None:
                 st.code("\n".join(lines[-25:]), language=None)
         return
     if task.error:
-        state, title = "error", f"Deploying {md(task.label)} failed after {elapsed:,.0f} s"
+        state, title = "error", f"{verb[0]} {md(task.label)} failed after {elapsed:,.0f} s"
     else:
-        state, title = "complete", f"Deployed {md(task.label)} in {elapsed:,.0f} s"
-    with st.status(title, state=state, expanded=bool(task.error)):
+        state, title = "complete", f"{verb[1]} {md(task.label)} in {elapsed:,.0f} s"
+    with st.status(title, state=state, expanded=bool(task.error) or task.image is not None):
         if task.error:
             error(task.error)
+        if task.image is not None:
+            st.markdown(f"Image `{md(task.image.tag)}` · **{task.image.size_bytes / 1e6:,.0f} MB**. "
+                        "Press **Deploy** to run it.")
         row = task.deployment
         if row is not None:
             if row.endpoint:
@@ -235,9 +271,19 @@ def new_deployment_form() -> None:
         c[2].text_input("Kubeconfig file (optional)", key="deploy_kubeconfig",
                         help="With one, the manifests are applied with kubectl; without, they are only written.")
     busy = any(_tasks().get(t) is not None and _tasks()[t].running for t in st.session_state.get("deploy_tasks", []))
-    label = {"local": "Deploy", "docker": "Build image and deploy", "kubernetes": "Write manifests"}[target]
-    st.button(label, type="primary", icon=":material/rocket_launch:", on_click=_on_deploy, disabled=busy,
-              key="deploy_go", help="Runs in the background: you may leave the page meanwhile." if target == "docker" else None)
+    built = _remember_images().get(st.session_state.get("deploy_ref", ""))
+    label = {"local": "Deploy", "docker": "Deploy" if built else "Build image and deploy",
+             "kubernetes": "Write manifests"}[target]
+    c = st.columns([1, 1, 3])
+    if target == "docker":
+        c[0].button("Build image", icon=":material/construction:", on_click=_on_build, disabled=busy,
+                    key="deploy_build", help="Builds the image only (runs in the background; you may leave the "
+                                             "page meanwhile); Deploy then runs it.")
+        if built is not None:
+            c[2].caption(f"Built: `{md(built.tag)}` · {built.size_bytes / 1e6:,.0f} MB")
+    c[1 if target == "docker" else 0].button(
+        label, type="primary", icon=":material/rocket_launch:", on_click=_on_deploy, disabled=busy, key="deploy_go",
+        help="Runs in the background: you may leave the page meanwhile." if target == "docker" else None)
 
 
 # ---------------------------------------------------------------------------- deployments list

@@ -181,3 +181,32 @@ def test_kubernetes_manifests_are_written_and_explained(app, engine, registered)
     assert (folder / "deployment.yaml").exists() or any(folder.glob("*.yaml"))
     assert any(c.value == f"kubectl apply -f {folder}" for c in at.code)
     assert at.dataframe[0].value.loc[0, "note / error"] == row.note
+
+
+def test_docker_build_image_first_then_deploy_it(app, engine, settings, registered) -> None:  # noqa: F811
+    from tests.deploy.test_docker import docker_base_image
+
+    base = docker_base_image()
+    at = app(PAGE)
+    at.radio(key="deploy_target").set_value("docker").run()
+    assert at.button(key="deploy_go").label == "Build image and deploy"
+    at.text_input(key="deploy_base_image").input(base)
+    at.checkbox(key="deploy_trust_ca").check()
+    at.button(key="deploy_build").click().run()
+    _no_exceptions(at)
+    deadline = time.monotonic() + 300
+    while not any("Built:" in c.value for c in at.caption):
+        assert time.monotonic() < deadline, "the image build did not finish"
+        time.sleep(1)
+        at.run()
+        _no_exceptions(at)
+    assert not deploy.list_deployments(engine)  # building deploys nothing
+    assert any("MB" in c.value and "shipml" in c.value for c in at.caption if "Built:" in c.value)  # tag, size
+    assert at.button(key="deploy_go").label == "Deploy"
+    at.button(key="deploy_go").click().run()
+    row = _wait_started(engine, timeout=150)
+    try:
+        assert row.status == deploy.RUNNING, row.error
+        assert row.image.startswith("shipml-model/") and row.container_id
+    finally:
+        deploy.stop_deployment(engine, row.id, settings=settings)
