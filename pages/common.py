@@ -139,4 +139,5 @@ def md(text: object) -> str:
 
 
 def show_error(exc: BadInput) -> None:
-    st.error(str(exc), icon=":material/error:")
+    """An error for the user, escaped: core messages quote column, model and file names."""
+    st.error(md(exc), icon=":material/error:")

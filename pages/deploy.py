@@ -40,8 +40,8 @@ _STEP = re.compile(r"^Step (\d+)/(\d+)")
 
 
 def error(text: str) -> None:
-    """Every error of this page: escaped (messages can quote model names) and shown one way."""
-    show_error(BadInput(md(text)))
+    """Every error of this page, shown one way (show_error escapes it)."""
+    show_error(BadInput(text))
 
 
 # ---------------------------------------------------------------------------- background work
