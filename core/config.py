@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     serve_max_concurrency: int = Field(default=64, gt=0)  # more /predict at once: 503 + Retry-After
     serve_extra_columns: Literal["reject", "ignore"] = "reject"  # columns the model does not know
     serve_unseen_categories: Literal["reject", "accept"] = "reject"  # values not in the training data
-    serve_fastpath_max_rows: int = Field(default=512, ge=0)  # larger requests use the Pipeline
+    serve_fastpath_max_rows: int = Field(default=512, ge=0)  # rows per fast-path call; 0: the Pipeline only
     serve_drain_timeout_s: float = Field(default=30.0, gt=0)  # SIGTERM: wait this long for in-flight
 
     # Kubernetes deployments are applied with kubectl only when a kubeconfig is given (here or per
