@@ -1,0 +1,1 @@
+"""Monitoring of deployed models: data and prediction drift, reports, exports."""
