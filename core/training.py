@@ -175,7 +175,9 @@ def train_model(
         metrics={m.name: {"mean": m.mean, "std": m.std, "baseline": m.baseline_mean} for m in report.metrics}
         | {"holdout": report.holdout or {}}
         | ({"decision_threshold": report.threshold} if report.threshold is not None else {}),
-        cv=data.scheme.to_dict() | {"holdout_share": request.holdout_share, "final_fit": "all rows (training + holdout)"},
+        # The tuning config is kept so a retrain can search the same space (core.monitoring.retrain).
+        cv=data.scheme.to_dict() | {"holdout_share": request.holdout_share, "final_fit": "all rows (training + holdout)",
+                                    "tuning": data.config.to_dict()},
         training_seconds=time.monotonic() - started, description=request.description,
     )
     version = register_version(engine, name=request.model_name, pipeline=final, meta=meta, reference=data.X, settings=settings)

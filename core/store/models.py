@@ -178,3 +178,48 @@ class Deployment(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = _created_at()
     updated_at: datetime = _created_at()
+
+
+class RetrainRun(SQLModel, table=True):
+    """One change of a model's champion, or an attempt at one: a retrain, a rollback, a promotion.
+
+    A retrain is written RUNNING when it starts and finished with its comparison (the metric on
+    the shared holdout, and on a labelled recent window when one was given) and its decision.
+    ``source_hash`` is set only for files from a watched folder: the unique constraint makes each
+    file content retrain a model at most once, even with several scanners at the same time.
+    """
+
+    __table_args__ = (UniqueConstraint("model_name", "source_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_name: str = Field(index=True, max_length=100)
+    kind: str = Field(default="retrain", max_length=12)  # retrain, rollback or promote
+    trigger: str = Field(max_length=20)  # button cli drift_alert performance_alert new_data schedule
+    note: str = Field(default="", max_length=500)
+    status: str = Field(default="RUNNING", max_length=10)  # RUNNING DONE FAILED
+    decision: str | None = Field(default=None, max_length=20)  # promoted kept_as_challenger failed rolled_back
+    champion_version: int | None = None  # the champion it was compared with (or moved away from)
+    challenger_version: int | None = None  # the version trained (or moved to)
+    metric: str | None = Field(default=None, max_length=40)
+    holdout_rows: int | None = None
+    champion_score: float | None = None
+    challenger_score: float | None = None
+    diff: float | None = None  # challenger minus champion, "higher is better" direction
+    ci_low: float | None = None
+    ci_high: float | None = None
+    window_rows: int | None = None
+    window_champion_score: float | None = None
+    window_challenger_score: float | None = None
+    window_diff: float | None = None
+    window_ci_low: float | None = None
+    window_ci_high: float | None = None
+    base_dataset_hash: str | None = Field(default=None, max_length=64)
+    dataset_hash: str | None = Field(default=None, max_length=64)  # what the challenger trained on
+    new_rows: int | None = None
+    source_hash: str | None = Field(default=None, max_length=64)
+    policy_json: str = "{}"
+    tuning_json: str = "{}"
+    message: str = Field(default="", max_length=2000)
+    pid: int | None = None
+    started_at: datetime = _created_at()
+    finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
