@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     # deployment); without one the manifests are written for the user to apply.
     kubeconfig: Path | None = None
 
+    # Monitoring: with a Prometheus URL (e.g. http://127.0.0.1:9090) service health is read from
+    # Prometheus's HTTP API; without one, from snapshots of each service's /metrics.
+    prometheus_url: str | None = None
+
     @property
     def db_url(self) -> str:
         """The store's SQLAlchemy URL."""

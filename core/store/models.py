@@ -223,3 +223,63 @@ class RetrainRun(SQLModel, table=True):
     pid: int | None = None
     started_at: datetime = _created_at()
     finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+class MetricSnapshot(SQLModel, table=True):
+    """One scrape of a deployment's ``/metrics`` (core.monitoring.health): counters as read.
+
+    Counters are cumulative since the service started (``process_start``); series are computed
+    from the differences between consecutive snapshots, treating a restart as a counter reset.
+    A failed scrape is stored too (``ok`` false, ``error``), so "down" shows up over time.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    deployment_id: int = Field(index=True)
+    taken_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    ok: bool = True
+    error: str | None = Field(default=None, max_length=300)
+    process_start: float | None = None  # the service's process_start_time_seconds
+    requests_json: str = "{}"  # /predict requests by status code: {"200": 12, ...}
+    latency_json: str = "{}"  # /predict latency histogram: {"buckets": [[le, cumulative]], "sum", "count"}
+    errors_json: str = "{}"  # errors by kind (all endpoints)
+    predictions_json: str = "{}"  # predicted rows by label (classification)
+    prediction_rows: float = 0.0
+    feedback: float = 0.0
+    in_flight: float = 0.0
+
+
+class AlertRule(SQLModel, table=True):
+    """A threshold on one deployment (core.monitoring.alerts); ``state`` is ok or firing.
+
+    Kinds: p99_latency (seconds), error_rate (share of /predict answered 5xx), drift_share (share
+    of drifted features), performance_drop (training CV score minus the live score, in the
+    metric's units, direction-aware), no_traffic (no /predict request for ``window_minutes``).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    deployment_id: int = Field(index=True)
+    kind: str = Field(max_length=20)
+    threshold: float = 0.0
+    window_minutes: int = 15
+    metric: str | None = Field(default=None, max_length=30)  # performance_drop: default the task's metric
+    min_samples: int = 30  # performance_drop: labelled rows needed before it can fire
+    webhook_url: str | None = Field(default=None, max_length=500)
+    enabled: bool = True
+    state: str = Field(default="ok", max_length=10)  # ok or firing
+    state_since: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    last_value: float | None = None
+    last_evaluated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    created_at: datetime = _created_at()
+
+
+class AlertEvent(SQLModel, table=True):
+    """A state change of an alert rule: firing or resolved, with the value that caused it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: int = Field(foreign_key="alertrule.id", index=True)
+    deployment_id: int = Field(index=True)
+    state: str = Field(max_length=10)  # firing or resolved
+    value: float | None = None
+    message: str = Field(default="", max_length=500)
+    notified: str | None = Field(default=None, max_length=300)  # webhook outcome: "sent (204)" or "failed: ..."
+    created_at: datetime = _created_at()
