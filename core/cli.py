@@ -224,6 +224,29 @@ def cmd_undeploy(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_drift(args: argparse.Namespace, settings: Settings) -> int:
+    from core.monitoring.drift import detect_drift
+
+    reference, current = _load(args.reference, settings).frame, _load(args.current, settings).frame
+    result = detect_drift(reference, current)
+    if not result.columns:
+        raise BadInput("no shared column can be compared (only dates, free text or empty columns)")
+    if args.json:
+        print(json.dumps(_jsonable(result), indent=2))
+        return 0
+    print(f"{result.n_current} current rows against {result.n_reference} reference rows")
+    print(f"{'COLUMN':<30}  {'KIND':<11}  {'METHOD':<30}  {'SCORE':>10}  {'THRESHOLD':>9}  DRIFTED")
+    for c in result.columns:
+        name = c.column if len(c.column) <= 30 else c.column[:29] + "…"
+        print(f"{name:<30}  {c.kind:<11}  {c.method:<30}  {c.score:>10.4g}  {c.threshold:>9g}  {'yes' if c.drifted else 'no'}")
+    for s in result.skipped:
+        print(f"skipped {s.column}: {s.reason}")
+    verdict = "dataset drift" if result.dataset_drifted else "no dataset drift"
+    print(f"drifted columns: {len(result.drifted_columns)} of {len(result.columns)} "
+          f"(share {result.share_drifted:.2f}, threshold {result.drift_share:g}): {verdict}")
+    return 0
+
+
 def _read_text(path: str, what: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
@@ -312,6 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int, help="the deployment id (see `deployments`)")
     p.add_argument("--kubeconfig", help="kubernetes: delete the applied objects with this kubeconfig")
     p.set_defaults(func=cmd_undeploy)
+
+    p = sub.add_parser("drift", help="compare a current table with a reference table, column by column")
+    p.add_argument("--reference", required=True, help="the baseline table (e.g. reference.parquet of a model)")
+    p.add_argument("--current", required=True, help="the table to check")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_drift)
 
     p = sub.add_parser("job-run", help=argparse.SUPPRESS)  # started by the app for a training job
     p.add_argument("--job", type=int, required=True)

@@ -240,6 +240,12 @@ def rank_by_drift_and_importance(result: DriftResult, importance: Mapping[str, f
     return tuple(ranked)
 
 
+def column_kinds(frame: pd.DataFrame, *, config: DriftConfig = DriftConfig()) -> dict[str, str]:
+    """The kind each column is compared as: numeric, categorical, or why it is skipped
+    (datetime, text, unknown, empty), decided from its dtype and values as ``detect_drift`` does."""
+    return {str(name): _kind_of(frame[name], config) for name in frame.columns}
+
+
 # --- one column --------------------------------------------------------------------------------
 
 SEVERITY_CAP = 10.0
