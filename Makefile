@@ -36,6 +36,7 @@ bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(PY) -m bench.profile
 	$(PY) -m bench.automl --peer-python $(BENCH_VENV)/bin/python
 	$(PY) -m bench.serving --peer-python $(BENCH_VENV)/bin/python
+	$(PY) -m bench.drift
 
 clean-workspace:
 	rm -rf data/workspace
