@@ -220,7 +220,6 @@ def score_windows(joined: pd.DataFrame, *, model: ModelInfo, freq: str = "1D") -
     """
     task = Task(model.task)
     proba_cols = [c for c in joined.columns if str(c).startswith("proba_")]
-    classes = [c[len("proba_"):] for c in proba_cols]
     names = tuple(n for n in mm.metrics_for(task) if proba_cols or not mm.METRICS[n].needs_proba)
     columns = ["window_start", "window_end", "labelled_rows", *names]
     if joined.empty:
@@ -235,22 +234,45 @@ def score_windows(joined: pd.DataFrame, *, model: ModelInfo, freq: str = "1D") -
         frame["created_at"].dt.to_period(freq).dt.start_time.dt.tz_localize("UTC")
     rows = []
     for start, part in frame.groupby("window_start", sort=True):
-        if task == Task.REGRESSION:
-            y_true = pd.to_numeric(part["label"], errors="coerce").to_numpy(float)
-            y_pred = pd.to_numeric(part["prediction"], errors="coerce").to_numpy(float)
-            keep = np.isfinite(y_true) & np.isfinite(y_pred)
-            with warnings.catch_warnings():  # R² of a one-row window is nan, said in the table already
-                warnings.simplefilter("ignore")
-                scores = mm.score_all(task, y_true[keep], y_pred[keep], None, [])
-        else:
-            y_true = part["label"].map(_class_text).to_numpy(object)
-            y_pred = part["prediction"].map(_class_text).to_numpy(object)
-            proba = part[proba_cols].to_numpy(float) if proba_cols else None
-            scores = mm.score_all(task, y_true, y_pred, proba, classes if proba_cols else sorted(set(y_true) | set(y_pred)))
-        rows.append({"window_start": start, "window_end": start + offset, "labelled_rows": len(part), **scores})
+        rows.append({"window_start": start, "window_end": start + offset, "labelled_rows": len(part),
+                     **score_rows(part, task=task)})
     windows = pd.DataFrame(rows, columns=columns)
     return PerformanceReport(model=model, metrics=names, windows=windows, labelled_rows=len(frame),
                              unmatched_labels=0)
+
+
+def score_rows(joined: pd.DataFrame, *, task: str) -> dict[str, float]:
+    """Every metric of ``task`` over labelled predictions (one window), as ``score_all`` gives them."""
+    task = Task(task)
+    proba_cols = [c for c in joined.columns if str(c).startswith("proba_")]
+    classes = [c[len("proba_"):] for c in proba_cols]
+    if task == Task.REGRESSION:
+        y_true = pd.to_numeric(joined["label"], errors="coerce").to_numpy(float)
+        y_pred = pd.to_numeric(joined["prediction"], errors="coerce").to_numpy(float)
+        keep = np.isfinite(y_true) & np.isfinite(y_pred)
+        with warnings.catch_warnings():  # R² of a one-row window is nan; the row count is shown with it
+            warnings.simplefilter("ignore")
+            return mm.score_all(task, y_true[keep], y_pred[keep], None, [])
+    y_true = joined["label"].map(_class_text).to_numpy(object)
+    y_pred = joined["prediction"].map(_class_text).to_numpy(object)
+    proba = joined[proba_cols].to_numpy(float) if proba_cols else None
+    return mm.score_all(task, y_true, y_pred, proba, classes if proba_cols else sorted(set(y_true) | set(y_pred)))
+
+
+def labelled_predictions(log_engine: Engine, model: ModelInfo, *, since: datetime | None = None,
+                         until: datetime | None = None, labels: pd.DataFrame | None = None,
+                         use_feedback: bool = True) -> tuple[pd.DataFrame, int]:
+    """The logged predictions in the range that have a label, and how many labels found none."""
+    predictions = logged_predictions(log_engine, model_name=model.name, version=model.version, since=since,
+                                     until=until)
+    parts = []
+    if use_feedback:
+        parts.append(read_feedback(log_engine, model_name=model.name, version=model.version))
+    if labels is not None:
+        parts.append(labels[list(LABEL_COLUMNS)])
+    parts = [p for p in parts if not p.empty]
+    all_labels = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(LABEL_COLUMNS))
+    return join_labels(predictions, all_labels)
 
 
 def performance(log_engine: Engine, model: ModelInfo, *, since: datetime | None = None,
@@ -271,16 +293,8 @@ def performance(log_engine: Engine, model: ModelInfo, *, since: datetime | None 
     Returns:
         The report (``unmatched_labels`` counts labels without a prediction in the range).
     """
-    predictions = logged_predictions(log_engine, model_name=model.name, version=model.version, since=since,
-                                     until=until)
-    parts = []
-    if use_feedback:
-        parts.append(read_feedback(log_engine, model_name=model.name, version=model.version))
-    if labels is not None:
-        parts.append(labels[list(LABEL_COLUMNS)])
-    parts = [p for p in parts if not p.empty]
-    all_labels = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(LABEL_COLUMNS))
-    joined, unmatched = join_labels(predictions, all_labels)
+    joined, unmatched = labelled_predictions(log_engine, model, since=since, until=until, labels=labels,
+                                             use_feedback=use_feedback)
     report = score_windows(joined, model=model, freq=freq)
     return PerformanceReport(model=report.model, metrics=report.metrics, windows=report.windows,
                              labelled_rows=report.labelled_rows, unmatched_labels=unmatched)
