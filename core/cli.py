@@ -247,6 +247,68 @@ def cmd_drift(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from core.monitoring.policy import PromotionPolicy
+    from core.monitoring.retrain import retrain
+    from core.store.db import make_engine
+
+    policy = PromotionPolicy(metric=args.metric, margin=args.margin, confidence=args.confidence,
+                             n_bootstrap=args.bootstrap, require_window=args.require_window)
+    policy.validate()
+    engine = make_engine(settings.db_url)
+    if args.watch:
+        from core.monitoring.watch import scan_watched_folder
+
+        results = scan_watched_folder(engine, Path(args.watch), model_name=args.model, settings=settings,
+                                      policy=policy, budget_s=args.budget, max_trials=args.trials,
+                                      settle_s=args.settle)
+        if args.json:
+            print(json.dumps(_jsonable(results), indent=2))
+        for r in results if not args.json else ():
+            print(f"{r.file}: {r.status}{f' ({r.decision})' if r.decision else ''} {r.message}".rstrip())
+        if not results and not args.json:
+            print("no new complete files")
+        return EXIT_BAD_INPUT if any(r.status == "failed" for r in results) else 0
+    new_data, name = None, "new rows"
+    if args.data:
+        new_data, name = _load(args.data, settings).frame, Path(args.data).name
+    window = _load(args.window, settings).frame if args.window else None
+
+    def progress(trial) -> None:
+        score = "" if trial.score is None else f" {trial.score:.4f}"
+        print(f"trial {trial.number:>3} {trial.model:<24} {trial.state}{score}", file=sys.stderr)
+
+    out = retrain(engine, model_name=args.model, new_data=new_data, settings=settings, reason=args.reason,
+                  policy=policy, budget_s=args.budget, max_trials=args.trials, window=window, new_data_name=name,
+                  on_trial=progress)
+    if args.json:
+        print(json.dumps(_jsonable(out) | {"promoted": out.promoted}, indent=2))
+        return 0
+    from core.modeling.metrics import METRICS
+
+    label = METRICS[out.metric].label
+    print(f"retrained {out.model_name!r} ({out.reason}): version {out.challenger_version} against champion "
+          f"version {out.champion_version}, {out.new_rows} new rows")
+    for c in (out.holdout, out.window):
+        if c is not None:
+            print(f"{c.name} ({c.rows} rows) {label}: champion {c.champion_score:.4f}, challenger "
+                  f"{c.challenger_score:.4f}, difference {c.diff:+.4f} ({c.confidence:.0%} CI {c.ci_low:+.4f} "
+                  f"to {c.ci_high:+.4f})")
+    print(out.message)
+    print(f"decision: {out.decision}")  # the last line is what scripts read
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from core.monitoring.retrain import rollback
+    from core.store.db import make_engine
+
+    change = rollback(make_engine(settings.db_url), model_name=args.model, to_version=args.to, settings=settings,
+                      reason=args.reason)
+    print(change.message)
+    return 0
+
+
 def _read_text(path: str, what: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
@@ -342,6 +404,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_drift)
 
+    p = sub.add_parser("retrain", help="retrain a model with new rows; promote it only if it is better")
+    p.add_argument("--model", required=True, help="the registered model name")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="new labelled rows (CSV, Parquet, ...); without it: the champion's own data")
+    src.add_argument("--watch", help="a folder: retrain once on each complete new CSV/Parquet file in it")
+    p.add_argument("--window", help="a labelled recent window to compare the models on as well")
+    p.add_argument("--budget", type=float, help="tuning seconds (default: the champion's)")
+    p.add_argument("--trials", type=int, help="trial cap (default: the champion's)")
+    p.add_argument("--metric", help="the metric compared (default: the one the model was tuned on)")
+    p.add_argument("--margin", type=float, default=0.0, help="smallest improvement that promotes (default 0)")
+    p.add_argument("--confidence", type=float, default=0.95, help="confidence of the interval (default 0.95)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--require-window", action="store_true", help="never promote without --window")
+    p.add_argument("--reason", default="cli",
+                   choices=["button", "cli", "drift_alert", "performance_alert", "new_data", "schedule"])
+    p.add_argument("--settle", type=float, default=5.0, help="--watch: seconds a file must be unchanged")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("rollback", help="make an earlier version of a model the champion again")
+    p.add_argument("--model", required=True)
+    p.add_argument("--to", type=int, required=True, help="the version number")
+    p.add_argument("--reason", default="cli", choices=["button", "cli", "performance_alert", "drift_alert"])
+    p.set_defaults(func=cmd_rollback)
+
     p = sub.add_parser("job-run", help=argparse.SUPPRESS)  # started by the app for a training job
     p.add_argument("--job", type=int, required=True)
     p.set_defaults(func=cmd_job_run)
@@ -354,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "sql_url", None) and not args.query:
         parser.error("--sql-url needs --query")
-    if args.command in ("train", "worker", "job-run"):
+    if args.command in ("train", "worker", "job-run", "retrain"):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress lines say enough
