@@ -81,3 +81,68 @@ def test_rollback_refuses_what_is_not_an_earlier_ready_version(engine, settings)
         out = run("rollback", "--model", MODEL, "--to", to, settings=settings)
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
     assert registry.aliases(engine, name=MODEL) == {"champion": 1}
+
+
+# --------------------------------------------------------------------------- the CronJob
+
+K8S_VERSION = "1.33.0"  # one of the schema sets kubernetes-validate ships
+HOSTILE = ["churn", "$(rm -rf /)", "Churn Model.v2", "'; DROP TABLE x; --", "x" * 100, "a--b"]
+
+
+@pytest.mark.parametrize("model_name", HOSTILE)
+def test_cronjob_validates_strictly_and_runs_our_cli(tmp_path, model_name) -> None:
+    import kubernetes_validate
+    import yaml
+
+    from core.cli import build_parser, cmd_retrain
+    from core.deploy.names import DNS_LABEL
+    from core.errors import BadInput
+    from core.monitoring.cronjob import CronOptions, cronjob_manifest, write_cronjob
+
+    if model_name in ("$(rm -rf /)", "'; DROP TABLE x; --"):  # not valid model names: refused outright
+        with pytest.raises(BadInput, match="model name"):
+            cronjob_manifest(model_name, CronOptions(image="registry.example/shipml:1"))
+        return
+    doc = cronjob_manifest(model_name, CronOptions(image="registry.example/shipml:1", namespace="ml",
+                                                   budget_s=120, max_trials=20, margin=0.01))
+    written = yaml.safe_load(write_cronjob(tmp_path, doc).read_text())
+    kubernetes_validate.validate(written, K8S_VERSION, strict=True)  # raises on any unknown field
+    name = written["metadata"]["name"]
+    assert DNS_LABEL.fullmatch(name) and len(name) <= 52 and written["metadata"]["namespace"] == "ml"
+    assert written["metadata"]["annotations"]["shipml.io/model-name"] == model_name
+    assert written["spec"]["concurrencyPolicy"] == "Forbid" and written["spec"]["schedule"] == "0 3 * * *"
+    pod = written["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == ["python", "-m", "core"]
+    args = container["args"]
+    assert args[:3] == ["retrain", "--model", model_name]  # the raw name is one argument, no shell
+    parsed = build_parser().parse_args(args)
+    assert parsed.func is cmd_retrain and parsed.model == model_name and parsed.watch == "/data/incoming"
+    assert (parsed.budget, parsed.trials, parsed.margin) == (120, 20, 0.01)
+    database = next(e for e in container["env"] if e["name"] == "SHIPML_DATABASE_URL")
+    assert database["valueFrom"]["secretKeyRef"] == {"name": "shipml-database", "key": "url"}
+    assert pod["restartPolicy"] == "Never" and container["securityContext"]["runAsNonRoot"]
+
+
+def test_cronjob_variants_and_refusals(tmp_path) -> None:
+    import kubernetes_validate
+
+    from core.cli import build_parser
+    from core.errors import BadInput
+    from core.monitoring.cronjob import CronOptions, cronjob_manifest, cronjob_name
+
+    doc = cronjob_manifest("churn", CronOptions(image="shipml:2", schedule="@daily", time_zone="Europe/Berlin",
+                                                data_file="/data/latest.csv", workspace_claim="ws"))
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    args = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    parsed = build_parser().parse_args(args)
+    assert (parsed.data, parsed.reason, parsed.watch) == ("/data/latest.csv", "schedule", None)
+    assert doc["spec"]["timeZone"] == "Europe/Berlin"
+    doc = cronjob_manifest("churn", CronOptions(image="shipml:2", incoming_claim="inbox"))
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    assert cronjob_name("Churn") != cronjob_name("churn")  # different models, different jobs
+    for bad in (dict(schedule="every day"), dict(schedule="0 3 * *"), dict(schedule="0 3 * * *\nx"),
+                dict(image="bad image"), dict(watch_dir="relative/dir"), dict(data_file="/data/../etc/passwd"),
+                dict(namespace="Not_A_Name"), dict(time_zone="Europe/Berlin; rm")):
+        with pytest.raises(BadInput):
+            cronjob_manifest("churn", CronOptions(**{"image": "shipml:2", **bad}))
