@@ -39,6 +39,7 @@ from core.deploy.records import (
 )
 from core.deploy.source import ModelSource, check_folder, materialise, resolve_source
 from core.errors import BadInput
+from core.serving.routing import RoutingSpec, write_spec
 from core.store.models import Deployment, utcnow
 
 _TOKEN = re.compile(r"[\x21-\x7e]{8,512}")  # visible ASCII: safe in an HTTP header
@@ -142,6 +143,8 @@ def _deploy_local(engine: Engine, deployment_id: int, source: ModelSource, *, fo
     name = dns_label(source.model_name, source.version)
     monitoring.write_bundle(folder / "monitoring", name=name, scrape=monitoring.Scrape(address=f"127.0.0.1:{port}"))
     local.save_token(folder, token)  # 0600: needed to restart the service after a reboot
+    # A routing file from the start: A/B tests later swap models without restarting the process.
+    write_spec(folder / local.ROUTING_FILE, RoutingSpec(champion=model_dir))
     pid = local.spawn(model_dir, port, folder=folder, settings=settings, token=token)
     update_deployment(engine, deployment_id, pid=pid, port=port, model_dir=str(model_dir))
     started = local.wait_ready(pid, port, timeout_s=timeout_s)

@@ -26,6 +26,7 @@ READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 10.0
 LOG_FILE = "service.log"
 TOKEN_FILE = "token"  # 0600, only when a token was set: needed to restart after a reboot
+ROUTING_FILE = "routing.json"  # what the service serves (champion, challenger): core.deploy.abtest
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,14 @@ def check_port(port: int) -> int:
     return port
 
 
-def command(model_dir: Path, port: int) -> list[str]:
-    """The service's command line (an argument list: no shell ever sees the path)."""
-    return [sys.executable, "-m", "core.serving", "--model", str(model_dir), "--host", HOST, "--port", str(port)]
+def command(model_dir: Path, port: int, *, routing: Path | None = None) -> list[str]:
+    """The service's command line (an argument list: no shell ever sees the path).
+
+    With ``routing`` the service reads that routing file at start and again on
+    ``POST /admin/routing``, so A/B tests start, promote and roll back without a restart.
+    """
+    args = [sys.executable, "-m", "core.serving", "--model", str(model_dir), "--host", HOST, "--port", str(port)]
+    return args + ["--routing", str(routing)] if routing is not None else args
 
 
 def spawn(model_dir: Path, port: int, *, folder: Path, settings: Settings, token: str | None) -> int:
@@ -102,9 +108,10 @@ def spawn(model_dir: Path, port: int, *, folder: Path, settings: Settings, token
     env.pop("SHIPML_SERVE_TOKEN", None)  # the app's own environment must not leak a token in
     if token:
         env["SHIPML_SERVE_TOKEN"] = token
+    routing = folder / ROUTING_FILE
     with open(folder / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(
-            command(model_dir, port), cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
+            command(model_dir, port, routing=routing if routing.is_file() else None), cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     return proc.pid

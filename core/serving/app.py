@@ -18,6 +18,13 @@ Limits on ``/predict``, checked in this order, each answering at once:
 
 Error bodies are JSON ``{"error", "detail", "request_id"}`` (plus ``errors`` for 422): no
 traceback, file path, SQL or submitted value.
+
+Two versions can serve one endpoint (``core.serving.routing``): an A/B split by sticky key
+hashing, or shadow mode, where the challenger scores every request on a thread of its own after
+the champion's answer is sent. Every response names the version that produced it
+(``model.version``, ``X-Model-Version``, ``X-Model-Variant``). ``POST /admin/routing`` (or
+SIGHUP) re-reads the routing file, loads and verifies the new models, then swaps the routing in
+one assignment; requests in progress finish on the models they started with.
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ import hmac
 import json
 import logging
 import math
+import signal
 import threading
 import time
 import uuid
@@ -47,6 +55,7 @@ from core.errors import BadInput
 from core.serving import metrics
 from core.serving.model import LoadedModel, Predictions, load_model
 from core.serving.predlog import LoggedRequest, PredictionLog
+from core.serving.routing import SHADOW, Routing, RoutingSpec, read_spec
 from core.serving.schema import FieldError, SchemaError, TooManyRows
 
 log = logging.getLogger("shipml.serving")
@@ -54,11 +63,12 @@ log = logging.getLogger("shipml.serving")
 _DECODE = msgspec.json.Decoder().decode
 _ENCODE = msgspec.json.Encoder(enc_hook=lambda v: _jsonable(v)).encode
 ENDPOINTS = frozenset({"/predict", "/feedback", "/health/live", "/health/ready", "/metrics", "/version",
-                       "/schema", "/openapi.json", "/docs"})
+                       "/schema", "/openapi.json", "/docs", "/admin/routing"})
 INLINE_ROWS = 8  # fast-path requests this small run on the event loop: a thread hop costs more
 MAX_KEY_CHARS = 200
 MAX_FEEDBACK_ITEMS = 10_000
 LOG_RETRY_S = 5.0
+SHADOW_QUEUE = 1000  # shadow predictions waiting beyond this are skipped (and counted), never queued
 
 
 class ApiError(Exception):
@@ -77,20 +87,35 @@ class Service:
     """The mutable state of one running service (one per app)."""
 
     settings: Settings
-    model_dir: Path
+    spec: RoutingSpec  # what to serve at start (the routing file, when given, replaces it)
     log_url: str
-    model: LoadedModel | None = None
+    routing_file: Path | None = None
+    routing: Routing | None = None  # replaced whole on a reload, never changed in place
     predlog: PredictionLog | None = None
     failure: str | None = None  # why the service can never become ready
     waiting_for: str = "loading the model"
     active: int = 0  # /predict requests holding a concurrency slot
     executor: ThreadPoolExecutor | None = None
+    shadow_executor: ThreadPoolExecutor | None = None
+    shadow_pending: int = 0
     loop: asyncio.AbstractEventLoop | None = None  # predictions run here (small) or on the executor
     _ready: threading.Event = None  # type: ignore[assignment]
     _stop: threading.Event = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         self._ready, self._stop = threading.Event(), threading.Event()
+        self._reload_lock = threading.Lock()
+        self._shadow_lock = threading.Lock()
+
+    @property
+    def model(self) -> LoadedModel | None:
+        """The champion: the model that answers unless a split sends a request elsewhere."""
+        routing = self.routing
+        return routing.champion if routing is not None else None
+
+    @property
+    def model_dir(self) -> Path:
+        return self.spec.champion
 
     @property
     def ready(self) -> bool:
@@ -107,11 +132,68 @@ class Service:
     def start(self) -> None:
         threading.Thread(target=self._load, name="shipml-load", daemon=True).start()
 
-    def _load(self) -> None:
-        s = self.settings
+    def _load_one(self, folder: Path, cache: dict[tuple[str, str], LoadedModel]) -> LoadedModel:
+        """A model folder loaded and hash-verified, reusing one already loaded from the same
+        folder with the same sha256 (a promotion only re-labels the loaded challenger)."""
         try:
-            model = load_model(self.model_dir, extra_columns=s.serve_extra_columns,
-                               unseen_categories=s.serve_unseen_categories, fast_max_rows=s.serve_fastpath_max_rows)
+            sha = json.loads((Path(folder) / "model.json").read_text()).get("sha256")
+        except (OSError, ValueError, AttributeError):
+            sha = None
+        known = cache.get((str(folder), str(sha)))
+        if known is not None:
+            return known
+        s = self.settings
+        return load_model(folder, extra_columns=s.serve_extra_columns,
+                          unseen_categories=s.serve_unseen_categories, fast_max_rows=s.serve_fastpath_max_rows)
+
+    def _build(self, spec: RoutingSpec) -> Routing:
+        """Load and verify every model of ``spec`` (raises BadInput when one cannot be served)."""
+        cache: dict[tuple[str, str], LoadedModel] = {}
+        current = self.routing
+        if current is not None:
+            for path, m in ((self.spec.champion, current.champion), (self.spec.challenger, current.challenger)):
+                if path is not None and m is not None:
+                    cache[(str(path), m.sha256)] = m
+        champion = self._load_one(spec.champion, cache)
+        challenger = self._load_one(spec.challenger, cache) if spec.challenger is not None else None
+        if challenger is not None and challenger.is_classifier != champion.is_classifier:
+            raise BadInput("the champion and the challenger must solve the same task")
+        return Routing(champion=champion, challenger=challenger, weight_b=spec.weight_b, shadow=spec.shadow)
+
+    def _install(self, spec: RoutingSpec, routing: Routing) -> None:
+        """Swap in a verified routing: one assignment; requests in progress keep the old one."""
+        self.spec, self.routing = spec, routing
+        metrics.MODEL_INFO.clear()
+        for m in (routing.champion, routing.challenger):
+            if m is not None:
+                metrics.MODEL_INFO.labels(m.name, str(m.version), m.task, m.sha256).set(1)
+        if self.predlog is not None:  # feedback rows carry the champion's version
+            self.predlog.model_name, self.predlog.model_version = routing.champion.name, routing.champion.version
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the routing file, load and verify its models, then swap (one at a time).
+
+        Raises:
+            BadInput: No routing file, or a model in it cannot be served; the old routing stays.
+        """
+        if self.routing_file is None:
+            raise BadInput("this service was started without a routing file")
+        if not self.ready:
+            raise BadInput("the service is not ready yet")
+        with self._reload_lock:
+            spec = read_spec(self.routing_file)
+            routing = self._build(spec)
+            self._install(spec, routing)
+        log.info("routing now %s: champion version %s%s", routing.mode, routing.champion.version,
+                 f", challenger version {routing.challenger.version}" if routing.challenger else "")
+        return routing.describe()
+
+    def _load(self) -> None:
+        try:
+            if self.routing_file is not None:
+                self.spec = read_spec(self.routing_file)
+            routing = self._build(self.spec)
+            model = routing.champion
         except BadInput as exc:
             self.failure = str(exc)
             log.error("the model cannot be served: %s", exc)
@@ -120,11 +202,9 @@ class Service:
             self.failure = f"the model could not be loaded ({type(exc).__name__})"
             log.error("the model cannot be served: %s", type(exc).__name__)
             return
-        self.model = model
+        self._install(self.spec, routing)
         if self.loop is not None:  # the model's native libraries are loaded now: limit them
             self.loop.call_soon_threadsafe(one_thread)
-        metrics.MODEL_INFO.clear()
-        metrics.MODEL_INFO.labels(model.name, str(model.version), model.task, model.sha256).set(1)
         self.waiting_for = "opening the prediction log"
         while not self._stop.is_set():  # feedback needs the log database even if predictions skip it
             try:
@@ -140,8 +220,9 @@ class Service:
 
     def close(self) -> None:
         self._stop.set()
-        if self.executor is not None:
-            self.executor.shutdown(wait=True)
+        for executor in (self.executor, self.shadow_executor):
+            if executor is not None:
+                executor.shutdown(wait=True)
         if self.predlog is not None:
             self.predlog.close()
 
@@ -162,22 +243,39 @@ def one_thread() -> None:
         pass
 
 
-def create_app(model_dir: Path, settings: Settings, *, log_url: str | None = None) -> FastAPI:
-    """The prediction service for the exported model in ``model_dir``.
+def create_app(model_dir: Path, settings: Settings, *, log_url: str | None = None,
+               challenger_dir: Path | None = None, weight_b: float = 0.0, shadow: bool = False,
+               routing_file: Path | None = None) -> FastAPI:
+    """The prediction service for the exported model in ``model_dir`` (and an optional challenger).
 
     Args:
-        model_dir: A folder written by ``core.registry.export_version``.
+        model_dir: A folder written by ``core.registry.export_version``: the champion.
         settings: Limits, policies, token and log location (the ``serve_*`` fields).
         log_url: SQLAlchemy URL of the prediction log; default ``settings.serve_log_db_url``.
+        challenger_dir: A second model folder: gets a share ``weight_b`` of the keys, or with
+            ``shadow`` scores every request without answering.
+        weight_b: The challenger's share of traffic (0-1) in a split.
+        shadow: Shadow mode instead of a split.
+        routing_file: A routing file (``core.serving.routing``); when given it decides what is
+            served, at start and on every ``POST /admin/routing`` or SIGHUP.
+
+    Raises:
+        BadInput: Inconsistent routing arguments (e.g. a weight without a challenger).
     """
-    service = Service(settings=settings, model_dir=Path(model_dir), log_url=log_url or settings.serve_log_db_url)
+    spec = RoutingSpec(champion=Path(model_dir), challenger=Path(challenger_dir) if challenger_dir else None,
+                       weight_b=weight_b if not shadow else 0.0, shadow=shadow)
+    service = Service(settings=settings, spec=spec, log_url=log_url or settings.serve_log_db_url,
+                      routing_file=Path(routing_file) if routing_file else None)
     token = settings.serve_token.get_secret_value().encode() if settings.serve_token else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         service.executor = ThreadPoolExecutor(max_workers=min(settings.serve_max_concurrency, 32),
                                               thread_name_prefix="shipml-predict", initializer=one_thread)
+        service.shadow_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipml-shadow",
+                                                     initializer=one_thread)
         service.loop = asyncio.get_running_loop()
+        _on_sighup(service)
         service.start()
         try:
             yield
@@ -251,7 +349,8 @@ def create_app(model_dir: Path, settings: Settings, *, log_url: str | None = Non
         request_id = request.state.request_id
         started = time.perf_counter()
         authorize(request)
-        model = ready_model()
+        ready_model()
+        routing = service.routing  # read once: a swap during this request does not affect it
         if service.active >= settings.serve_max_concurrency:
             raise ApiError(503, "overloaded", "too many requests in progress; retry shortly",
                            headers={"Retry-After": "1"})
@@ -264,8 +363,9 @@ def create_app(model_dir: Path, settings: Settings, *, log_url: str | None = Non
             if request_key is not None and len(request_key) > MAX_KEY_CHARS:
                 raise ApiError(422, "schema", "the request key is too long",
                                errors=[FieldError("X-Request-Key", f"at most {MAX_KEY_CHARS} characters", "longer")])
-            job = _Job(model, body, kind, request_key, settings.serve_max_rows)
-            if model.fast is not None and len(body) < 64 * 1024 and job.small(min(INLINE_ROWS, model.fast_max_rows)):
+            job = _Job(routing, body, kind, request_key, settings.serve_max_rows, request_id=request_id)
+            inline = _inline_rows(routing)
+            if inline and len(body) < 64 * 1024 and job.small(inline):
                 outcome = job.run()
             else:
                 loop = asyncio.get_running_loop()
@@ -280,7 +380,7 @@ def create_app(model_dir: Path, settings: Settings, *, log_url: str | None = Non
         finally:
             if held:
                 _release(service)
-        inputs, key, keys, result = outcome
+        variant, model, inputs, key, keys, result = outcome
         latency = time.perf_counter() - started
         payload = _prediction_body(request_id, model, result)
         _count_predictions(model, result)
@@ -289,9 +389,40 @@ def create_app(model_dir: Path, settings: Settings, *, log_url: str | None = Non
             service.predlog.submit(LoggedRequest(
                 request_id=request_id, created_at=datetime.now(timezone.utc), latency_ms=latency * 1000,
                 key=key, keys=keys, inputs=inputs, predictions=result.values, proba=result.proba,
-                classes=result.classes))
+                classes=result.classes, model_name=model.name, model_version=model.version, variant=variant))
+        if routing.shadow and routing.challenger is not None:
+            _shadow(service, routing.challenger, body, kind, request_key, request_id)
         return Response(payload, media_type="application/json",
-                        headers={"X-Model-Version": str(model.version)})
+                        headers={"X-Model-Version": str(model.version), "X-Model-Variant": variant})
+
+    # ------------------------------------------------------------------ routing (A/B, shadow)
+
+    # Not in /openapi.json: an operator's endpoint, not part of the prediction API clients use.
+    @app.get("/admin/routing", tags=["admin"], include_in_schema=False, responses={401: {"description": "A bearer token is required"},
+                                                            503: {"description": "Not ready"}})
+    def get_routing(request: Request) -> Response:
+        """What is served: mode (single, split, shadow), weights and each variant's version."""
+        authorize(request)
+        ready_model()
+        return _json(200, service.routing.describe())
+
+    @app.post("/admin/routing", tags=["admin"], include_in_schema=False, responses={401: {"description": "A bearer token is required"},
+                                                             409: {"description": "The routing was not changed"}})
+    async def reload_routing(request: Request) -> Response:
+        """Re-read the routing file, load and verify its models, then swap them in at once.
+
+        Nothing is taken from the request but the token: the routing file (written by whoever
+        deployed the service) names the model folders. Answers once the new routing serves.
+        """
+        authorize(request)
+        try:
+            described = await asyncio.get_running_loop().run_in_executor(None, service.reload)
+        except BadInput as exc:
+            raise ApiError(409, "routing", str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - the old routing keeps serving
+            log.error("routing reload failed (%s)", type(exc).__name__)
+            raise ApiError(409, "routing", "a model in the routing file could not be loaded") from None
+        return _json(200, described)
 
     # ------------------------------------------------------------------ feedback
 
@@ -337,11 +468,81 @@ def create_app(model_dir: Path, settings: Settings, *, log_url: str | None = Non
 # ---------------------------------------------------------------------- the work of one request
 
 
-class _Job:
-    """Parse, check and predict one request's body; runs on a worker thread (or inline if tiny)."""
+def _on_sighup(service: Service) -> None:
+    """SIGHUP re-reads the routing file (where a signal handler can be installed: the main thread)."""
+    loop = service.loop
 
-    def __init__(self, model: LoadedModel, body: bytes, kind: str, request_key: str | None, max_rows: int) -> None:
-        self.model, self.body, self.kind, self.request_key, self.max_rows = model, body, kind, request_key, max_rows
+    def reload() -> None:
+        try:
+            service.reload()
+        except Exception as exc:  # noqa: BLE001 - the old routing keeps serving
+            log.error("routing reload on SIGHUP failed: %s", exc if isinstance(exc, BadInput) else type(exc).__name__)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, reload))
+    except (ValueError, RuntimeError, NotImplementedError, AttributeError):
+        pass  # not the main thread (in-process tests): POST /admin/routing still works
+
+
+def _inline_rows(routing: Routing) -> int:
+    """Requests up to this many JSON rows run on the event loop (0: never); every model a request
+    may reach needs a fast path for that."""
+    served = [routing.champion] if routing.challenger is None or routing.shadow else [routing.champion, routing.challenger]
+    if any(m.fast is None for m in served):
+        return 0
+    return min(INLINE_ROWS, *(m.fast_max_rows for m in served))
+
+
+def _shadow(service: Service, model: LoadedModel, body: bytes, kind: str, request_key: str | None,
+            request_id: str) -> None:
+    """Score the request with the shadow model on its own thread; the caller has its answer."""
+    version = str(model.version)
+    with service._shadow_lock:
+        if service.shadow_pending >= SHADOW_QUEUE or service.shadow_executor is None:
+            metrics.SHADOW_ERRORS.labels(version, "skipped").inc()
+            return
+        service.shadow_pending += 1
+
+    def work() -> None:
+        try:
+            t0 = time.perf_counter()
+            _, _, inputs, key, keys, result = _Job(Routing(champion=model), body, kind, request_key,
+                                                   service.settings.serve_max_rows, request_id=request_id,
+                                                   shadow=True).run()
+            seconds = time.perf_counter() - t0
+            metrics.MODEL_LATENCY.labels(version, SHADOW).observe(seconds)
+            if service.predlog is not None and service.settings.serve_log_predictions:
+                service.predlog.submit(LoggedRequest(
+                    request_id=request_id, created_at=datetime.now(timezone.utc), latency_ms=seconds * 1000,
+                    key=key, keys=keys, inputs=inputs, predictions=result.values, proba=result.proba,
+                    classes=result.classes, model_name=model.name, model_version=model.version, variant=SHADOW))
+        except ApiError as exc:  # the shadow's schema differs from the champion's
+            metrics.SHADOW_ERRORS.labels(version, "schema" if exc.kind == "schema" else "error").inc()
+        except Exception as exc:  # noqa: BLE001 - a shadow failure never reaches a caller
+            metrics.SHADOW_ERRORS.labels(version, "error").inc()
+            log.warning("shadow prediction failed (%s), request %s", type(exc).__name__, request_id)
+        finally:
+            with service._shadow_lock:
+                service.shadow_pending -= 1
+
+    try:
+        service.shadow_executor.submit(work)
+    except RuntimeError:  # shutting down
+        with service._shadow_lock:
+            service.shadow_pending -= 1
+
+
+class _Job:
+    """Parse, route, check and predict one request's body; runs on a worker thread (or inline if tiny).
+
+    The request's key (body ``key``, else the ``X-Request-Key`` header, else the request id)
+    picks the variant; the rows are then checked against that variant's schema.
+    """
+
+    def __init__(self, routing: Routing, body: bytes, kind: str, request_key: str | None, max_rows: int, *,
+                 request_id: str, shadow: bool = False) -> None:
+        self.routing, self.body, self.kind, self.request_key, self.max_rows = routing, body, kind, request_key, max_rows
+        self.request_id, self.shadow = request_id, shadow
         self._parsed: Any = None
 
     def small(self, rows: int) -> bool:
@@ -354,24 +555,39 @@ class _Job:
             return len(doc["rows"]) <= rows
         return not isinstance(doc, list) or len(doc) <= rows
 
-    def run(self) -> tuple[Any, str | None, list[str | None] | None, Predictions]:
-        """``(inputs for the log, request key, per-row keys or None, predictions)``."""
-        schema = self.model.schema
+    def run(self) -> tuple[str, LoadedModel, Any, str | None, list[str | None] | None, Predictions]:
+        """``(variant, model, inputs for the log, request key, per-row keys or None, predictions)``."""
         if self.kind == "csv":
+            variant, model = self._pick(self.request_key)
             try:
-                frame = schema.frame_from_csv(self.body, max_rows=self.max_rows)
+                frame = model.schema.frame_from_csv(self.body, max_rows=self.max_rows)
             except TooManyRows as exc:
                 raise ApiError(413, "too_large", str(exc)) from None
             except SchemaError as exc:
                 raise ApiError(422, "schema", "the rows do not match the model's schema", errors=exc.errors) from None
-            return frame, self.request_key, None, self.model.predict(frame)
+            return variant, model, frame, self.request_key, None, _timed(model, variant, model.predict, frame)
         doc = self._parsed if self._parsed is not None else _parse_json(self.body)
         rows, key, keys = _rows_and_keys(doc, self.request_key, self.max_rows)
+        variant, model = self._pick(key)
         try:
-            columns, received = schema.check_records(rows)
+            columns, received = model.schema.check_records(rows)
         except SchemaError as exc:
             raise ApiError(422, "schema", "the rows do not match the model's schema", errors=exc.errors) from None
-        return received, key, keys, self.model.predict_columns(columns, len(rows))
+        return variant, model, received, key, keys, _timed(model, variant, model.predict_columns, columns, len(rows))
+
+    def _pick(self, key: str | None) -> tuple[str, LoadedModel]:
+        if self.shadow:
+            return SHADOW, self.routing.champion
+        return self.routing.pick(key or self.request_id)
+
+
+def _timed(model: LoadedModel, variant: str, predict: Any, *args: Any) -> Predictions:
+    """Call ``predict`` and record its time per version and variant (A/B latency comparisons)."""
+    t0 = time.perf_counter()
+    result = predict(*args)
+    if variant != SHADOW:  # the shadow thread records its own, with its variant
+        metrics.MODEL_LATENCY.labels(str(model.version), variant).observe(time.perf_counter() - t0)
+    return result
 
 
 def _rows_and_keys(doc: Any, request_key: str | None, max_rows: int) -> tuple[list, str | None, list[str | None] | None]:

@@ -44,6 +44,13 @@ PREDICTION_ROWS = Counter("shipml_prediction_rows", "Rows predicted", ("model_ve
 ERRORS = Counter("shipml_errors", "Failed requests by kind: schema, too_large, timeout, overloaded, "
                  "unauthorized, not_ready, internal", ("endpoint", "kind"), registry=REGISTRY)
 FEEDBACK = Counter("shipml_feedback", "Ground-truth labels received", ("model_version",), registry=REGISTRY)
+# A/B tests and shadow mode: the prediction time of each model version (without HTTP and
+# parsing), so variants compare on what differs between them; variant is champion, challenger
+# or shadow. Shadow predictions are not counted in the served-prediction counters above.
+MODEL_LATENCY = Histogram("shipml_model_latency_seconds", "Prediction time by model version and variant",
+                          ("model_version", "variant"), buckets=_LATENCY, registry=REGISTRY)
+SHADOW_ERRORS = Counter("shipml_shadow_errors", "Shadow predictions that failed or were skipped (kind: "
+                        "error, schema, skipped)", ("model_version", "kind"), registry=REGISTRY)
 LOG_DROPPED = Counter("shipml_prediction_log_dropped", "Prediction log rows dropped (queue full or "
                       "database unavailable)", registry=REGISTRY)
 

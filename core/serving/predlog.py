@@ -49,6 +49,7 @@ REQUESTS = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("model_name", sa.String(100), nullable=False),
     sa.Column("model_version", sa.Integer, nullable=False),
+    sa.Column("variant", sa.String(20), nullable=True),  # champion, challenger or shadow (A/B tests)
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("n_rows", sa.Integer, nullable=False),
     sa.Column("inputs", sa.Text, nullable=False),  # JSON object: column -> list of values
@@ -90,6 +91,19 @@ class LoggedRequest:
     predictions: list[Any]
     proba: Any | None  # ndarray rows x classes, or None
     classes: tuple[str, ...] | None
+    # Who predicted, when two versions serve one endpoint (None: the log's own model).
+    model_name: str | None = None
+    model_version: int | None = None
+    variant: str | None = None  # champion, challenger or shadow
+
+
+def upgrade(engine: Engine) -> None:
+    """Create the tables, and add columns that older logs lack (``variant``)."""
+    METADATA.create_all(engine)
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("serving_requests")}
+    if "variant" not in columns:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE serving_requests ADD COLUMN variant VARCHAR(20)"))
 
 
 def make_log_engine(url: str) -> Engine:
@@ -127,7 +141,7 @@ class PredictionLog:
 
     def __init__(self, url: str, *, model_name: str, model_version: int) -> None:
         self.engine = make_log_engine(url)
-        METADATA.create_all(self.engine)
+        upgrade(self.engine)
         self.model_name, self.model_version = model_name, model_version
         # A deque, not a queue.Queue: appending wakes no thread. Waking the writer on every request
         # would hand it the GIL (and on a one-core server, the core) each time, which measurably
@@ -208,8 +222,9 @@ class PredictionLog:
         return {
             "request_id": item.request_id, "key": item.key,
             "keys": _dumps(item.keys) if item.keys is not None else None,
-            "created_at": item.created_at, "model_name": self.model_name, "model_version": self.model_version,
-            "latency_ms": item.latency_ms, "n_rows": len(item.predictions),
+            "created_at": item.created_at, "model_name": item.model_name or self.model_name,
+            "model_version": item.model_version if item.model_version is not None else self.model_version,
+            "variant": item.variant, "latency_ms": item.latency_ms, "n_rows": len(item.predictions),
             "inputs": _dumps(inputs), "predictions": _dumps(item.predictions), "probabilities": proba,
         }
 
@@ -237,7 +252,8 @@ def read_rows(engine: Engine, *, request_id: str | None = None, limit: int | Non
     """The logged predictions, one dict per predicted row, oldest first.
 
     Each dict holds ``request_id``, ``row_index``, ``key``, ``created_at``, ``model_name``,
-    ``model_version``, ``latency_ms``, ``inputs`` (column -> value), ``prediction`` and
+    ``model_version``, ``variant`` (champion, challenger, shadow; None in logs from before A/B
+    tests), ``latency_ms``, ``inputs`` (column -> value), ``prediction`` and
     ``probabilities`` (class -> probability, or None).
 
     Args:
@@ -245,6 +261,7 @@ def read_rows(engine: Engine, *, request_id: str | None = None, limit: int | Non
         request_id: Only this request's rows.
         limit: At most this many requests (the oldest first).
     """
+    upgrade(engine)  # a log written before A/B tests gains its variant column
     query = sa.select(REQUESTS).order_by(REQUESTS.c.id)
     if request_id is not None:
         query = query.where(REQUESTS.c.request_id == request_id)
@@ -264,7 +281,8 @@ def read_rows(engine: Engine, *, request_id: str | None = None, limit: int | Non
                     "request_id": record["request_id"], "row_index": i,
                     "key": keys[i] if keys is not None else record["key"],
                     "created_at": record["created_at"], "model_name": record["model_name"],
-                    "model_version": record["model_version"], "latency_ms": record["latency_ms"],
+                    "model_version": record["model_version"], "variant": record["variant"],
+                    "latency_ms": record["latency_ms"],
                     "inputs": {name: inputs[name][i] for name in names}, "prediction": prediction,
                     "probabilities": {c: p[i] for c, p in proba.items()} if proba is not None else None,
                 })

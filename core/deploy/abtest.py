@@ -1,0 +1,252 @@
+"""A/B tests and shadow mode on a running deployment: start, promote, roll back, stop.
+
+Each call rewrites the deployment's routing file (``<deployment>/routing.json``, see
+``core.serving.routing``) and asks the service to apply it (``POST /admin/routing``). The service
+loads and hash-verifies the new models first and then swaps its routing in one assignment, so no
+request is refused or dropped and requests in progress finish on the models they started with.
+The call returns once the service answers with the new routing.
+
+Targets: **local** deployments do all of this. A local deployment started before routing files
+existed is restarted once with one (requests are refused for the second or two it takes).
+**Docker** and **Kubernetes**: the service supports the same routing file (``--routing``, mount it
+with both model folders and send SIGHUP or ``POST /admin/routing``), but these functions do not
+manage images or volumes for a second model yet and refuse with that explanation.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy.engine import Engine
+
+from core import registry
+from core.config import Settings
+from core.deploy import local
+from core.deploy.records import RUNNING, get_deployment, update_deployment
+from core.deploy.source import check_folder, materialise, resolve_source
+from core.errors import BadInput
+from core.serving.routing import RoutingSpec, read_spec, write_spec
+from core.store.models import Deployment
+
+APPLY_TIMEOUT_S = 120.0  # loading and verifying a large model can take a while
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One served model version."""
+
+    name: str
+    version: int
+    folder: str
+
+
+@dataclass(frozen=True)
+class ABState:
+    """What a deployment serves now, as its routing file says and its service confirmed."""
+
+    deployment_id: int
+    mode: str  # single, split or shadow
+    champion: Variant
+    challenger: Variant | None
+    weight_b: float  # the challenger's share of keys in a split (0 otherwise)
+    previous: Variant | None  # the champion before the last promotion (what rollback restores)
+
+
+def ab_state(engine: Engine, deployment_id: int, *, settings: Settings) -> ABState:
+    """The routing of a deployment, read from its routing file (no call to the service).
+
+    Raises:
+        BadInput: No such deployment.
+    """
+    row = get_deployment(engine, deployment_id)
+    return _state(row, *_read(row))
+
+
+def start_ab(engine: Engine, deployment_id: int, *, challenger: str, settings: Settings,
+             weight: float = 0.1, shadow: bool = False) -> ABState:
+    """Serve a challenger next to the champion: a share ``weight`` of keys, or in shadow mode.
+
+    Args:
+        engine: The store.
+        deployment_id: A RUNNING local deployment.
+        challenger: ``NAME@VERSION``, ``NAME@ALIAS`` or an exported model folder.
+        settings: Gives the workspace.
+        weight: The challenger's share of traffic (0-1), sticky by request key.
+        shadow: Score every request with the challenger without answering with it.
+
+    Raises:
+        BadInput: Not a running local deployment, a challenger that is not READY or of another
+            task, or the service refused the new routing (it then keeps serving the old one).
+    """
+    row = _running_local(engine, deployment_id)
+    if not shadow and not 0.0 < float(weight) < 1.0:
+        raise BadInput("the challenger's weight must be between 0 and 1 (exclusive)")
+    current, _ = _read(row)
+    source = resolve_source(engine, challenger)
+    champion = _identity(current.champion)
+    if (source.model_name, source.version) == (champion.name, champion.version):
+        raise BadInput("the challenger is the version already serving as champion")
+    folder = materialise(source, settings=settings,
+                         out_dir=Path(row.manifest_dir) / "models" / uuid.uuid4().hex[:12])
+    spec = RoutingSpec(champion=current.champion, challenger=Path(folder), weight_b=0.0 if shadow else float(weight),
+                       shadow=shadow)
+    state = _apply(engine, row, spec, previous=None, settings=settings)
+    share = "shadow mode" if shadow else f"{weight:.0%} of keys"
+    update_deployment(engine, deployment_id, note=f"A/B test: version {source.version} as challenger ({share})")
+    return state
+
+
+def promote(engine: Engine, deployment_id: int, *, settings: Settings) -> ABState:
+    """Make the challenger the champion: it serves all traffic and the registry alias moves.
+
+    Raises:
+        BadInput: No A/B test running, or the service refused the change.
+    """
+    row = _running_local(engine, deployment_id)
+    current, _ = _read(row)
+    if current.challenger is None:
+        raise BadInput("no A/B test is running on this deployment; start one first")
+    state = _apply(engine, row, RoutingSpec(champion=current.challenger), previous=current.champion, settings=settings)
+    _after_switch(engine, row, state.champion, note=f"promoted version {state.champion.version} to champion")
+    return state
+
+
+def stop_ab(engine: Engine, deployment_id: int, *, settings: Settings) -> ABState:
+    """End an A/B test keeping the champion; the challenger stops getting traffic.
+
+    Raises:
+        BadInput: Not a running local deployment, or the service refused the change.
+    """
+    row = _running_local(engine, deployment_id)
+    current, previous = _read(row)
+    state = _apply(engine, row, RoutingSpec(champion=current.champion), previous=previous, settings=settings)
+    update_deployment(engine, deployment_id, note="A/B test stopped; the champion serves alone")
+    return state
+
+
+def rollback(engine: Engine, deployment_id: int, *, settings: Settings, to: str | None = None) -> ABState:
+    """Undo: end a running A/B test, or go back to the champion before the last promotion, or
+    to any READY version given as ``to`` (``NAME@VERSION``). The champion alias follows.
+
+    Raises:
+        BadInput: Nothing to roll back to, or the service refused the change.
+    """
+    row = _running_local(engine, deployment_id)
+    current, previous = _read(row)
+    if to is None and current.challenger is not None:
+        return stop_ab(engine, deployment_id, settings=settings)
+    if to is not None:
+        source = resolve_source(engine, to)
+        target = Path(materialise(source, settings=settings,
+                                  out_dir=Path(row.manifest_dir) / "models" / uuid.uuid4().hex[:12]))
+    elif previous is not None:
+        target = previous
+        check_folder(target)  # never serve a folder changed since
+    else:
+        raise BadInput("there is no earlier champion to roll back to; name a version")
+    state = _apply(engine, row, RoutingSpec(champion=target), previous=current.champion, settings=settings)
+    _after_switch(engine, row, state.champion, note=f"rolled back to version {state.champion.version}")
+    return state
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _running_local(engine: Engine, deployment_id: int) -> Deployment:
+    row = get_deployment(engine, deployment_id)
+    if row.target != "local":
+        raise BadInput("A/B tests are managed for local deployments; for Docker or Kubernetes mount both model "
+                       "folders and a routing file and reload the service (see the README)")
+    if row.status != RUNNING or not row.endpoint or not local.alive(row.pid, row.port):
+        raise BadInput(f"deployment {deployment_id} is not running")
+    return row
+
+
+def _routing_path(row: Deployment) -> Path:
+    return Path(row.manifest_dir) / local.ROUTING_FILE
+
+
+def _read(row: Deployment) -> tuple[RoutingSpec, Path | None]:
+    """The deployment's routing file (or its single model, for deployments made before them)."""
+    path = _routing_path(row)
+    if not path.is_file():
+        return RoutingSpec(champion=Path(row.model_dir)), None
+    spec = read_spec(path)
+    previous = json.loads(path.read_text()).get("previous")
+    return spec, Path(previous) if isinstance(previous, str) else None
+
+
+def _apply(engine: Engine, row: Deployment, spec: RoutingSpec, *, previous: Path | None,
+           settings: Settings) -> ABState:
+    """Write the routing file and have the service apply it (restart once if it predates them)."""
+    path = _routing_path(row)
+    had_file = path.is_file()
+    old_text = path.read_text() if had_file else None
+    write_spec(path, spec, **({"previous": str(previous)} if previous is not None else {}))
+    token = local.load_token(Path(row.manifest_dir))
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        answer = httpx.post(f"{row.endpoint}/admin/routing", headers=headers, timeout=APPLY_TIMEOUT_S)
+    except httpx.HTTPError:
+        _restore(path, old_text)
+        raise BadInput("the service did not answer the routing change; see the deployment log") from None
+    if answer.status_code == 409 and not had_file:
+        _restart_with_routing(engine, row, settings=settings)  # started before routing files: once, then never again
+    elif answer.status_code != 200:
+        detail = _detail(answer)
+        _restore(path, old_text)  # the file keeps saying what the service really serves
+        raise BadInput(f"the service kept its routing: {detail}")
+    return _state(row, spec, previous)
+
+
+def _restore(path: Path, text: str | None) -> None:
+    if text is None:
+        path.unlink(missing_ok=True)
+    else:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
+
+def _restart_with_routing(engine: Engine, row: Deployment, *, settings: Settings) -> None:
+    token = local.load_token(Path(row.manifest_dir))
+    local.stop(row.pid, row.port)
+    pid = local.spawn(Path(row.model_dir), row.port, folder=Path(row.manifest_dir), settings=settings, token=token)
+    update_deployment(engine, row.id, pid=pid)
+    local.wait_ready(pid, row.port)
+
+
+def _detail(answer: httpx.Response) -> str:
+    try:
+        return str(answer.json().get("detail", "refused"))[:300]
+    except ValueError:
+        return f"status {answer.status_code}"
+
+
+def _identity(folder: Path) -> Variant:
+    source = check_folder(Path(folder))
+    return Variant(name=source.model_name, version=source.version, folder=str(folder))
+
+
+def _state(row: Deployment, spec: RoutingSpec, previous: Path | None) -> ABState:
+    challenger = _identity(spec.challenger) if spec.challenger is not None else None
+    return ABState(deployment_id=int(row.id), mode=spec.mode, champion=_identity(spec.champion),
+                   challenger=challenger, weight_b=spec.weight_b if spec.mode == "split" else 0.0,
+                   previous=_identity(previous) if previous is not None and previous.is_dir() else None)
+
+
+def _after_switch(engine: Engine, row: Deployment, champion: Variant, *, note: str) -> None:
+    """Record the new champion on the deployment and move the registry's champion alias."""
+    version_id = None
+    try:
+        version = registry.get_version(engine, name=champion.name, version=champion.version)
+        if version.status == registry.READY:
+            registry.set_alias(engine, name=champion.name, alias="champion", version=champion.version)
+            version_id = version.id
+    except BadInput:
+        pass  # a folder from outside the registry: nothing to move
+    update_deployment(engine, row.id, model_name=champion.name, version=champion.version, version_id=version_id,
+                      model_dir=champion.folder, note=note)
