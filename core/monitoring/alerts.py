@@ -251,7 +251,7 @@ def prometheus_exprs(name: str, window_minutes: int) -> dict[str, str]:
     errors = f'{{{SCRAPE_LABEL}="{name}", endpoint="{PREDICT}", status=~"5.."}}'
     return {
         "p99_latency": f"histogram_quantile(0.99, sum by (le) (rate(shipml_request_latency_seconds_bucket{predict}[{w}])))",
-        "error_rate": (f"sum(rate(shipml_requests_total{errors}[{w}])) / "
+        "error_rate": (f"(sum(rate(shipml_requests_total{errors}[{w}])) or vector(0)) / "
                        f"(sum(rate(shipml_requests_total{predict}[{w}])) > 0)"),
         "no_traffic": f"sum(increase(shipml_requests_total{predict}[{w}]))",
     }

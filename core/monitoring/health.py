@@ -387,8 +387,9 @@ def prometheus_queries(name: str, *, window: str = "5m") -> dict[str, str]:
     total = f"sum(rate(shipml_requests_total{predict}[{window}]))"
     return {
         "requests_per_s": total,
-        "error_rate": (f'sum(rate(shipml_requests_total{{{sel}, endpoint="{PREDICT}", status=~"5.."}}[{window}]))'
-                       f" / ({total} > 0)"),
+        # "or vector(0)": no 5xx series at all means no errors, not no data.
+        "error_rate": (f'(sum(rate(shipml_requests_total{{{sel}, endpoint="{PREDICT}", status=~"5.."}}[{window}]))'
+                       f" or vector(0)) / ({total} > 0)"),
         "p50_s": f"histogram_quantile(0.5, {bucket})",
         "p95_s": f"histogram_quantile(0.95, {bucket})",
         "p99_s": f"histogram_quantile(0.99, {bucket})",
