@@ -239,6 +239,9 @@ def cmd_drift(args: argparse.Namespace, settings: Settings) -> int:
     for c in result.columns:
         name = c.column if len(c.column) <= 30 else c.column[:29] + "…"
         print(f"{name:<30}  {c.kind:<11}  {c.method:<30}  {c.score:>10.4g}  {c.threshold:>9g}  {'yes' if c.drifted else 'no'}")
+    for c in result.columns:
+        if c.note:
+            print(f"note {c.column}: {c.note}")
     for s in result.skipped:
         print(f"skipped {s.column}: {s.reason}")
     verdict = "dataset drift" if result.dataset_drifted else "no dataset drift"

@@ -80,6 +80,11 @@ class ColumnDrift:
     drifted: bool
     n_reference: int  # values compared (missing ones excluded)
     n_current: int
+    # Jensen-Shannon only: the distance expected from sampling noise alone when nothing moved,
+    # and a warning when that noise is near the threshold (many categories, few rows). The
+    # verdict is Evidently's rule all the same; the note says when not to trust it.
+    expected_no_drift: float | None = None
+    note: str = ""
 
     @property
     def is_p_value(self) -> bool:
@@ -397,8 +402,24 @@ def _discrete_verdict(name, kind, ref_counts, cur_counts, n_ref, n_cur, small, c
         return ColumnDrift(name, kind, method, p, config.p_value_threshold, p < config.p_value_threshold,
                            n_ref, n_cur)
     score = float(distance.jensenshannon(r / n_ref, c / n_cur))
+    noise = _js_noise(len(keys), n_ref, n_cur)
+    note = ""
+    if noise >= config.distance_threshold / 2:
+        note = (f"{len(keys):,} distinct values for {n_ref:,} reference and {n_cur:,} current values: "
+                f"a distance of about {noise:.2f} is expected even without drift")
     return ColumnDrift(name, kind, JENSEN_SHANNON, score, config.distance_threshold,
-                       score >= config.distance_threshold, n_ref, n_cur)
+                       score >= config.distance_threshold, n_ref, n_cur, expected_no_drift=noise, note=note)
+
+
+def _js_noise(categories: int, n_ref: int, n_cur: int) -> float:
+    """Expected Jensen-Shannon distance between two samples of one distribution.
+
+    For small differences JS divergence ~ sum_i (p_i - q_i)^2 / (8 m_i); with multinomial counts
+    E[(p_i - q_i)^2] = pi_i (1 - pi_i) (1/n_ref + 1/n_cur), so E[divergence] ~ (K - 1)(1/n_ref +
+    1/n_cur) / 8 whatever the shares pi_i, and the distance is its square root. Checked against
+    simulation: 1,000 uniform categories, 5,000 rows each: 0.224 predicted, 0.231 measured.
+    """
+    return math.sqrt(max(categories - 1, 0) * (1 / n_ref + 1 / n_cur) / 8)
 
 
 def _z_test(keys, r, c, n_ref, n_cur) -> float:
