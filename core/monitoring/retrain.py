@@ -36,8 +36,12 @@ import hashlib
 import json
 import math
 import os
+import subprocess
+import sys
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,7 +53,7 @@ from sqlmodel import col, select
 from threadpoolctl import threadpool_limits
 
 from core import datasets
-from core.config import Settings
+from core.config import PROJECT_ROOT, Settings, child_environment
 from core.data.profile import Task
 from core.data.storage import load_frame, save_frame
 from core.errors import BadInput
@@ -69,12 +73,14 @@ __all__ = [
     "AlreadyRetrained",
     "ChampionChange",
     "RetrainOutcome",
+    "SubmittedRetrain",
     "champion_of",
     "list_runs",
     "mark_stale_runs",
     "promote",
     "retrain",
     "rollback",
+    "submit_retrain",
 ]
 
 TRIGGERS = ("button", "cli", "drift_alert", "performance_alert", "new_data", "schedule")
@@ -239,6 +245,62 @@ def promote(engine: Engine, *, model_name: str, version: int, settings: Settings
     """
     return _move(engine, model_name=model_name, version=version, settings=settings, reason=reason, note=note,
                  kind="promote")
+
+
+@dataclass(frozen=True)
+class SubmittedRetrain:
+    """A retrain started in its own process: watch ``list_runs`` for the run with this ``pid``."""
+
+    pid: int
+    folder: Path  # holds the new rows, the window and the process's log (log.txt)
+
+
+def submit_retrain(
+    *,
+    model_name: str,
+    new_data: pd.DataFrame | None,
+    settings: Settings,
+    reason: str,
+    policy: PromotionPolicy = PromotionPolicy(),
+    budget_s: float | None = None,
+    max_trials: int | None = None,
+    window: pd.DataFrame | None = None,
+) -> SubmittedRetrain:
+    """Run :func:`retrain` in a detached process (``python -m core retrain``), for the Monitor page.
+
+    The page's script never trains: the process survives reruns and restarts and records its run
+    (RUNNING, then DONE or FAILED) like any other retrain. The new rows and the window are written
+    to Parquet files in a fresh folder under the workspace and passed by path.
+
+    Raises:
+        BadInput: An unknown reason, a bad policy or an invalid model name (checked here, so the
+            page can say so at once).
+    """
+    if reason not in TRIGGERS:
+        raise BadInput(f"unknown retrain reason {reason!r}; use one of: {', '.join(TRIGGERS)}")
+    policy.validate()
+    model_name = validate_model_name(model_name)
+    folder = settings.workspace / "monitoring" / "retrain" / uuid.uuid4().hex
+    folder.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "core", "retrain", "--model", model_name, "--reason", reason,
+            "--margin", repr(float(policy.margin)), "--confidence", repr(float(policy.confidence)),
+            "--bootstrap", str(int(policy.n_bootstrap)), "--json"]
+    if policy.metric:
+        args += ["--metric", policy.metric]
+    if policy.require_window:
+        args.append("--require-window")
+    if budget_s is not None:
+        args += ["--budget", repr(float(budget_s))]
+    if max_trials is not None:
+        args += ["--trials", str(int(max_trials))]
+    for flag, frame, file in (("--data", new_data, "new.parquet"), ("--window", window, "window.parquet")):
+        if frame is not None:
+            frame.to_parquet(folder / file, index=False)
+            args += [flag, str(folder / file)]
+    with open(folder / "log.txt", "ab") as log:
+        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env=child_environment(settings), stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return SubmittedRetrain(pid=proc.pid, folder=folder)
 
 
 def list_runs(engine: Engine, *, model_name: str | None = None, limit: int = 100) -> list[RetrainRun]:

@@ -230,3 +230,82 @@ def test_bad_input_is_refused_before_training_and_recorded(engine, settings) -> 
     assert len(registry.list_versions(engine, name=MODEL)) == 1  # nothing was trained
     with session_scope(engine) as session:
         assert len(list(session.exec(select(Dataset)))) == 1  # and nothing stored
+
+
+# --------------------------------------------------------------------------- store, processes
+
+
+def test_once_per_content_and_alias_moves_on_each_backend(store_url, settings) -> None:
+    from core.store.db import make_engine
+
+    engine = make_engine(store_url)
+    try:
+        train_champion(engine, settings, make_frame(150, seed=1))
+        train_champion(engine, settings, make_frame(150, seed=2), alias=False)  # version 2, not champion
+        unusable = make_frame(20, seed=3).drop(columns=["x5"])
+        for _ in range(2):  # without a source hash, runs never collide
+            with pytest.raises(BadInput, match="'x5'"):
+                rt.retrain(engine, model_name=MODEL, new_data=unusable, settings=settings, reason="cli", policy=FAST)
+        with pytest.raises(BadInput):
+            rt.retrain(engine, model_name=MODEL, new_data=unusable, settings=settings, reason="new_data",
+                       policy=FAST, source_hash="ab" * 32)
+        with pytest.raises(rt.AlreadyRetrained):  # the same content, even after a failure: once
+            rt.retrain(engine, model_name=MODEL, new_data=make_frame(20, seed=4), settings=settings,
+                       reason="new_data", policy=FAST, source_hash="ab" * 32)
+        assert len(_runs(engine)) == 3
+        assert rt.promote(engine, model_name=MODEL, version=2, settings=settings).from_version == 1
+        assert rt.rollback(engine, model_name=MODEL, to_version=1, settings=settings).from_version == 2
+        assert registry.aliases(engine, name=MODEL) == {"champion": 1, "previous": 2}
+        assert [r.kind for r in rt.list_runs(engine, model_name=MODEL)][:2] == ["rollback", "promote"]
+    finally:
+        engine.dispose()
+
+
+def test_rollback_refuses_a_damaged_version(engine, settings) -> None:
+    train_champion(engine, settings, make_frame(150, seed=1))
+    second = train_champion(engine, settings, make_frame(150, seed=2))
+    first = registry.get_version(engine, name=MODEL, version=1)
+    path = settings.models_dir / first.artifact_file
+    path.chmod(0o644)
+    path.write_bytes(b"not the model")
+    with pytest.raises(BadInput, match="hash"):
+        rt.rollback(engine, model_name=MODEL, to_version=1, settings=settings)
+    assert registry.aliases(engine, name=MODEL)["champion"] == second.version
+
+
+def test_stale_running_runs_are_marked_failed(engine) -> None:
+    from datetime import timedelta
+
+    from core.store.models import utcnow
+
+    with session_scope(engine) as session:
+        session.add(RetrainRun(model_name=MODEL, trigger="cli", started_at=utcnow() - timedelta(hours=7)))
+        session.add(RetrainRun(model_name=MODEL, trigger="cli"))
+    assert rt.mark_stale_runs(engine, older_than_s=6 * 3600) == 1
+    old, new = _runs(engine)
+    assert (old.status, old.decision, new.status) == ("FAILED", "failed", "RUNNING")
+    assert "interrupted" in old.message
+
+
+def test_submit_retrain_runs_in_its_own_process_and_records_the_run(engine, settings) -> None:
+    import time
+
+    train_champion(engine, settings, make_frame(150, seed=1))
+    with pytest.raises(BadInput, match="reason"):
+        rt.submit_retrain(model_name=MODEL, new_data=None, settings=settings, reason="whim")
+    job = rt.submit_retrain(model_name=MODEL, new_data=make_frame(150, seed=2), settings=settings, reason="button",
+                            policy=PromotionPolicy(n_bootstrap=200, margin=0.5), max_trials=1,
+                            window=make_frame(100, seed=9))
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        runs = [r for r in rt.list_runs(engine, model_name=MODEL) if r.pid == job.pid]
+        if runs and runs[0].status != "RUNNING":
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"the retrain process did not finish: {(job.folder / 'log.txt').read_text()[-2000:]}")
+    run = runs[0]
+    assert (run.status, run.trigger, run.new_rows, run.window_rows) == ("DONE", "button", 150, 100), run.message
+    assert run.decision == "kept_as_challenger"  # a margin of 0.5 AUC is out of reach
+    printed = json.loads((job.folder / "log.txt").read_text()[(job.folder / "log.txt").read_text().index("{"):])
+    assert printed["run_id"] == run.id and printed["decision"] == run.decision
