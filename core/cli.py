@@ -312,6 +312,113 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import timedelta
+
+    from core import deploy
+    from core.monitoring import alerts, health, performance
+    from core.store.db import make_engine
+    from core.store.models import utcnow
+
+    if not 0 < args.window_hours <= 24 * 90:
+        raise BadInput("--window-hours must be between 0 and 2160")
+    engine = make_engine(settings.db_url)
+    row = deploy.get_deployment(engine, args.deployment)
+    now = utcnow()
+    since = now - timedelta(hours=args.window_hours)
+    log_engine = health.log_engine_for(settings)
+    try:
+        now_health = health.current_health(engine, row, settings)  # a fresh scrape, stored as a snapshot
+        try:
+            report = performance.deployment_performance(engine, log_engine, row, since=since, freq="1D")
+        except BadInput:  # neither the model folder nor the registry knows the version any more
+            report = None
+        drift = _monitor_drift(engine, row, settings, log_engine, since)
+        evaluations = alerts.evaluate(engine, row, settings, log_engine=log_engine,
+                                      drift_share=drift.get("share_drifted") if isinstance(drift, dict) else None)
+    finally:
+        log_engine.dispose()
+    rules = {r.id: r for r in alerts.list_rules(engine, deployment_id=row.id)}
+    alert_rows = [{"rule_id": e.rule_id, "kind": e.kind, "rule": alerts.describe(rules[e.rule_id]), "state": e.state,
+                   "value": e.value, "changed": e.changed} for e in evaluations]
+    latest = report.latest if report is not None else None
+    perf = None if latest is None else {
+        "window_start": str(latest["window_start"]), "window_end": str(latest["window_end"]),
+        "labelled_rows": int(latest["labelled_rows"]), "primary_metric": report.model.primary_metric,
+        "scores": {m: latest[m] for m in report.metrics}, "training_cv": report.model.training}
+    if args.json:
+        print(json.dumps(_jsonable({"deployment": {"id": row.id, "model": row.model_name, "version": row.version,
+                                                   "target": row.target, "status": row.status,
+                                                   "endpoint": row.endpoint},
+                                    "health": now_health, "performance": perf, "drift": drift,
+                                    "alerts": alert_rows}), indent=2, default=str))
+        return 0
+    print(f"deployment {row.id}: {row.model_name} version {row.version} ({row.target}, {row.status})")
+    h = now_health
+    if not h.up:
+        print(f"health: down ({h.error})")
+    else:
+        ms = lambda v: "-" if v is None else f"{v * 1000:.1f} ms"  # noqa: E731
+        rate = "-" if h.requests_per_s is None else f"{h.requests_per_s:.3g}/s"
+        errors = "-" if h.error_rate is None else f"{h.error_rate:.2%}"
+        span = "since start" if h.window_s is None else f"over {h.window_s:.0f} s"
+        print(f"health: up; {h.requests:.0f} requests {span} ({rate}), error rate {errors}, "
+              f"p50 {ms(h.p50_s)}, p95 {ms(h.p95_s)}, p99 {ms(h.p99_s)}, in flight {h.in_flight:.0f}")
+    if perf is None:
+        print("performance: no labelled predictions in the window")
+    else:
+        scores = ", ".join(f"{m} {v:.4g}" + (f" (training {report.model.training[m]:.4g})" if m in report.model.training
+                                             else "") for m, v in perf["scores"].items() if v == v)
+        print(f"performance ({perf['window_start']}, {perf['labelled_rows']} labelled rows): {scores}")
+    if isinstance(drift, dict):
+        print(f"drift ({drift['n_current']} rows against {drift['n_reference']} reference rows): "
+              f"{len(drift['drifted_columns'])} of {drift['columns']} features drifted "
+              f"(share {drift['share_drifted']:.2f})" + (f": {', '.join(drift['drifted_columns'])}"
+                                                         if drift["drifted_columns"] else ""))
+    else:
+        print(f"drift: {drift}")
+    if not alert_rows:
+        print("alerts: no rules")
+    for a in alert_rows:
+        value = "no data" if a["value"] is None else f"value {a['value']:.4g}"
+        print(f"alert {a['rule_id']} {a['rule']}: {a['state'].upper()} ({value})")
+    return 0
+
+
+def _monitor_drift(engine, row, settings: Settings, log_engine, since) -> dict | str:
+    """Drift of the window's logged inputs against the version's reference sample, or why not."""
+    try:
+        from core.monitoring.drift import detect_drift
+    except ImportError:
+        return "not computed"
+    import pandas as pd
+
+    from core.monitoring.health import logged_predictions
+
+    reference_path = Path(row.model_dir) / "reference.parquet" if row.model_dir else None
+    if reference_path is None or not reference_path.is_file():
+        from core import registry
+
+        try:
+            version = registry.get_version(engine, name=row.model_name, version=row.version)
+        except BadInput:
+            return "not computed (no reference sample)"
+        reference_path = settings.models_dir / version.reference_file
+    try:
+        reference = pd.read_parquet(reference_path)
+    except OSError:
+        return "not computed (the reference sample is missing)"
+    logged = logged_predictions(log_engine, model_name=row.model_name, version=row.version, since=since, inputs=True)
+    columns = [c for c in reference.columns if c in logged.columns]
+    if logged.empty or not columns:
+        return "not computed (no logged predictions in the window)"
+    result = detect_drift(reference[columns], logged[columns].infer_objects())
+    return {"share_drifted": result.share_drifted, "drift_share": result.drift_share,
+            "dataset_drifted": result.dataset_drifted, "columns": len(result.columns),
+            "drifted_columns": list(result.drifted_columns), "n_reference": result.n_reference,
+            "n_current": result.n_current}
+
+
 def _read_text(path: str, what: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
@@ -431,6 +538,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", type=int, required=True, help="the version number")
     p.add_argument("--reason", default="cli", choices=["button", "cli", "performance_alert", "drift_alert"])
     p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("monitor", help="a deployment's health now, latest performance, drift and alert state")
+    p.add_argument("--deployment", type=int, required=True, help="the deployment id (see `deployments`)")
+    p.add_argument("--window-hours", type=float, default=24.0,
+                   help="performance and drift look at predictions of this many hours (default 24)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("job-run", help=argparse.SUPPRESS)  # started by the app for a training job
     p.add_argument("--job", type=int, required=True)
