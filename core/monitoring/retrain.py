@@ -78,6 +78,7 @@ __all__ = [
     "list_runs",
     "mark_stale_runs",
     "promote",
+    "record_change",
     "retrain",
     "rollback",
     "submit_retrain",
@@ -665,16 +666,42 @@ def _move(engine: Engine, *, model_name: str, version: int, settings: Settings, 
         raise BadInput("the champion changed meanwhile; look again and retry")
     verb = "Rolled back" if kind == "rollback" else "Promoted"
     message = (f"{verb} to version {target.version}; version {current.version} is kept as '{PREVIOUS}'.")
+    return record_change(engine, model_name=model_name, kind=kind, from_version=current.version,
+                         to_version=target.version, reason=reason, note=note, message=message)
+
+
+def record_change(engine: Engine, *, model_name: str, kind: str, from_version: int | None, to_version: int,
+                  reason: str = "button", note: str = "", message: str = "") -> ChampionChange:
+    """Add a champion change made elsewhere (e.g. an A/B promotion on a live deployment) to the history.
+
+    Args:
+        engine: The store.
+        model_name: The model.
+        kind: ``promote`` or ``rollback``.
+        from_version: The champion before, if any.
+        to_version: The champion now.
+        reason: One of ``TRIGGERS``.
+        note: Free text (e.g. "A/B test on deployment 3").
+        message: One sentence for the history; a default one is written when empty.
+
+    Raises:
+        BadInput: An unknown kind or reason.
+    """
+    if kind not in ("promote", "rollback"):
+        raise BadInput(f"a champion change is a promote or a rollback, not {kind!r}")
+    if reason not in TRIGGERS:
+        raise BadInput(f"unknown reason {reason!r}; use one of: {', '.join(TRIGGERS)}")
+    message = message or f"{'Rolled back' if kind == 'rollback' else 'Promoted'} to version {to_version}."
     with session_scope(engine) as session:
         row = RetrainRun(model_name=model_name, kind=kind, trigger=reason, note=note[:500], status="DONE",
                          decision=ROLLED_BACK if kind == "rollback" else PROMOTED,
-                         champion_version=current.version, challenger_version=target.version, message=message,
+                         champion_version=from_version, challenger_version=int(to_version), message=message[:2000],
                          pid=os.getpid(), finished_at=utcnow())
         session.add(row)
         session.flush()
         run_id = row.id
-    return ChampionChange(run_id=run_id, model_name=model_name, kind=kind, from_version=current.version,
-                          to_version=target.version, message=message)
+    return ChampionChange(run_id=run_id, model_name=model_name, kind=kind, from_version=from_version,
+                          to_version=int(to_version), message=message)
 
 
 def _start_run(engine: Engine, *, model_name: str, trigger: str, note: str, champion: ModelVersion,

@@ -287,6 +287,17 @@ def test_stale_running_runs_are_marked_failed(engine) -> None:
     assert "interrupted" in old.message
 
 
+def test_changes_made_elsewhere_join_the_history(engine) -> None:
+    change = rt.record_change(engine, model_name=MODEL, kind="promote", from_version=1, to_version=2,
+                              note="A/B test on deployment 3")
+    assert change.message == "Promoted to version 2."
+    run = rt.list_runs(engine, model_name=MODEL)[0]
+    assert (run.kind, run.decision, run.trigger, run.champion_version, run.challenger_version, run.note) == (
+        "promote", "promoted", "button", 1, 2, "A/B test on deployment 3")
+    with pytest.raises(BadInput, match="promote or a rollback"):
+        rt.record_change(engine, model_name=MODEL, kind="retrain", from_version=1, to_version=2)
+
+
 def test_submit_retrain_runs_in_its_own_process_and_records_the_run(engine, settings) -> None:
     import time
 
