@@ -268,8 +268,12 @@ def _severity(c: ColumnDrift) -> float:
     return min(c.score / c.threshold, SEVERITY_CAP) if c.score == c.score else 0.0
 
 
-def _kind_of(current: pd.Series, config: DriftConfig) -> str | None:
-    """Evidently's ``infer_column_type``, on the current column; None with a reason when skipped."""
+def _kind_of(current: pd.Series, config: DriftConfig, memo: dict | None = None) -> str:
+    """Evidently's ``infer_column_type``, on the current column: numeric, categorical, or why not.
+
+    Where the distinct values are counted, the counts go into ``memo["counts"]``, so a categorical
+    column of a million strings is hashed once, not twice.
+    """
     dtype = current.dtype
     if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
         return CATEGORICAL
@@ -278,16 +282,25 @@ def _kind_of(current: pd.Series, config: DriftConfig) -> str | None:
     if pd.api.types.is_integer_dtype(dtype):
         # Evidently counts distinct values with nunique(); unsigned and nullable integers are
         # "unknown" to it and left out, we treat them as the integers they are.
-        return CATEGORICAL if current.nunique() <= config.integer_categorical_max_values else NUMERIC
+        counts = _value_counts(current)
+        if len(counts) > config.integer_categorical_max_values:
+            return NUMERIC
+        if memo is not None:
+            memo["counts"] = counts
+        return CATEGORICAL
     if pd.api.types.is_datetime64_any_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
         return "datetime"
     if pd.api.types.is_string_dtype(dtype) or dtype == object:
-        values = current.dropna()
-        if len(values) == 0:
+        present = current.notna().to_numpy()  # (no dropna copy of a million cells)
+        if not present.any():
             return "empty"
-        if dtype == object and not (isinstance(values.iloc[0], str) and isinstance(values.iloc[-1], str)):
+        first, last = current.iloc[int(present.argmax())], current.iloc[len(present) - 1 - int(present[::-1].argmax())]
+        if dtype == object and not (isinstance(first, str) and isinstance(last, str)):
             return "unknown"
-        return "text" if current.nunique() > len(values) * config.text_unique_share else CATEGORICAL
+        counts = _value_counts(current)
+        if memo is not None:
+            memo["counts"] = counts
+        return "text" if len(counts) > int(present.sum()) * config.text_unique_share else CATEGORICAL
     return "unknown"
 
 
@@ -317,7 +330,8 @@ def _clean_any(series: pd.Series) -> pd.Series:
 
 def _column_drift(name: str, reference: pd.Series, current: pd.Series, config: DriftConfig,
                   *, kind: str | None) -> ColumnDrift | SkippedColumn:
-    kind = kind or _kind_of(current, config)
+    memo: dict = {}
+    kind = kind or _kind_of(current, config, memo)
     if kind not in (NUMERIC, CATEGORICAL):
         return SkippedColumn(name, _SKIP_REASONS[kind])
     small = None
@@ -340,11 +354,13 @@ def _column_drift(name: str, reference: pd.Series, current: pd.Series, config: D
                                score >= config.distance_threshold, len(ref), len(cur))
         ref_counts, cur_counts = _counts_numeric(ref, cur)
     else:
-        ref_s, cur_s = _clean_any(reference), _clean_any(current)
-        if len(ref_s) == 0 or len(cur_s) == 0:
-            return SkippedColumn(name, f"no values in the {'reference' if len(ref_s) == 0 else 'current'} data")
-        small = len(ref_s) <= config.small_sample_rows
-        ref_counts, cur_counts = _counts_any(ref_s, cur_s)
+        ref_vc = _value_counts(_clean_any(reference))
+        cur_vc = memo["counts"] if "counts" in memo else _value_counts(_clean_any(current))
+        n_ref, n_cur = int(ref_vc.sum()), int(cur_vc.sum())
+        if n_ref == 0 or n_cur == 0:
+            return SkippedColumn(name, f"no values in the {'reference' if n_ref == 0 else 'current'} data")
+        small = n_ref <= config.small_sample_rows
+        ref_counts, cur_counts = _align(ref_vc, cur_vc)
     n_ref, n_cur = int(ref_counts[1].sum()), int(cur_counts[1].sum())
     return _discrete_verdict(name, kind, ref_counts, cur_counts, n_ref, n_cur, small, config)
 
@@ -368,9 +384,8 @@ def _counts_numeric(ref: np.ndarray, cur: np.ndarray) -> tuple[tuple[np.ndarray,
             (keys, np.bincount(np.searchsorted(keys, cur), minlength=len(keys))))
 
 
-def _counts_any(ref: pd.Series, cur: pd.Series):
+def _align(rc: pd.Series, cc: pd.Series):
     """Counts of every value seen in either column, aligned on one set of keys."""
-    rc, cc = _value_counts(ref), _value_counts(cur)
     both = pd.concat([rc, cc], axis=1, keys=["r", "c"]).fillna(0)
     keys = both.index.to_numpy()
     return (keys, both["r"].to_numpy(np.int64)), (keys, both["c"].to_numpy(np.int64))
