@@ -110,7 +110,7 @@ def promote(engine: Engine, deployment_id: int, *, settings: Settings) -> ABStat
     if current.challenger is None:
         raise BadInput("no A/B test is running on this deployment; start one first")
     state = _apply(engine, row, RoutingSpec(champion=current.challenger), previous=current.champion, settings=settings)
-    _after_switch(engine, row, state.champion, note=f"promoted version {state.champion.version} to champion")
+    _after_switch(engine, row, state.champion, kind="promote", note=f"promoted version {state.champion.version} to champion")
     return state
 
 
@@ -148,7 +148,7 @@ def rollback(engine: Engine, deployment_id: int, *, settings: Settings, to: str 
     else:
         raise BadInput("there is no earlier champion to roll back to; name a version")
     state = _apply(engine, row, RoutingSpec(champion=target), previous=current.champion, settings=settings)
-    _after_switch(engine, row, state.champion, note=f"rolled back to version {state.champion.version}")
+    _after_switch(engine, row, state.champion, kind="rollback", note=f"rolled back to version {state.champion.version}")
     return state
 
 
@@ -238,14 +238,20 @@ def _state(row: Deployment, spec: RoutingSpec, previous: Path | None) -> ABState
                    previous=_identity(previous) if previous is not None and previous.is_dir() else None)
 
 
-def _after_switch(engine: Engine, row: Deployment, champion: Variant, *, note: str) -> None:
-    """Record the new champion on the deployment and move the registry's champion alias."""
+def _after_switch(engine: Engine, row: Deployment, champion: Variant, *, kind: str, note: str) -> None:
+    """Record the new champion on the deployment, move the registry's champion alias and add the
+    change to the model's champion history (shown on the Monitor page with the retrains)."""
+    from core.monitoring.retrain import record_change  # late: it brings the training stack
+
     version_id = None
     try:
         version = registry.get_version(engine, name=champion.name, version=champion.version)
         if version.status == registry.READY:
             registry.set_alias(engine, name=champion.name, alias="champion", version=champion.version)
             version_id = version.id
+            record_change(engine, model_name=champion.name, kind=kind, to_version=champion.version,
+                          from_version=row.version if row.model_name == champion.name else None,
+                          note=f"A/B test on deployment {row.id}")
     except BadInput:
         pass  # a folder from outside the registry: nothing to move
     update_deployment(engine, row.id, model_name=champion.name, version=champion.version, version_id=version_id,

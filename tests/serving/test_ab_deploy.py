@@ -12,6 +12,7 @@ import pytest
 
 from core import deploy, registry
 from core.deploy import abtest, local
+from core.monitoring.retrain import list_runs
 from core.registry import VersionMeta
 from tests.serving.conftest import records
 
@@ -76,6 +77,10 @@ def test_promotion_under_load_drops_nothing_and_rollback_restores(engine, settin
 
         back = abtest.rollback(engine, row.id, settings=settings)
         assert back.champion.version == 1 and registry.aliases(engine, name="ab churn")["champion"] == 1
+        # Both moves are in the model's champion history, next to the retrains.
+        history = [(r.kind, r.champion_version, r.challenger_version)
+                   for r in list_runs(engine, model_name="ab churn")]
+        assert history == [("rollback", 2, 1), ("promote", 1, 2)]
         r = httpx.post(f"{row.endpoint}/predict", json=body, timeout=30)
         assert r.headers["x-model-version"] == "1"
         with pytest.raises(Exception, match="no A/B test"):
