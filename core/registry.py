@@ -178,7 +178,7 @@ def register_version(
 def _insert_pending(engine: Engine, *, name: str, meta: VersionMeta, stem: str) -> ModelVersion:
     """Allocate the next version number and insert a PENDING row, in one short transaction."""
     with session_scope(engine) as session:
-        _lock_model(session, name)
+        lock_model(session, name)
         latest = session.exec(
             select(func.max(ModelVersion.version)).where(ModelVersion.model_name == name)
         ).one()
@@ -206,7 +206,7 @@ def _insert_pending(engine: Engine, *, name: str, meta: VersionMeta, stem: str) 
         return row
 
 
-def _lock_model(session: Session, name: str) -> None:
+def lock_model(session: Session, name: str) -> None:
     """Serialise writers of one model's versions and aliases for the rest of the transaction.
 
     SQLite needs nothing: the engine starts every transaction with BEGIN IMMEDIATE, which
@@ -332,7 +332,7 @@ def set_alias(engine: Engine, *, name: str, alias: str, version: int) -> None:
     if not isinstance(alias, str) or not _ALIAS.fullmatch(alias):
         raise BadInput("an alias is a lowercase slug of up to 40 letters, digits, '-' or '_'")
     with session_scope(engine) as session:
-        _lock_model(session, name)  # two concurrent first-time sets must not both insert
+        lock_model(session, name)  # two concurrent first-time sets must not both insert
         target = session.exec(
             select(ModelVersion).where(
                 ModelVersion.model_name == name, ModelVersion.version == version

@@ -619,11 +619,11 @@ def _compare_and_set_champion(engine: Engine, name: str, *, expected: ModelVersi
                               previous: ModelVersion | None) -> bool:
     """Point ``champion`` at ``new`` (and ``previous`` at ``previous``) only if it still points at
     ``expected`` (None: no champion alias yet), in one transaction. Returns whether it moved."""
-    from core.registry import _lock_model  # the registry's per-model write lock, shared on purpose
+    from core.registry import lock_model  # the registry's per-model write lock, shared on purpose
 
     try:
         with session_scope(engine) as session:
-            _lock_model(session, name)
+            lock_model(session, name)
             row = session.exec(select(ModelAlias).where(ModelAlias.model_name == name,
                                                         ModelAlias.alias == CHAMPION)).first()
             current = row.version_id if row is not None else None
