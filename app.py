@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core import datasets, deploy, jobs, registry
+from core.monitoring import alerts
 from core.samples import ensure_demo_project
 from pages.common import current_dataset, engine, md, select_dataset, settings, workflow
 
@@ -35,6 +36,7 @@ PAGES = {
         st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
         st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
         st.Page("pages/deploy.py", title="Deploy", icon=":material/rocket_launch:"),
+        st.Page("pages/monitor.py", title="Monitor", icon=":material/monitoring:"),
     ],
 }
 
@@ -45,6 +47,8 @@ def sidebar() -> None:
     with st.sidebar:
         st.markdown("### :material/rocket_launch: ShipML")
         st.caption(f"Project: **{md(state.project)}**")
+        if firing := alerts.firing(engine()):
+            st.warning(f"{len(firing)} alert(s) firing — see **Monitor**", icon=":material/notifications_active:")
         if dataset is None:
             st.caption("No dataset loaded yet.")
             return

@@ -1,0 +1,138 @@
+"""Drift of one deployment's recent window: its logged inputs against its version's reference sample.
+
+What the Monitor page shows under "Data drift" (the CLI's ``monitor`` computes the same numbers):
+feature drift (:func:`core.monitoring.drift.detect_drift`), prediction drift (the served model's
+predictions on the reference sample against the logged predictions) and the features ranked by
+drift and permutation importance (importance on the reference sample, which carries the target).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from core import registry
+from core.config import Settings
+from core.errors import BadInput
+from core.monitoring.drift import ColumnDrift, DriftResult, RankedFeature, detect_drift, prediction_drift, \
+    rank_by_drift_and_importance
+from core.monitoring.health import logged_predictions
+from core.store.models import Deployment
+
+IMPORTANCE_ROWS = 1000  # permutation importance on a sample: a ranking, not a publication
+
+
+@dataclass(frozen=True)
+class WindowDrift:
+    """Drift of one window: per-feature verdicts, prediction drift and the review ranking."""
+
+    result: DriftResult
+    prediction: ColumnDrift | None  # None when it could not be computed (see ``notes``)
+    ranked: tuple[RankedFeature, ...]
+    reference: pd.DataFrame  # the compared columns of both sides (for the HTML report)
+    current: pd.DataFrame
+    notes: tuple[str, ...] = ()
+
+    def table(self) -> pd.DataFrame:
+        """One row per compared feature, most urgent first (drift x importance)."""
+        order = {r.column: i for i, r in enumerate(self.ranked)}
+        importance = {r.column: r.importance for r in self.ranked}
+        rows = [{"column": c.column, "method": c.method, "score": c.score, "threshold": c.threshold,
+                 "drifted": c.drifted, "importance": importance.get(c.column, 0.0), "note": c.note}
+                for c in self.result.columns]
+        return pd.DataFrame(rows, columns=["column", "method", "score", "threshold", "drifted", "importance",
+                                           "note"]).sort_values(
+            "column", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def reference_sample(engine: Engine, deployment: Deployment, settings: Settings) -> pd.DataFrame:
+    """The training reference sample stored with the deployment's version.
+
+    Raises:
+        BadInput: Neither the model folder nor the registry has it.
+    """
+    path = Path(deployment.model_dir) / "reference.parquet" if deployment.model_dir else None
+    if path is None or not path.is_file():
+        version = registry.get_version(engine, name=deployment.model_name, version=deployment.version)
+        if not version.reference_file:
+            raise BadInput("this model version has no reference sample")
+        path = settings.models_dir / version.reference_file
+    try:
+        return pd.read_parquet(path)
+    except OSError:
+        raise BadInput("the reference sample of this model version is missing") from None
+
+
+def window_drift(engine: Engine, deployment: Deployment, settings: Settings, log_engine: Engine, *,
+                 since: datetime | None = None, until: datetime | None = None,
+                 importance: bool = True) -> WindowDrift:
+    """Drift of the deployment's logged inputs in ``[since, until)`` against its reference sample.
+
+    Raises:
+        BadInput: No reference sample, no logged predictions in the window, or no shared column.
+    """
+    reference = reference_sample(engine, deployment, settings)
+    logged = logged_predictions(log_engine, model_name=deployment.model_name, version=deployment.version,
+                                since=since, until=until, inputs=True)
+    if logged.empty:
+        raise BadInput("no logged predictions in this window yet")
+    target = _target(deployment)
+    columns = [c for c in reference.columns if c in logged.columns and c != target]
+    if not columns:
+        raise BadInput("the logged requests share no column with the reference sample")
+    current = logged[columns].infer_objects()
+    result = detect_drift(reference[columns], current)
+    notes: list[str] = []
+    prediction = None
+    weights: dict[str, float] = {}
+    pipeline = None
+    try:
+        pipeline, _ = registry.load_exported(Path(deployment.model_dir)) if deployment.model_dir else (None, None)
+    except BadInput as exc:
+        notes.append(f"prediction drift and importance need the model: {exc}")
+    if pipeline is not None:
+        try:
+            features = [c for c in reference.columns if c != target]
+            prediction = prediction_drift(pd.Series(pipeline.predict(reference[features])), logged["prediction"])
+        except (BadInput, ValueError, KeyError) as exc:
+            notes.append(f"prediction drift not computed: {str(exc)[:120]}")
+        if importance and target and target in reference.columns:
+            weights = _importance(pipeline, reference, target, _task(deployment))
+    return WindowDrift(result=result, prediction=prediction, ranked=rank_by_drift_and_importance(result, weights),
+                       reference=reference[columns], current=current, notes=tuple(notes))
+
+
+def _meta(deployment: Deployment) -> dict:
+    import json
+
+    try:
+        return json.loads((Path(deployment.model_dir) / "model.json").read_text()) if deployment.model_dir else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _target(deployment: Deployment) -> str | None:
+    return _meta(deployment).get("target")
+
+
+def _task(deployment: Deployment) -> str | None:
+    return _meta(deployment).get("task")
+
+
+def _importance(pipeline, reference: pd.DataFrame, target: str, task: str | None) -> dict[str, float]:
+    """Permutation importance of each feature on the reference sample; empty when it cannot be computed."""
+    from core.modeling.evaluation import permutation_importance_table
+
+    labelled = reference.dropna(subset=[target])
+    if labelled.empty or task is None:
+        return {}
+    metric = "accuracy" if task != "regression" else "r2"
+    try:
+        table = permutation_importance_table(pipeline, labelled.drop(columns=[target]), labelled[target], task=task,
+                                             metric=metric, seed=0, max_rows=IMPORTANCE_ROWS, repeats=2)
+    except (BadInput, ValueError):
+        return {}
+    return dict(zip(table["column"], table["importance_mean"]))

@@ -1,0 +1,370 @@
+"""Monitor: is the service healthy, has the data moved, is the model still right — and what to do.
+
+Everything is computed in ``core.monitoring`` (health, drift, performance, alerts, retraining,
+A/B statistics) and ``core.deploy``; this page picks a deployment and a window and renders.
+Retraining runs in its own process (``core.monitoring.retrain.submit_retrain``), so a rerun or a
+page change never cuts it; the page watches its recorded run.
+"""
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import deploy, registry
+from core.errors import BadInput
+from core.monitoring import alerts, health, performance, retrain
+from core.monitoring.export import to_safe_csv
+from core.monitoring.window import window_drift
+from core.store.models import Deployment, utcnow
+from pages.common import engine, md, settings, show_error
+
+WINDOWS = {"Last hour": timedelta(hours=1), "Last day": timedelta(days=1), "Last week": timedelta(days=7),
+           "All": None}
+BUCKETS = {"Last hour": "5min", "Last day": "1h", "Last week": "1D", "All": "1D"}
+COLLECT_EVERY_S = 30
+
+
+@st.cache_resource
+def _log_engine(url: str):
+    return health.log_engine_for(settings())
+
+
+def log_engine():
+    """The prediction log local deployments write, one engine per process."""
+    return _log_engine(settings().serve_log_db_url)
+
+
+def _since(window: str):
+    span = WINDOWS[window]
+    return None if span is None else utcnow() - span
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None or value != value else f"{value * 1000:.1f} ms"
+
+
+# --------------------------------------------------------------------------- health
+
+
+@st.fragment(run_every=COLLECT_EVERY_S)
+def periodic_collect(row: Deployment) -> None:
+    """While the page is open, a snapshot every ``COLLECT_EVERY_S`` seconds (rates need two).
+
+    Not on the page's own run: "Collect now" right after opening would otherwise cover a second.
+    """
+    key = f"mon_collected_{row.id}"
+    last = st.session_state.setdefault(key, time.monotonic())
+    if row.status == deploy.RUNNING and time.monotonic() - last >= COLLECT_EVERY_S - 1:
+        st.session_state[key] = time.monotonic()
+        health.collect(engine(), row, settings())
+
+
+def health_section(row: Deployment, window: str) -> None:
+    st.subheader("Service health")
+    key = f"mon_health_{row.id}"
+    if st.button("Collect now", key="mon_collect", icon=":material/refresh:"):
+        st.session_state[key] = health.current_health(engine(), row, settings())
+        st.session_state[f"mon_collected_{row.id}"] = time.monotonic()
+    now = st.session_state.get(key)
+    if now is None:
+        st.caption("Press **Collect now** to scrape the service's /metrics (the page also collects every "
+                   f"{COLLECT_EVERY_S} s while it is open).")
+    elif not now.up:
+        st.warning(f"The service did not answer: {md(now.error or 'unknown error')}", icon=":material/cloud_off:")
+    else:
+        cols = st.columns(6)
+        cols[0].metric("Requests/s", "–" if now.requests_per_s is None else f"{now.requests_per_s:.3g}")
+        cols[1].metric("p50", _ms(now.p50_s))
+        cols[2].metric("p95", _ms(now.p95_s))
+        cols[3].metric("p99", _ms(now.p99_s))
+        cols[4].metric("Error rate", "–" if now.error_rate is None else f"{now.error_rate:.2%}")
+        cols[5].metric("In flight", f"{now.in_flight:.0f}")
+        span = "since the service started" if now.window_s is None else f"over the last {now.window_s:.0f} s"
+        st.caption(f"{now.requests:.0f} requests {span}; {now.requests_total:.0f} in total.")
+    try:
+        series = health.service_health(engine(), row, settings(), since=_since(window) or utcnow() - timedelta(days=14))
+    except BadInput as exc:
+        show_error(exc)
+        series = pd.DataFrame()
+    source = "Prometheus" if settings().prometheus_url else "stored snapshots"
+    if series.empty:
+        st.caption(f"No health history yet (from {source}); it needs two snapshots.")
+    else:
+        left, right = st.columns(2)
+        left.plotly_chart(px.line(series, x="time", y=["requests_per_s"], title="Requests/s"), key="mon_rps")
+        right.plotly_chart(px.line(series, x="time", y=["p50_s", "p95_s", "p99_s"], title="Latency (s)"),
+                           key="mon_latency")
+        left.plotly_chart(px.line(series, x="time", y=["error_rate"], title="Error rate"), key="mon_errors")
+        right.plotly_chart(px.line(series, x="time", y=["in_flight"], title="In flight"), key="mon_inflight")
+        st.caption(f"From {source}.")
+
+    st.subheader("Predictions")
+    since = _since(window)
+    volume = health.prediction_volume(log_engine(), model_name=row.model_name, version=row.version, since=since,
+                                      freq=BUCKETS[window])
+    if volume.empty:
+        st.caption("No predictions logged in this window.")
+        return
+    left, right = st.columns(2)
+    left.plotly_chart(px.bar(volume, x="time", y=["requests", "rows"], barmode="group", title="Volume"),
+                      key="mon_volume")
+    dist = health.prediction_distribution(log_engine(), model_name=row.model_name, version=row.version, since=since,
+                                          freq=BUCKETS[window])
+    if "label" in dist.columns and not dist.empty:
+        right.plotly_chart(px.bar(dist, x="time", y="share", color="label", title="Predicted classes"),
+                           key="mon_dist")
+    elif not dist.empty:
+        right.plotly_chart(px.line(dist, x="time", y=["p10", "p50", "p90"], title="Predicted values"),
+                           key="mon_dist")
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def drift_section(row: Deployment, window: str) -> float | None:
+    """Renders the drift of the window; returns the share of drifted features when computed."""
+    st.subheader("Data drift")
+    key = f"mon_drift_{row.id}_{window}"
+    if st.button("Compute drift", key="mon_drift_go", icon=":material/query_stats:"):
+        try:
+            with st.spinner("Comparing the window with the training reference sample…"):
+                st.session_state[key] = window_drift(engine(), row, settings(), log_engine(), since=_since(window))
+        except BadInput as exc:
+            st.session_state.pop(key, None)
+            show_error(exc)
+    result = st.session_state.get(key)
+    if result is None:
+        st.caption("Compares the logged inputs of the window with the reference sample stored with the model "
+                   "version (methods and thresholds as Evidently's defaults, chosen by sample size).")
+        return None
+    r = result.result
+    cols = st.columns(3)
+    cols[0].metric("Drifted features", f"{len(r.drifted_columns)} of {len(r.columns)}")
+    cols[1].metric("Share drifted", f"{r.share_drifted:.0%}", help=f"The dataset drifts at {r.drift_share:.0%}.")
+    if result.prediction is not None:
+        p = result.prediction
+        cols[2].metric("Prediction drift", "drifted" if p.drifted else "stable",
+                       help=f"{p.method}: {p.score:.4g} (threshold {p.threshold:.4g})")
+    st.caption(f"{r.n_current:,} logged rows against {r.n_reference:,} reference rows.")
+    table = result.table()
+    st.dataframe(table, hide_index=True, key="mon_drift_table")
+    chart = go.Figure([go.Bar(x=table["column"], y=table["score"], name="score"),
+                       go.Scatter(x=table["column"], y=table["threshold"], mode="markers", name="threshold")])
+    chart.update_layout(title="Score against threshold (p-values: drift below; distances: drift above)")
+    st.plotly_chart(chart, key="mon_drift_chart")
+    for note in result.notes:
+        st.caption(md(note))
+    for skipped in r.skipped:
+        st.caption(f"Not compared: {md(skipped.column)} ({md(skipped.reason)})")
+    left, right = st.columns(2)
+    left.download_button("Drift table (CSV)", to_safe_csv(table), file_name="drift.csv", mime="text/csv",
+                         key="mon_drift_csv")
+    if right.button("Prepare the HTML report", key="mon_report_go"):
+        from core.monitoring.report import drift_report_html
+
+        with st.spinner("Evidently is building the report…"):
+            st.session_state[f"{key}_html"] = drift_report_html(result.reference, result.current)
+    html = st.session_state.get(f"{key}_html")
+    if html is not None:
+        right.download_button("Drift report (HTML)", html, file_name="drift_report.html", mime="text/html",
+                              key="mon_report_dl")
+    return r.share_drifted
+
+
+# --------------------------------------------------------------------------- performance
+
+
+def performance_section(row: Deployment, window: str) -> None:
+    st.subheader("Performance")
+    upload = st.file_uploader("Labels file (CSV with request_id or key, and label)", type=["csv"],
+                              key="mon_labels")
+    labels = None
+    if upload is not None:
+        try:
+            labels = performance.labels_from_frame(pd.read_csv(upload))
+        except BadInput as exc:
+            show_error(exc)
+        except (ValueError, UnicodeDecodeError):
+            st.error("The labels file is not a readable CSV.", icon=":material/error:")
+    try:
+        report = performance.deployment_performance(engine(), log_engine(), row, since=_since(window),
+                                                    freq=BUCKETS[window], labels=labels)
+    except BadInput as exc:
+        show_error(exc)
+        return
+    if report.windows.empty:
+        st.caption("No labelled predictions yet: send labels to the service's /feedback, or upload a file.")
+        return
+    metric = report.model.primary_metric
+    figure = px.line(report.windows, x="window_start", y=metric, markers=True, title=str(metric))
+    if metric in report.model.training:
+        figure.add_hline(y=report.model.training[metric], line_dash="dash", annotation_text="training CV")
+    st.plotly_chart(figure, key="mon_perf_chart")
+    st.dataframe(report.comparison(), hide_index=True, key="mon_perf_table")
+    st.caption(f"{report.labelled_rows:,} labelled rows; {report.unmatched_labels:,} labels matched no prediction.")
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+def alerts_section(row: Deployment, drift_share: float | None) -> None:
+    st.subheader("Alerts")
+    with st.form("mon_rule_form", clear_on_submit=False):
+        cols = st.columns(4)
+        kind = cols[0].selectbox("Kind", alerts.KINDS, key="mon_rule_kind")
+        threshold = cols[1].number_input("Threshold", value=0.5, min_value=0.0, format="%.4f", key="mon_rule_threshold")
+        minutes = cols[2].number_input("Window (minutes)", value=15, min_value=1, max_value=7 * 24 * 60,
+                                       key="mon_rule_window")
+        webhook = cols[3].text_input("Webhook URL (optional)", key="mon_rule_webhook")
+        if st.form_submit_button("Add rule"):
+            try:
+                alerts.create_rule(engine(), deployment_id=row.id, kind=kind, threshold=float(threshold),
+                                   window_minutes=int(minutes), webhook_url=webhook.strip() or None)
+            except BadInput as exc:
+                show_error(exc)
+    if st.button("Evaluate now", key="mon_evaluate", icon=":material/notifications_active:"):
+        try:
+            if row.status == deploy.RUNNING:  # a fresh snapshot, as the scheduler takes before evaluating
+                health.collect(engine(), row, settings())
+            alerts.evaluate(engine(), row, settings(), drift_share=drift_share, log_engine=log_engine())
+        except BadInput as exc:
+            show_error(exc)
+    rules = alerts.list_rules(engine(), deployment_id=row.id)
+    if not rules:
+        st.caption("No alert rules on this deployment.")
+        return
+    st.dataframe(pd.DataFrame([{"id": r.id, "rule": alerts.describe(r), "state": r.state, "enabled": r.enabled,
+                                "value": r.last_value, "since": r.state_since, "webhook": r.webhook_url or ""}
+                               for r in rules]), hide_index=True, key="mon_rules")
+    for r in rules:
+        cols = st.columns([4, 1, 1])
+        icon = ":material/warning:" if r.state == "firing" else ":material/check_circle:"
+        cols[0].markdown(f"{icon} {md(alerts.describe(r))} — **{md(r.state)}**")
+        if cols[1].button("Disable" if r.enabled else "Enable", key=f"mon_toggle_{r.id}"):
+            alerts.set_enabled(engine(), r.id, not r.enabled)
+            st.rerun()
+        if cols[2].button("Delete", key=f"mon_delete_{r.id}"):
+            alerts.delete_rule(engine(), r.id)
+            st.rerun()
+    history = alerts.events(engine(), deployment_id=row.id, limit=100)
+    if history:
+        st.caption("History")
+        st.dataframe(pd.DataFrame([{"time": e.created_at, "rule": e.rule_id, "state": e.state, "value": e.value,
+                                    "message": e.message, "webhook": e.notified or ""} for e in history]),
+                     hide_index=True, key="mon_events")
+
+
+# --------------------------------------------------------------------------- retraining
+
+
+def retrain_section(row: Deployment) -> None:
+    st.subheader("Retraining")
+    with st.expander("Retrain with new data"):
+        upload = st.file_uploader("New rows (CSV, same columns as the training data)", type=["csv"],
+                                  key="mon_retrain_file")
+        if st.button("Retrain", key="mon_retrain_go", disabled=upload is None):
+            try:
+                frame = pd.read_csv(upload)
+                job = retrain.submit_retrain(model_name=row.model_name, new_data=frame, settings=settings(),
+                                             reason="button")
+                st.success(f"Retraining started (process {job.pid}); its run appears below when it finishes.")
+            except BadInput as exc:
+                show_error(exc)
+            except (ValueError, UnicodeDecodeError):
+                st.error("The file is not a readable CSV.", icon=":material/error:")
+    runs = retrain.list_runs(engine(), model_name=row.model_name, limit=50)
+    if runs:
+        st.dataframe(pd.DataFrame([{"run": r.id, "kind": r.kind, "trigger": r.trigger, "status": r.status,
+                                    "decision": r.decision, "champion": r.champion_version,
+                                    "challenger": r.challenger_version, "metric": r.metric,
+                                    "champion score": r.champion_score,
+                                    "challenger score": getattr(r, "challenger_score", None),
+                                    "note": r.note} for r in runs]), hide_index=True, key="mon_runs")
+    else:
+        st.caption("No retrain, promotion or rollback recorded for this model yet.")
+    champion = registry.aliases(engine(), name=row.model_name).get("champion")
+    earlier = [v.version for v in registry.list_versions(engine(), name=row.model_name)
+               if v.status == "READY" and champion is not None and v.version < champion]
+    if earlier:
+        cols = st.columns([2, 1])
+        target = cols[0].selectbox("Roll back to", sorted(earlier, reverse=True), key="mon_rollback_to",
+                                   format_func=lambda v: f"version {v}")
+        if cols[1].button("Roll back", key="mon_rollback_go", icon=":material/undo:"):
+            try:
+                change = retrain.rollback(engine(), model_name=row.model_name, to_version=int(target),
+                                          settings=settings())
+                st.success(md(change.message))
+            except BadInput as exc:
+                show_error(exc)
+
+
+# --------------------------------------------------------------------------- A/B
+
+
+def ab_section(row: Deployment) -> None:
+    try:
+        from core.deploy import abtest
+        from core.monitoring import abtest as abstats
+    except ImportError:
+        return
+    try:
+        state = abtest.ab_state(engine(), row.id, settings=settings())
+    except BadInput:
+        return
+    if state.mode == "single" or state.challenger is None:
+        return
+    st.subheader("A/B test")
+    share = "shadow mode" if state.mode == "shadow" else f"{state.weight_b:.0%} of keys"
+    st.caption(f"Champion version {state.champion.version}, challenger version {state.challenger.version} ({share}).")
+    traffic = abstats.variant_traffic(log_engine())
+    if traffic:
+        st.dataframe(pd.DataFrame([abstats.as_dict(t) for t in traffic]), hide_index=True, key="mon_ab_traffic")
+    try:
+        verdict = abstats.compare_variants(log_engine())
+        st.info(md(verdict.verdict), icon=":material/balance:")
+    except BadInput as exc:
+        show_error(exc)
+    cols = st.columns(2)
+    if cols[0].button("Promote the challenger", key="mon_ab_promote"):
+        try:
+            abtest.promote(engine(), row.id, settings=settings())
+            st.rerun()
+        except BadInput as exc:
+            show_error(exc)
+    if cols[1].button("Stop (keep the champion)", key="mon_ab_stop"):
+        try:
+            abtest.stop_ab(engine(), row.id, settings=settings())
+            st.rerun()
+        except BadInput as exc:
+            show_error(exc)
+
+
+# --------------------------------------------------------------------------- the page
+
+
+st.title("Monitor")
+rows = deploy.list_deployments(engine())
+if not rows:
+    st.info("No deployment yet. Deploy a model on the **Deploy** page, send it some traffic, and watch it here.",
+            icon=":material/monitoring:")
+    st.stop()
+by_id = {r.id: r for r in rows}
+running = [r.id for r in rows if r.status == deploy.RUNNING]
+chosen = st.selectbox("Deployment", list(by_id), index=list(by_id).index(running[0]) if running else 0,
+                      key="mon_deployment",
+                      format_func=lambda i: f"#{i} {by_id[i].model_name} v{by_id[i].version} "
+                                            f"({by_id[i].target}, {by_id[i].status})")
+row = by_id[chosen]
+window = st.radio("Window", list(WINDOWS), index=1, horizontal=True, key="mon_window")
+periodic_collect(row)
+health_section(row, window)
+share = drift_section(row, window)
+performance_section(row, window)
+alerts_section(row, share)
+retrain_section(row)
+ab_section(row)
