@@ -284,7 +284,8 @@ def retrain_section(row: Deployment) -> None:
                                     "challenger": r.challenger_version, "metric": r.metric,
                                     "champion score": r.champion_score,
                                     "challenger score": getattr(r, "challenger_score", None),
-                                    "note": r.note} for r in runs]), hide_index=True, key="mon_runs")
+                                    "message": r.message, "note": r.note} for r in runs]),
+                     hide_index=True, key="mon_runs")
     else:
         st.caption("No retrain, promotion or rollback recorded for this model yet.")
     champion = registry.aliases(engine(), name=row.model_name).get("champion")

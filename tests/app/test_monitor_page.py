@@ -7,10 +7,16 @@ import time
 import httpx
 import pandas as pd
 import pytest
+from sklearn.metrics import balanced_accuracy_score
 
-from core import deploy
-from core.deploy import local
-from core.monitoring import alerts
+from core import deploy, registry
+from core.config import SAMPLES_DIR
+from core.data.ingest import read_bytes
+from core.datasets import import_table
+from core.deploy import abtest, local
+from core.monitoring import alerts, retrain
+from core.monitoring.export import to_safe_csv
+from core.registry import VersionMeta
 from tests.deploy.conftest import MODEL_NAME, registered, trained  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.xdist_group("deploy-local")
@@ -106,3 +112,199 @@ def test_health_drift_performance_and_alerts(app, engine, settings, registered, 
     at.button(key=f"mon_delete_{rule.id}").click().run()
     _no_exceptions(at)
     assert alerts.list_rules(engine, deployment_id=row.id) == []
+
+
+# --------------------------------------------------------------------------- charts, exports, labels file
+
+
+def _charts(at) -> dict[str, dict]:
+    """Every plotly chart on the page as its figure JSON, by title."""
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return {f["layout"].get("title", {}).get("text", ""): f for f in figures}
+
+
+def _series(figure: dict) -> set[str]:
+    return {t.get("name") for t in figure["data"]}
+
+
+def _predict(endpoint: str, rows: list[dict], *, times: int = 1) -> list[dict]:
+    with httpx.Client(base_url=endpoint, timeout=30) as client:
+        answers = [client.post("/predict", json={"rows": rows}) for _ in range(times)]
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    return [a.json() for a in answers]
+
+
+def test_charts_csv_report_and_a_labels_file(app, engine, settings, registered, trained) -> None:  # noqa: F811
+    row = deploy.deploy(engine, model=f"{MODEL_NAME}@champion", target="local", settings=settings)
+    rows = json.loads(pd.read_parquet(trained / "reference.parquet").head(8).to_json(orient="records"))
+    first = _predict(row.endpoint, rows[:4], times=2)
+    at = app(PAGE)
+    _no_exceptions(at)
+    assert any("No health history yet" in c.value for c in at.caption)
+    at.button(key="mon_collect").click().run()  # snapshot 1
+    _no_exceptions(at)
+    second = _predict(row.endpoint, rows[4:], times=3)
+    time.sleep(0.6)  # the service's log writes every 0.25 s
+    at.button(key="mon_collect").click().run()  # snapshot 2: rates over the traffic in between
+    _no_exceptions(at)
+    assert {m.label: m.value for m in at.metric}["Error rate"] == "0.00%"
+    assert any("3 requests over the last" in c.value for c in at.caption)
+
+    charts = _charts(at)
+    assert {"Requests/s", "Latency (s)", "Error rate", "In flight", "Volume", "Predicted classes"} <= set(charts)
+    assert _series(charts["Latency (s)"]) == {"p50_s", "p95_s", "p99_s"}
+    rps = [y for t in charts["Requests/s"]["data"] for y in t["y"] if y is not None]
+    assert rps and max(rps) > 0  # the three requests between the snapshots
+    assert _series(charts["Volume"]) == {"requests", "rows"}
+    volume = {t["name"]: sum(t["y"]) for t in charts["Volume"]["data"]}
+    assert volume == {"requests": 5, "rows": 20}
+    predicted = {p["prediction"] for a in first + second for p in a["predictions"]}
+    assert _series(charts["Predicted classes"]) == predicted
+
+    # Drift: the score-against-threshold chart and a CSV that no spreadsheet runs as a formula.
+    at.button(key="mon_drift_go").click().run()
+    _no_exceptions(at)
+    table = _table(at, "threshold")
+    drift = _charts(at)[next(t for t in _charts(at) if t.startswith("Score against threshold"))]
+    assert _series(drift) == {"score", "threshold"}
+    bars = next(t for t in drift["data"] if t["name"] == "score")
+    assert list(bars["x"]) == list(table["column"])
+    csv = next(d for d in at.get("download_button") if d.proto.label == "Drift table (CSV)")
+    assert csv.proto.url  # served by the media file manager
+    body = to_safe_csv(table).decode()
+    assert body.splitlines()[0].startswith("column,method,score,threshold,drifted")
+    # The Evidently report is built on request and offered as an HTML download.
+    assert not any(d.proto.label == "Drift report (HTML)" for d in at.get("download_button"))
+    at.button(key="mon_report_go").click().run()
+    _no_exceptions(at)
+    assert any(d.proto.label == "Drift report (HTML)" for d in at.get("download_button"))
+
+    # A labels file (request ids and rows) gives the performance chart with the training CV line.
+    assert any("No labelled predictions yet" in c.value for c in at.caption)
+    answers = first + second
+    labels = pd.DataFrame([{"request_id": a["request_id"], "row": i, "label": p["prediction"]}
+                           for a in answers for i, p in enumerate(a["predictions"])])
+    labels.loc[0, "label"] = next(c for c in CLASSES if c != labels.loc[0, "label"])  # 19 of 20 right
+    at.file_uploader(key="mon_labels").upload("labels.csv", labels.to_csv(index=False).encode(), "text/csv")
+    at.run()
+    _no_exceptions(at)
+    perf = _table(at, "metric").set_index("metric")
+    assert perf.loc["accuracy", "latest"] == pytest.approx(19 / 20)
+    predictions = [p["prediction"] for a in answers for p in a["predictions"]]
+    balanced = balanced_accuracy_score(labels["label"], predictions)  # the classifier's primary metric
+    assert perf.loc["balanced_accuracy", "latest"] == pytest.approx(balanced)
+    figure = _charts(at)["balanced_accuracy"]
+    [line] = figure["data"]
+    assert line["y"][-1] == pytest.approx(balanced)
+    cv_line = [s for s in figure["layout"]["shapes"] if s.get("type") == "line"]
+    assert len(cv_line) == 1 and cv_line[0]["y0"] == pytest.approx(perf.loc["balanced_accuracy", "training_cv"])
+    assert any("20 labelled rows" in c.value for c in at.caption)
+    # A file without the needed columns says so, and the page keeps working.
+    at.file_uploader(key="mon_labels").set_value(("bad.csv", b"a,b\n1,2\n", "text/csv"))
+    at.run()
+    _no_exceptions(at)
+    assert any("label" in e.value for e in at.error)
+
+
+# --------------------------------------------------------------------------- rollback, A/B, retraining
+
+
+def _second_version(engine, settings, trained) -> int:  # noqa: F811
+    """The same trained pipeline registered again: version 2, READY."""
+    pipeline, info = registry.load_exported(trained)
+    meta = VersionMeta(
+        dataset_hash=info["dataset_hash"], target=info["target"], task=info["task"],
+        recipe_json=json.dumps(info["recipe"]), plan_json=json.dumps(info["plan"]),
+        model_family=info["model_family"], params=info["params"], metrics=info["metrics"], cv=info["cv"],
+        training_seconds=info["training_seconds"],
+    )
+    version = registry.register_version(engine, name=MODEL_NAME, pipeline=pipeline, meta=meta,
+                                        reference=pd.read_parquet(trained / "reference.parquet"), settings=settings)
+    assert version.version == 2 and version.status == "READY"
+    return version.version
+
+
+def test_rollback_moves_the_champion(app, engine, settings, registered, trained) -> None:  # noqa: F811
+    _second_version(engine, settings, trained)
+    registry.set_alias(engine, name=MODEL_NAME, alias="champion", version=2)
+    deploy.deploy(engine, model=f"{MODEL_NAME}@champion", target="local", settings=settings)
+    at = app(PAGE)
+    _no_exceptions(at)
+    assert any("No retrain, promotion or rollback" in c.value for c in at.caption)
+    assert at.selectbox(key="mon_rollback_to").options == ["version 1"]
+    at.button(key="mon_rollback_go").click().run()
+    _no_exceptions(at)
+    assert registry.aliases(engine, name=MODEL_NAME)["champion"] == 1
+    assert any(s.value for s in at.success)
+    at.run()  # the history lists the rollback; nothing earlier than version 1 is left to roll back to
+    _no_exceptions(at)
+    runs = _table(at, "decision")
+    assert (runs.loc[0, "kind"], runs.loc[0, "champion"], runs.loc[0, "challenger"]) == ("rollback", 2, 1)
+    assert runs.loc[0, "message"].startswith("Rolled back to version 1")
+    assert not any(s.key == "mon_rollback_to" for s in at.selectbox)
+
+
+def test_ab_section_traffic_verdict_and_promotion(app, engine, settings, registered, trained) -> None:  # noqa: F811
+    _second_version(engine, settings, trained)
+    row = deploy.deploy(engine, model=f"{MODEL_NAME}@1", target="local", settings=settings)
+    at = app(PAGE)
+    _no_exceptions(at)
+    assert not any(s.value == "A/B test" for s in at.subheader)  # one model: no A/B section
+    abtest.start_ab(engine, row.id, challenger=f"{MODEL_NAME}@2", settings=settings, weight=0.5)
+    records = json.loads(pd.read_parquet(trained / "reference.parquet").head(1).to_json(orient="records"))
+    seen = {}
+    with httpx.Client(base_url=row.endpoint, timeout=30) as client:
+        for i in range(16):
+            answer = client.post("/predict", json={"rows": records, "key": f"user-{i}"})
+            assert answer.status_code == 200
+            seen[f"user-{i}"] = int(answer.headers["X-Model-Version"])
+            items = [{"key": f"user-{i}", "label": answer.json()["predictions"][0]["prediction"]}]
+            assert client.post("/feedback", json={"items": items}).status_code == 200
+    assert set(seen.values()) == {1, 2}  # 16 keys at 50 %: both variants answered (odds of not: 2 in 65,536)
+    time.sleep(0.6)
+    at.run()
+    _no_exceptions(at)
+    assert any(s.value == "A/B test" for s in at.subheader)
+    assert any("challenger version 2 (50% of keys)" in c.value for c in at.caption)
+    traffic = _table(at, "variant").set_index("variant")
+    expected = {"champion": sum(v == 1 for v in seen.values()), "challenger": sum(v == 2 for v in seen.values())}
+    assert traffic["requests"].to_dict() == expected
+    assert traffic["model_version"].to_dict() == {"champion": 1, "challenger": 2}
+    assert len(at.info) >= 1 and at.info[-1].value  # the verdict (too few labels yet: it says how many more)
+
+    at.button(key="mon_ab_promote").click().run()
+    _no_exceptions(at)
+    assert registry.aliases(engine, name=MODEL_NAME)["champion"] == 2
+    assert abtest.ab_state(engine, row.id, settings=settings).mode == "single"
+    assert not any(s.value == "A/B test" for s in at.subheader)
+    with httpx.Client(base_url=row.endpoint, timeout=30) as client:
+        answer = client.post("/predict", json={"rows": records, "key": "user-0"})
+    assert answer.headers["X-Model-Version"] == "2"  # every key on the promoted version
+    assert _table(at, "decision").loc[0, "kind"] == "promote"
+
+
+def test_retrain_from_the_page_is_recorded(app, engine, settings, registered) -> None:  # noqa: F811
+    # The champion's training table in this workspace, as the CLI's training stored it.
+    loaded = read_bytes("penguins.csv", (SAMPLES_DIR / "penguins.csv").read_bytes(), settings=settings)
+    assert loaded.content_hash == registered.dataset_hash
+    import_table(engine, loaded, project="penguins", name="penguins.csv", settings=settings)
+    deploy.deploy(engine, model=f"{MODEL_NAME}@champion", target="local", settings=settings)
+    at = app(PAGE)
+    _no_exceptions(at)
+    assert at.button(key="mon_retrain_go").disabled  # nothing uploaded yet
+    new_rows = loaded.frame.sample(40, random_state=3).to_csv(index=False).encode()
+    at.file_uploader(key="mon_retrain_file").upload("new.csv", new_rows, "text/csv")
+    at.run()
+    at.button(key="mon_retrain_go").click().run()
+    _no_exceptions(at)
+    assert any("Retraining started" in s.value for s in at.success)
+    deadline = time.monotonic() + 60
+    while not (runs := retrain.list_runs(engine, model_name=MODEL_NAME)) or runs[0].status == "RUNNING":
+        assert time.monotonic() < deadline, "the retrain did not finish within 60 s"
+        time.sleep(0.5)
+    assert runs[0].status == "DONE" and runs[0].trigger == "button", runs[0].note
+    at.run()
+    _no_exceptions(at)
+    history = _table(at, "decision")
+    assert history.loc[0, "trigger"] == "button" and history.loc[0, "status"] == "DONE"
+    assert history.loc[0, "challenger"] == 2 and history.loc[0, "message"] == runs[0].message  # why it was (not) promoted
