@@ -51,7 +51,7 @@ def import_table(
     save_frame(loaded.frame, content_hash=loaded.content_hash, settings=settings)
     with session_scope(engine) as session:
         proj = crud.get_or_create_project(session, name=project)
-        return crud.add_dataset(
+        dataset, created = crud.add_dataset(
             session,
             project_id=proj.id,
             content_hash=loaded.content_hash,
@@ -62,6 +62,20 @@ def import_table(
             columns=loaded.frame.shape[1],
             column_types_json=json.dumps(schema_of(loaded.frame)),
         )
+    if created:  # retraining triggers (off unless enabled per model); a trigger failure never fails the upload
+        _new_data_landed(engine, dataset, settings)
+    return dataset, created
+
+
+def _new_data_landed(engine: Engine, dataset: Dataset, settings: Settings) -> None:
+    import logging
+
+    from core.monitoring.triggers import on_new_data  # late: monitoring imports this module
+
+    try:
+        on_new_data(engine, dataset, settings)
+    except Exception as exc:  # noqa: BLE001
+        logging.getLogger("shipml.monitoring").warning("new-data retrain trigger failed (%s)", type(exc).__name__)
 
 
 def get_dataset(engine: Engine, dataset_id: int) -> Dataset:

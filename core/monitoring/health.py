@@ -639,7 +639,9 @@ class Scheduler:
         engine: The store.
         settings: Passed to ``collect`` and to alert evaluation.
         interval_s: Seconds between rounds.
-        evaluate_alerts: Also run ``core.monitoring.alerts.evaluate_all`` after each round.
+        evaluate_alerts: Also run ``core.monitoring.alerts.evaluate_all`` after each round (with each
+            deployment's drift share), then the enabled retraining triggers
+            (``core.monitoring.triggers.after_evaluation``: firing alerts, watched folders).
     """
 
     def __init__(self, engine: Engine, settings: Settings, *, interval_s: float = 30.0,
@@ -649,6 +651,7 @@ class Scheduler:
         self.engine, self.settings, self.interval_s = engine, settings, float(interval_s)
         self.evaluate_alerts = evaluate_alerts
         self.rounds = 0
+        self._drift_shares = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -679,12 +682,16 @@ class Scheduler:
             except Exception as exc:  # noqa: BLE001 - one deployment's failure must not stop the others
                 log.warning("collecting deployment %s failed (%s)", deployment.id, type(exc).__name__)
         if self.evaluate_alerts:
-            from core.monitoring import alerts
+            from core.monitoring import alerts, triggers
 
+            if self._drift_shares is None:  # each deployment's drift share, computed once per interval
+                self._drift_shares = triggers.DriftShares(self.engine, self.settings, ttl_s=self.interval_s)
             try:
-                alerts.evaluate_all(self.engine, self.settings)
+                evaluations = alerts.evaluate_all(self.engine, self.settings, drift_share_for=self._drift_shares)
             except Exception as exc:  # noqa: BLE001
+                evaluations = []
                 log.warning("alert evaluation failed (%s)", type(exc).__name__)
+            triggers.after_evaluation(self.engine, self.settings, evaluations)  # retrain triggers; never raises
         try:
             prune_snapshots(self.engine, older_than=utcnow() - RETENTION)
         except Exception as exc:  # noqa: BLE001

@@ -283,3 +283,24 @@ class AlertEvent(SQLModel, table=True):
     message: str = Field(default="", max_length=500)
     notified: str | None = Field(default=None, max_length=300)  # webhook outcome: "sent (204)" or "failed: ..."
     created_at: datetime = _created_at()
+
+
+class RetrainTrigger(SQLModel, table=True):
+    """Which automatic retraining triggers one model has (core.monitoring.triggers); all off by default.
+
+    ``last_triggered_at`` is claimed with a conditional update when an alert starts a retrain, so
+    two evaluators (the scheduler and a button) cannot both start one inside ``cooldown_s``.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_name: str = Field(index=True, unique=True, max_length=100)
+    on_drift_alert: bool = False
+    on_performance_alert: bool = False
+    on_new_data: bool = False  # an upload to the model's project that has the target column
+    watch_folder: str | None = Field(default=None, max_length=1000)  # scanned by the scheduler
+    budget_s: float | None = None  # tuning budget per retrain (None: the champion's)
+    max_trials: int | None = None  # trial cap per retrain (None: the champion's)
+    margin: float = 0.0  # promotion margin, in the metric's units
+    cooldown_s: float = 3600.0  # at most one alert-started retrain per model in this time
+    last_triggered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    updated_at: datetime = _created_at()
