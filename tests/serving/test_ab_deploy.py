@@ -59,7 +59,12 @@ def test_promotion_under_load_drops_nothing_and_rollback_restores(engine, settin
         threads = [threading.Thread(target=hammer, args=(n,)) for n in range(4)]
         for t in threads:
             t.start()
-        time.sleep(1.5)
+        # Promote once both versions have answered (a loaded machine may take seconds to get going).
+        deadline = time.monotonic() + 60
+        while {v for _, _, v in results} != {"1", "2"} or len(results) < 50:
+            assert time.monotonic() < deadline, "the split did not serve both versions"
+            time.sleep(0.1)
+        promoting = time.monotonic()
         promoted = abtest.promote(engine, row.id, settings=settings)
         swapped = time.monotonic()
         time.sleep(1.5)
@@ -69,7 +74,7 @@ def test_promotion_under_load_drops_nothing_and_rollback_restores(engine, settin
         assert promoted.mode == "single" and promoted.champion.version == 2 and promoted.previous.version == 1
         assert len(results) > 100
         assert {status for _, status, _ in results} == {200}  # no error, no reset
-        before = {v for t, _, v in results if t < swapped - 0.5}
+        before = {v for t, _, v in results if t < promoting}
         after = {v for t, _, v in results if t > swapped}
         assert before == {"1", "2"} and after == {"2"}
         assert registry.aliases(engine, name="ab churn")["champion"] == 2
