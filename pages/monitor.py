@@ -96,11 +96,15 @@ def health_section(row: Deployment, window: str) -> None:
         st.caption(f"No health history yet (from {source}); it needs two snapshots.")
     else:
         left, right = st.columns(2)
-        left.plotly_chart(px.line(series, x="time", y=["requests_per_s"], title="Requests/s"), key="mon_rps")
-        right.plotly_chart(px.line(series, x="time", y=["p50_s", "p95_s", "p99_s"], title="Latency (s)"),
-                           key="mon_latency")
-        left.plotly_chart(px.line(series, x="time", y=["error_rate"], title="Error rate"), key="mon_errors")
-        right.plotly_chart(px.line(series, x="time", y=["in_flight"], title="In flight"), key="mon_inflight")
+        # Markers: two snapshots give one rate, a single point that a bare line would not draw.
+        left.plotly_chart(px.line(series, x="time", y=["requests_per_s"], title="Requests/s", markers=True),
+                          key="mon_rps")
+        right.plotly_chart(px.line(series, x="time", y=["p50_s", "p95_s", "p99_s"], title="Latency (s)",
+                                   markers=True), key="mon_latency")
+        left.plotly_chart(px.line(series, x="time", y=["error_rate"], title="Error rate", markers=True),
+                          key="mon_errors")
+        right.plotly_chart(px.line(series, x="time", y=["in_flight"], title="In flight", markers=True),
+                           key="mon_inflight")
         st.caption(f"From {source}.")
 
     st.subheader("Predictions")
@@ -234,6 +238,8 @@ def alerts_section(row: Deployment, drift_share: float | None) -> None:
             alerts.evaluate(engine(), row, settings(), drift_share=drift_share, log_engine=log_engine())
         except BadInput as exc:
             show_error(exc)
+        else:
+            st.rerun()  # the sidebar, drawn before this page, shows the new firing state too
     rules = alerts.list_rules(engine(), deployment_id=row.id)
     if not rules:
         st.caption("No alert rules on this deployment.")
