@@ -51,6 +51,7 @@ log = logging.getLogger("shipml.monitoring")
 
 SCRAPE_TIMEOUT_S = 5.0
 RETENTION = timedelta(days=14)  # snapshots older than this are pruned by the scheduler
+MIN_WINDOW_S = 10.0  # "now" on the Monitor page covers at least this many seconds (see current_health)
 SERIES_COLUMNS = ("time", "requests_per_s", "error_rate", "p50_s", "p95_s", "p99_s", "in_flight", "rows_per_s")
 
 
@@ -496,13 +497,15 @@ def service_health(engine: Engine, deployment: Deployment, settings: Settings, *
     return health_series([*earlier, *snapshots(engine, deployment.id, since=since, until=until)])
 
 
-def current_health(engine: Engine, deployment: Deployment, settings: Settings | None = None) -> HealthNow:
-    """Scrape now (storing the snapshot) and compare with the last stored one of the same process.
+def current_health(engine: Engine, deployment: Deployment, settings: Settings | None = None, *,
+                   min_window_s: float = MIN_WINDOW_S) -> HealthNow:
+    """Scrape now (storing the snapshot) and compare with the newest stored one at least ``min_window_s`` old.
 
-    Without an earlier snapshot of the same service process the rates cover the time since the
-    service started.
+    The minimum keeps a manual scrape right after a scheduled one from reporting a near-empty
+    window (no requests, no latency). Without such a snapshot of the same service process the
+    rates cover the time since the service started.
     """
-    previous = snapshots(engine, deployment.id, limit=1)
+    previous = snapshots(engine, deployment.id, until=utcnow() - timedelta(seconds=min_window_s), limit=1)
     snap = collect(engine, deployment, settings)
     if not snap.ok:
         return HealthNow(up=False, taken_at=snap.taken_at, window_s=None, requests=0.0, requests_per_s=None,

@@ -1,6 +1,7 @@
 """The real app in a real browser: `streamlit run app.py` on a free port, driven by Chromium."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -28,12 +29,12 @@ def _chromium() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory) -> Iterator[str]:
-    """URL of the app running on a fresh workspace."""
+@contextlib.contextmanager
+def running_app(workspace: Path) -> Iterator[str]:
+    """``streamlit run app.py`` on a free port over ``workspace``; yields its URL once healthy."""
     port = free_port()
-    workspace = tmp_path_factory.mktemp("e2e-workspace")
-    env = {**os.environ, "SHIPML_WORKSPACE": str(workspace)}
+    env = {**os.environ, "SHIPML_WORKSPACE": str(workspace), "OMP_NUM_THREADS": "1"}
+    env.pop("SHIPML_SERVE_TOKEN", None)  # deployments started from the page carry no token by default
     log = open(workspace / "streamlit.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
@@ -62,6 +63,13 @@ def app_url(tmp_path_factory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory) -> Iterator[str]:
+    """URL of the app running on a fresh workspace."""
+    with running_app(tmp_path_factory.mktemp("e2e-workspace")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pandas as pd
@@ -20,8 +15,7 @@ from core.deploy import local
 from core.registry import VersionMeta
 from core.store.db import make_engine
 from tests.deploy.conftest import MODEL_NAME, trained  # noqa: F401 - session fixture
-from tests.e2e.conftest import ROOT
-from tests.services import free_port
+from tests.e2e.conftest import running_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
@@ -51,37 +45,10 @@ def deploy_app(tmp_path_factory, trained) -> Iterator[tuple[str, Settings]]:  # 
     workspace = tmp_path_factory.mktemp("e2e-deploy")
     settings = Settings(workspace=workspace)
     _register(settings, trained)
-    port = free_port()
-    env = {**os.environ, "SHIPML_WORKSPACE": str(workspace), "OMP_NUM_THREADS": "1"}
-    env.pop("SHIPML_SERVE_TOKEN", None)
-    log = open(workspace / "streamlit.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.headless", "true", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                raise RuntimeError("the app did not start:\n" + (workspace / "streamlit.log").read_text()[-3000:])
-            time.sleep(0.3)
-        yield url, settings
+        with running_app(workspace) as url:
+            yield url, settings
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
         engine = make_engine(settings.db_url)
         for row in deploy.list_deployments(engine):  # the services are detached: stop them here
             local.stop(row.pid, row.port, grace_s=2)

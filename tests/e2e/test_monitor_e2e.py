@@ -2,12 +2,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 
 import httpx
@@ -22,9 +18,8 @@ from core.monitoring import alerts
 from core.store.db import make_engine
 from core.store.models import Deployment
 from tests.deploy.conftest import MODEL_NAME, trained  # noqa: F401 - session fixture
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import running_app
 from tests.e2e.test_deploy_e2e import _register, _settle
-from tests.services import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
@@ -36,42 +31,12 @@ def monitor_app(tmp_path_factory, trained) -> Iterator[tuple[str, Settings, Depl
     settings = Settings(workspace=workspace)
     _register(settings, trained)
     engine = make_engine(settings.db_url)
-    proc = log = None
     try:
         row = deploy.deploy(engine, model=f"{MODEL_NAME}@champion", target="local", settings=settings)
         assert row.status == deploy.RUNNING, row.error
-        port = free_port()
-        env = {**os.environ, "SHIPML_WORKSPACE": str(workspace), "OMP_NUM_THREADS": "1"}
-        env.pop("SHIPML_SERVE_TOKEN", None)
-        log = open(workspace / "streamlit.log", "wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-             "--server.headless", "true", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                raise RuntimeError("the app did not start:\n" + (workspace / "streamlit.log").read_text()[-3000:])
-            time.sleep(0.3)
-        yield url, settings, row
+        with running_app(workspace) as url:
+            yield url, settings, row
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if log is not None:
-            log.close()
         for each in deploy.list_deployments(engine):  # the services are detached: stop them here
             local.stop(each.pid, each.port, grace_s=2)
         engine.dispose()

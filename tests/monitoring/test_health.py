@@ -114,12 +114,16 @@ def test_collect_a_real_local_deployment(engine, settings, registered, trained) 
             for _ in range(6):
                 assert client.post("/predict", json={"rows": rows}).status_code == 200
             assert client.post("/predict", json={"rows": [{"nonsense": 1}]}).status_code == 422
-        now = health.current_health(engine, row, settings)
+        now = health.current_health(engine, row, settings, min_window_s=0)
         assert now.up and now.requests == 7 and now.error_rate == 0.0  # a 422 is the caller's error
         assert now.requests_per_s > 0 and 0 < now.p50_s <= now.p99_s < 30
         assert now.rows_per_s == pytest.approx(24 / now.window_s)
         series = health.service_health(engine, row, settings, since=first.taken_at - timedelta(seconds=1))
         assert len(series) == 1 and series["requests_per_s"].iloc[0] == pytest.approx(now.requests_per_s)
+        # By default "now" skips snapshots younger than 10 s: here both are, so it covers the whole
+        # life of the service (the same 7 requests), not the empty second since the last scrape.
+        again = health.current_health(engine, row, settings)
+        assert again.requests == 7 and again.p99_s is not None and again.window_s > now.window_s
 
         # The prediction log of the same service: volume and distribution over time.
         log_engine = health.log_engine_for(settings)
