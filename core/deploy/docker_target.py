@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from core import packaging
+from core.config import Settings
 from core.errors import BadInput
 
 NETWORK = "shipml"
@@ -51,6 +52,11 @@ def build(model_dir: Path, *, out_dir: Path, model_name: str, version: int, base
     context = packaging.build_context(model_dir, out_dir, trust_host_ca=trust_host_ca, **extra)
     return packaging.build_image(context, tag=packaging.image_tag(model_name, version), on_log=on_log,
                                  labels={"io.shipml.model-version": str(int(version))})
+
+
+def data_dir(settings: Settings, deployment_id: int) -> Path:
+    """The host folder mounted at a deployment's ``/data``: its prediction log lives there."""
+    return settings.workspace / "serving" / "docker" / f"deployment-{int(deployment_id)}"
 
 
 def run(image: str, *, deployment_id: int, port: int, token: str | None,

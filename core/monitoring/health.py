@@ -624,9 +624,24 @@ def prediction_distribution(log_engine: Engine, *, model_name: str, version: int
                          "p50": grouped.quantile(0.5), "p90": grouped.quantile(0.9)}).reset_index()
 
 
-def log_engine_for(settings: Settings, *, log_url: str | None = None) -> Engine:
-    """An engine on the prediction log that local deployments write (``settings.serve_log_db_url``)."""
-    return predlog.make_log_engine(log_url or settings.serve_log_db_url)
+def log_url_for(settings: Settings, deployment: Deployment | None = None) -> str:
+    """Where the app reads a deployment's prediction log.
+
+    Local deployments (and, without a deployment, every reader) use ``settings.serve_log_db_url``;
+    a Docker deployment writes its own SQLite file into a host folder mounted at the container's
+    ``/data`` (:func:`core.deploy.docker_target.data_dir`).
+    """
+    if deployment is not None and deployment.target == "docker" and deployment.id is not None:
+        from core.deploy.docker_target import data_dir
+
+        return f"sqlite:///{data_dir(settings, deployment.id) / 'serving' / 'predictions.db'}"
+    return settings.serve_log_db_url
+
+
+def log_engine_for(settings: Settings, *, log_url: str | None = None,
+                   deployment: Deployment | None = None) -> Engine:
+    """An engine on a prediction log: ``log_url``, else the one ``deployment`` writes (:func:`log_url_for`)."""
+    return predlog.make_log_engine(log_url or log_url_for(settings, deployment))
 
 
 # --------------------------------------------------------------------------- the scheduler
