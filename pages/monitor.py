@@ -328,11 +328,15 @@ def ab_section(row: Deployment) -> None:
     st.subheader("A/B test")
     share = "shadow mode" if state.mode == "shadow" else f"{state.weight_b:.0%} of keys"
     st.caption(f"Champion version {state.champion.version}, challenger version {state.challenger.version} ({share}).")
-    traffic = abstats.variant_traffic(log_engine())
+    # The log is shared by every local deployment and keeps earlier tests: count this test's rows only.
+    scope = abstats.scope_of(state, row)
+    if scope.since is not None:
+        st.caption(f"Predictions of these two versions logged since {scope.since:%Y-%m-%d %H:%M:%S} UTC.")
+    traffic = abstats.variant_traffic(log_engine(), scope=scope)
     if traffic:
         st.dataframe(pd.DataFrame([abstats.as_dict(t) for t in traffic]), hide_index=True, key="mon_ab_traffic")
     try:
-        verdict = abstats.compare_variants(log_engine())
+        verdict = abstats.compare_variants(log_engine(), scope=scope)
         st.info(md(verdict.verdict), icon=":material/balance:")
     except BadInput as exc:
         show_error(exc)

@@ -1,9 +1,13 @@
 """A/B test statistics from the prediction log: per-variant performance on feedback, a verdict
 with a confidence interval, and the sample size still needed.
 
-Data: ``serving_requests`` (one row per predicted row via ``core.serving.predlog.read_rows``,
-with its ``variant``: champion, challenger or shadow) joined to ``serving_feedback`` by request
-id and row, or by key (the latest prediction of that key per variant).
+Data: ``serving_requests`` (one row per predicted row, with its ``variant``: champion,
+challenger or shadow) joined to ``serving_feedback`` by request id and row, or by key (the latest
+prediction of that key per variant). Every local deployment of every model writes the same log,
+and it keeps the rows of earlier tests, so a verdict is scoped to one test (:class:`ABScope`,
+built by :func:`scope_of` from the running test): the champion's rows of the champion's model
+version, the challenger's (or shadow's) rows of the challenger's version, logged since the test
+started; feedback received before then is left out too.
 
 Methods (``alpha`` two-sided, default 0.05):
 
@@ -24,6 +28,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,12 +37,31 @@ import sqlalchemy as sa
 from scipy import stats
 from sqlalchemy.engine import Engine
 
-from core.serving.predlog import FEEDBACK, read_rows, upgrade
+from core.serving.predlog import FEEDBACK, REQUESTS, read_rows, upgrade
 
 CHAMPION, CHALLENGER, SHADOW = "champion", "challenger", "shadow"
 
 
 # ---------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class ABScope:
+    """Which logged predictions belong to one A/B test.
+
+    Attributes:
+        champion_name, champion_version: The model version answering as champion (its rows are
+            logged with variant ``champion``, or none in logs from before A/B tests).
+        challenger_name, challenger_version: The version answering as challenger or scoring in
+            shadow mode.
+        since: Rows (and feedback) logged before this time are not part of the test (None: all).
+    """
+
+    champion_name: str
+    champion_version: int
+    challenger_name: str
+    challenger_version: int
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -165,18 +190,103 @@ def paired(d: np.ndarray, *, alpha: float = 0.05) -> tuple[float, float, float, 
 # ---------------------------------------------------------------------- from the log
 
 
-def labelled_predictions(engine: Engine) -> list[dict]:
+def scope_of(state, deployment=None) -> ABScope:
+    """The scope of the A/B test a deployment runs now.
+
+    Args:
+        state: A ``core.deploy.abtest.ABState`` with a challenger (split or shadow mode).
+        deployment: The deployment (its ``created_at`` and ``manifest_dir``), to know when the
+            test started: no row logged before the deployment existed is its, and a challenger
+            exported into the deployment's folder (``start_ab`` exports a fresh one for every
+            test) was exported just before the test began, so its folder's time is the start.
+            A challenger served from an existing folder says nothing about the start.
+
+    Raises:
+        ValueError: The state has no challenger.
+    """
+    if state.challenger is None:
+        raise ValueError("no A/B test is running: the state has no challenger")
+    starts = []
+    if deployment is not None:
+        if deployment.created_at is not None:
+            starts.append(_aware(deployment.created_at))
+        exported = _exported_at(Path(state.challenger.folder), deployment.manifest_dir)
+        if exported is not None:
+            starts.append(exported)
+    return ABScope(champion_name=state.champion.name, champion_version=int(state.champion.version),
+                   challenger_name=state.challenger.name, challenger_version=int(state.challenger.version),
+                   since=max(starts) if starts else None)
+
+
+def _exported_at(folder: Path, manifest_dir: str | None) -> datetime | None:
+    """When a challenger folder inside the deployment's own folder was written (None otherwise)."""
+    if not manifest_dir:
+        return None
+    try:
+        if not folder.resolve().is_relative_to(Path(manifest_dir).resolve()):
+            return None
+        return datetime.fromtimestamp(folder.stat().st_mtime, tz=timezone.utc)
+    except OSError:
+        return None
+
+
+def _aware(value: datetime) -> datetime:
+    """A stored time as UTC-aware (SQLite gives naive UTC back)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+def read_scoped(engine: Engine, scope: ABScope | None = None) -> list[dict]:
+    """The logged predictions of one A/B test, one dict per predicted row, oldest first.
+
+    The dicts are those of ``core.serving.predlog.read_rows`` without ``inputs`` (not needed
+    here). The scope is applied in SQL, so other models' and earlier tests' rows are never
+    decoded. Without a scope: every row of the log.
+    """
+    if scope is None:
+        return read_rows(engine)
+    import msgspec
+
+    upgrade(engine)
+    t = REQUESTS
+    champion = sa.and_(t.c.model_name == scope.champion_name, t.c.model_version == scope.champion_version,
+                       sa.or_(t.c.variant.is_(None), t.c.variant == CHAMPION))
+    challenger = sa.and_(t.c.model_name == scope.challenger_name, t.c.model_version == scope.challenger_version,
+                         t.c.variant.in_([CHALLENGER, SHADOW]))
+    query = (sa.select(t.c.request_id, t.c.key, t.c["keys"], t.c.created_at, t.c.model_name, t.c.model_version,
+                       t.c.variant, t.c.latency_ms, t.c.predictions, t.c.probabilities)
+             .where(sa.or_(champion, challenger)).order_by(t.c.id))
+    if scope.since is not None:
+        query = query.where(t.c.created_at >= scope.since)
+    decode = msgspec.json.decode
+    out = []
+    with engine.connect() as conn:
+        for record in conn.execute(query).mappings():
+            proba = decode(record["probabilities"]) if record["probabilities"] is not None else None
+            keys = decode(record["keys"]) if record["keys"] is not None else None
+            for i, prediction in enumerate(decode(record["predictions"])):
+                out.append({
+                    "request_id": record["request_id"], "row_index": i,
+                    "key": keys[i] if keys is not None else record["key"], "created_at": record["created_at"],
+                    "model_name": record["model_name"], "model_version": record["model_version"],
+                    "variant": record["variant"], "latency_ms": record["latency_ms"], "prediction": prediction,
+                    "probabilities": {c: p[i] for c, p in proba.items()} if proba is not None else None,
+                })
+    return out
+
+
+def labelled_predictions(engine: Engine, *, scope: ABScope | None = None) -> list[dict]:
     """Logged predictions that have a label: the prediction rows with ``label`` added.
 
     Feedback by request id matches that request's row (row 0 when no row was given) in every
     variant (in shadow mode, the champion's and the shadow's); feedback by key matches the
     latest prediction of that key (and row, if given) per variant. Later feedback for the same
-    prediction replaces earlier feedback.
+    prediction replaces earlier feedback. With a ``scope``, only that test's predictions, and
+    only feedback received since it started (a key's older label belongs to an older prediction).
     """
     import msgspec
 
     upgrade(engine)
-    rows = read_rows(engine)
+    rows = read_scoped(engine, scope)
     by_request: dict[tuple[str, int], list[dict]] = {}
     by_key: dict[str, dict[str, dict]] = {}  # key -> variant -> latest row
     for r in rows:
@@ -184,8 +294,11 @@ def labelled_predictions(engine: Engine) -> list[dict]:
         if r["key"] is not None:
             by_key.setdefault(r["key"], {})[r.get("variant") or CHAMPION] = r
     labelled: dict[tuple[str, int, str], dict] = {}
+    query = sa.select(FEEDBACK).order_by(FEEDBACK.c.id)
+    if scope is not None and scope.since is not None:
+        query = query.where(FEEDBACK.c.created_at >= scope.since)
     with engine.connect() as conn:
-        feedback = conn.execute(sa.select(FEEDBACK).order_by(FEEDBACK.c.id)).mappings().all()
+        feedback = conn.execute(query).mappings().all()
     for fb in feedback:
         label = msgspec.json.decode(fb["label"])
         if fb["request_id"] is not None:
@@ -198,10 +311,10 @@ def labelled_predictions(engine: Engine) -> list[dict]:
     return list(labelled.values())
 
 
-def compare_variants(engine: Engine, *, task: str | None = None, alpha: float = 0.05, power: float = 0.8,
-                     mde: float | None = None) -> ABVerdict:
-    """The A/B verdict from a prediction log (see :func:`compare`)."""
-    return compare(labelled_predictions(engine), task=task, alpha=alpha, power=power, mde=mde)
+def compare_variants(engine: Engine, *, scope: ABScope | None = None, task: str | None = None,
+                     alpha: float = 0.05, power: float = 0.8, mde: float | None = None) -> ABVerdict:
+    """The A/B verdict from a prediction log (see :func:`compare`), of one test with a ``scope``."""
+    return compare(labelled_predictions(engine, scope=scope), task=task, alpha=alpha, power=power, mde=mde)
 
 
 def compare(labelled: list[dict], *, task: str | None = None, alpha: float = 0.05, power: float = 0.8,
@@ -266,9 +379,10 @@ def compare(labelled: list[dict], *, task: str | None = None, alpha: float = 0.0
                      needed_per_variant=needed, more_needed=more, winner=winner, verdict=verdict)
 
 
-def variant_traffic(engine: Engine) -> list[VariantTraffic]:
-    """Per-variant requests, rows, latency percentiles and prediction distribution from the log."""
-    rows = read_rows(engine)
+def variant_traffic(engine: Engine, *, scope: ABScope | None = None) -> list[VariantTraffic]:
+    """Per-variant requests, rows, latency percentiles and prediction distribution from the log
+    (of one test with a ``scope``)."""
+    rows = read_scoped(engine, scope)
     out = []
     for variant in (CHAMPION, CHALLENGER, SHADOW):
         mine = [r for r in rows if (r.get("variant") or CHAMPION) == variant]

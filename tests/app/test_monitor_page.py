@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timezone
 
 import httpx
 import pandas as pd
@@ -17,6 +18,7 @@ from core.deploy import abtest, local
 from core.monitoring import alerts, retrain
 from core.monitoring.export import to_safe_csv
 from core.registry import VersionMeta
+from core.serving.predlog import LoggedRequest, PredictionLog
 from tests.deploy.conftest import MODEL_NAME, registered, trained  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.xdist_group("deploy-local")
@@ -245,14 +247,30 @@ def test_rollback_moves_the_champion(app, engine, settings, registered, trained)
     assert not any(s.key == "mon_rollback_to" for s in at.selectbox)
 
 
+def _log_other_model(settings, *, requests: int) -> None:
+    """Champion and challenger rows of another model, in the prediction log local deployments share."""
+    log = PredictionLog(settings.serve_log_db_url, model_name="other", model_version=1)
+    for i in range(requests):
+        for variant, version in (("champion", 1), ("challenger", 2)):
+            log.submit(LoggedRequest(request_id=f"other-{variant}-{i}", created_at=datetime.now(timezone.utc),
+                                     latency_ms=1.0, key=f"other-{i}", keys=None, inputs={"x": [1]},
+                                     predictions=["Adelie"], proba=None, classes=None, model_name="other",
+                                     model_version=version, variant=variant))
+    log.close()
+
+
 def test_ab_section_traffic_verdict_and_promotion(app, engine, settings, registered, trained) -> None:  # noqa: F811
     _second_version(engine, settings, trained)
     row = deploy.deploy(engine, model=f"{MODEL_NAME}@1", target="local", settings=settings)
     at = app(PAGE)
     _no_exceptions(at)
     assert not any(s.value == "A/B test" for s in at.subheader)  # one model: no A/B section
-    abtest.start_ab(engine, row.id, challenger=f"{MODEL_NAME}@2", settings=settings, weight=0.5)
     records = json.loads(pd.read_parquet(trained / "reference.parquet").head(1).to_json(orient="records"))
+    # Rows that are not this test's: version 1 before the test, and another model in the shared log.
+    _predict(row.endpoint, records, times=3)
+    _log_other_model(settings, requests=5)
+    time.sleep(0.6)
+    abtest.start_ab(engine, row.id, challenger=f"{MODEL_NAME}@2", settings=settings, weight=0.5)
     seen = {}
     with httpx.Client(base_url=row.endpoint, timeout=30) as client:
         for i in range(16):

@@ -2,15 +2,18 @@
 a real prediction log with feedback."""
 from __future__ import annotations
 
+import json
 import math
-from datetime import datetime, timezone
+import os
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from core.monitoring import abtest
-from core.serving.predlog import LoggedRequest, PredictionLog
+from core.serving.predlog import FEEDBACK, LoggedRequest, PredictionLog
 
 
 def test_sample_size_matches_textbook_values() -> None:
@@ -45,13 +48,14 @@ def test_z_test_and_welch_agree_with_scipy() -> None:
     assert (low, high) == pytest.approx(tuple(ref.confidence_interval(0.95)))
 
 
-def _log(tmp_path, items):
-    """A real prediction log: each item (request_id, key, variant, version, prediction)."""
-    log = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", model_name="m", model_version=1)
+def _log(tmp_path, items, *, model: str = "m", log: PredictionLog | None = None, at: datetime | None = None):
+    """A real prediction log: each item (request_id, key, variant, version, prediction), logged by
+    ``model`` at ``at`` (now), appended to ``log`` when given (one log shared by several models)."""
+    log = log or PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", model_name=model, model_version=1)
     for request_id, key, variant, version, prediction in items:
-        log.submit(LoggedRequest(request_id=request_id, created_at=datetime.now(timezone.utc), latency_ms=2.0,
+        log.submit(LoggedRequest(request_id=request_id, created_at=at or datetime.now(timezone.utc), latency_ms=2.0,
                                  key=key, keys=None, inputs={"x": [1]}, predictions=[prediction], proba=None,
-                                 classes=None, model_name="m", model_version=version, variant=variant))
+                                 classes=None, model_name=model, model_version=version, variant=variant))
     log.flush()
     return log
 
@@ -123,3 +127,86 @@ def test_regression_split_and_shadow_pairs(tmp_path) -> None:
     assert result.difference == pytest.approx(d.mean()) and result.p_value == pytest.approx(ref.pvalue)
     assert result.winner is None and "no difference" in result.verdict
     log.close()
+
+
+# ---------------------------------------------------------------------- one test's rows only
+
+
+def _split(prefix: str, n: int, *, wrong_champion: int, wrong_challenger: int) -> tuple[list, list]:
+    """``n`` requests per variant (champion v1, challenger v2) with the first ``wrong_*`` wrong."""
+    items, feedback = [], []
+    for variant, version, wrong in (("champion", 1, wrong_champion), ("challenger", 2, wrong_challenger)):
+        for i in range(n):
+            request_id = f"{prefix}-{variant}-{i}"
+            items.append((request_id, f"{prefix}-key-{variant}-{i}", variant, version, "no" if i < wrong else "yes"))
+            feedback.append({"request_id": request_id, "row_index": 0, "label": "yes"})
+    return items, feedback
+
+
+def test_a_scoped_verdict_ignores_other_models_and_earlier_tests(tmp_path) -> None:
+    # Model m: the challenger errs less (10 of 200 against 40 of 200).
+    items, feedback = _split("m", 200, wrong_champion=40, wrong_challenger=10)
+    log = _log(tmp_path, items, model="m")
+    # Model other shares the log with the opposite result and far more traffic, same version numbers.
+    other_items, other_feedback = _split("o", 2000, wrong_champion=0, wrong_challenger=1000)
+    _log(tmp_path, other_items, model="other", log=log)
+    # An earlier test of m, before this one started: the same versions, every prediction wrong.
+    earlier = datetime.now(timezone.utc) - timedelta(days=2)
+    old_items, old_feedback = _split("old", 300, wrong_champion=300, wrong_challenger=300)
+    _log(tmp_path, old_items, model="m", log=log, at=earlier)
+    log.add_feedback(feedback + other_feedback + old_feedback)
+    started = earlier + timedelta(days=1)
+
+    scope = abtest.ABScope("m", 1, "m", 2, since=started)
+    result = abtest.compare_variants(log.engine, scope=scope)
+    assert (result.champion.n, result.challenger.n) == (200, 200)
+    assert result.champion.value == pytest.approx(40 / 200) and result.challenger.value == pytest.approx(10 / 200)
+    assert (result.ci_low, result.ci_high) == pytest.approx(abtest.newcombe_interval(40, 200, 10, 200))
+    assert result.winner == "challenger"
+    traffic = {t.variant: t for t in abtest.variant_traffic(log.engine, scope=scope)}
+    assert {v: t.requests for v, t in traffic.items()} == {"champion": 200, "challenger": 200}
+    assert traffic["challenger"].class_shares == {"no": 10 / 200, "yes": 190 / 200}
+    # The other model's scope sees only its own rows (and its own verdict).
+    mine = abtest.compare_variants(log.engine, scope=abtest.ABScope("other", 1, "other", 2))
+    assert (mine.champion.n, mine.challenger.n) == (2000, 2000) and mine.winner == "champion"
+    # Unscoped, everything in the log is mixed together: what the page showed before.
+    mixed = abtest.compare_variants(log.engine)
+    assert mixed.champion.n == 200 + 2000 + 300 and mixed.winner == "champion"
+    log.close()
+
+
+def test_feedback_from_before_the_test_is_not_its_label(tmp_path) -> None:
+    now = datetime.now(timezone.utc)
+    items = [(f"r{i}", f"k{i}", "champion" if i % 2 else "challenger", 1 if i % 2 else 2, "yes") for i in range(20)]
+    log = _log(tmp_path, items)
+    log.add_feedback([{"key": f"k{i}", "label": "yes"} for i in range(20)])
+    with log.engine.begin() as conn:  # a label for key k0 from a day before, for an older prediction
+        conn.execute(FEEDBACK.insert(), [{"request_id": None, "row_index": None, "key": "k0", "label": json.dumps("no"),
+                                          "created_at": now - timedelta(days=1), "model_name": "m",
+                                          "model_version": 1}])
+    scope = abtest.ABScope("m", 1, "m", 2, since=now - timedelta(hours=1))
+    labelled = abtest.labelled_predictions(log.engine, scope=scope)
+    assert len(labelled) == 20 and {r["label"] for r in labelled} == {"yes"}  # the later label, not the stale one
+    log.close()
+
+
+def test_scope_of_a_running_test(tmp_path) -> None:
+    manifest = tmp_path / "deployment"
+    exported = manifest / "models" / "abc"
+    exported.mkdir(parents=True)
+    outside = tmp_path / "folder"
+    outside.mkdir()
+    created = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    os.utime(exported, (created.timestamp() + 3600, created.timestamp() + 3600))
+
+    def state(folder):
+        return SimpleNamespace(champion=SimpleNamespace(name="m", version=1, folder=str(manifest / "a")),
+                               challenger=SimpleNamespace(name="m", version=2, folder=str(folder)))
+
+    deployment = SimpleNamespace(created_at=created.replace(tzinfo=None), manifest_dir=str(manifest))
+    scope = abtest.scope_of(state(exported), deployment)
+    assert scope == abtest.ABScope("m", 1, "m", 2, since=created + timedelta(hours=1))  # exported for the test
+    assert abtest.scope_of(state(outside), deployment).since == created  # an existing folder: the deployment's start
+    assert abtest.scope_of(state(outside)).since is None
+    with pytest.raises(ValueError):
+        abtest.scope_of(SimpleNamespace(champion=state(outside).champion, challenger=None))
