@@ -17,7 +17,7 @@ import streamlit as st
 
 from core import deploy, registry
 from core.errors import BadInput
-from core.monitoring import alerts, health, performance, retrain
+from core.monitoring import alerts, health, performance, retrain, triggers
 from core.monitoring.export import to_safe_csv
 from core.monitoring.window import window_drift
 from core.store.models import Deployment, utcnow
@@ -283,17 +283,76 @@ def retrain_section(row: Deployment) -> None:
                 show_error(exc)
             except (ValueError, UnicodeDecodeError):
                 st.error("The file is not a readable CSV.", icon=":material/error:")
+    triggers_form(row)
+    retrain_history(row)
+    rollback_controls(row)
+
+
+def triggers_form(row: Deployment) -> None:
+    """The model's automatic retraining triggers, saved together on a button press."""
+    name = row.model_name
+    policies = triggers.get_triggers(engine(), model_name=name)
+    policy = policies[0] if policies else None
+    st.markdown("**Automatic retraining**")
+    saved = st.session_state.pop(f"mon_trig_saved_{name}", None)
+    if saved is not None:  # set by the save below, before its rerun
+        st.success(saved, icon=":material/check_circle:")
+    st.caption(f"Model {md(name)}: {md(triggers.describe(policy))}.")
+    # Keys name the model: each model's switches keep their own state when the deployment changes.
+    with st.form(f"mon_triggers_{name}", clear_on_submit=False):
+        cols = st.columns(3)
+        drift = cols[0].toggle("On a firing drift alert", value=bool(policy and policy.on_drift_alert),
+                               key=f"mon_trig_drift_{name}")
+        perf = cols[1].toggle("On a firing performance alert", value=bool(policy and policy.on_performance_alert),
+                              key=f"mon_trig_perf_{name}")
+        new_data = cols[2].toggle("On new data uploaded to the project", value=bool(policy and policy.on_new_data),
+                                  key=f"mon_trig_new_data_{name}", help="An upload with the model's target column.")
+        cols = st.columns([1, 3])
+        watch = cols[0].toggle("Watch a folder", value=bool(policy and policy.watch_folder),
+                               key=f"mon_trig_watch_{name}")
+        folder = cols[1].text_input("Watched folder (full path)", value=(policy.watch_folder or "") if policy else "",
+                                    key=f"mon_trig_folder_{name}",
+                                    help="Each new complete CSV or Parquet file in it retrains the model once.")
+        cooldown = st.number_input("Cool-down between alert-started retrains (minutes)", min_value=0.0,
+                                   max_value=60.0 * 24 * 365, step=5.0,
+                                   value=(policy.cooldown_s if policy else 3600.0) / 60, key=f"mon_trig_cooldown_{name}")
+        if st.form_submit_button("Save triggers", icon=":material/save:"):
+            try:
+                saved = triggers.set_triggers(engine(), model_name=name, on_drift_alert=drift,
+                                              on_performance_alert=perf, on_new_data=new_data,
+                                              watch_folder=folder if watch else None, clear_watch_folder=not watch,
+                                              cooldown_s=float(cooldown) * 60)
+            except BadInput as exc:
+                show_error(exc)
+            else:  # rerun so everything above shows the saved policy; the confirmation survives it
+                st.session_state[f"mon_trig_saved_{name}"] = \
+                    f"Triggers saved for model {md(name)}: {md(triggers.describe(saved))}."
+                st.rerun()
+    if drift or perf:
+        st.caption("Alert triggers retrain on the deployment's labelled recent window (predictions with ground "
+                   "truth from /feedback); without labels the run is recorded as skipped.")
+
+
+def retrain_history(row: Deployment) -> None:
+    """Every retrain, promotion and rollback of the model with its reason and outcome."""
     runs = retrain.list_runs(engine(), model_name=row.model_name, limit=50)
-    if runs:
-        st.dataframe(pd.DataFrame([{"run": r.id, "kind": r.kind, "trigger": r.trigger, "status": r.status,
-                                    "decision": r.decision, "champion": r.champion_version,
-                                    "challenger": r.challenger_version, "metric": r.metric,
-                                    "champion score": r.champion_score,
-                                    "challenger score": getattr(r, "challenger_score", None),
-                                    "message": r.message, "note": r.note} for r in runs]),
-                     hide_index=True, key="mon_runs")
-    else:
+    if not runs:
         st.caption("No retrain, promotion or rollback recorded for this model yet.")
+        return
+    st.dataframe(pd.DataFrame([{"run": r.id, "started": r.started_at, "kind": r.kind, "trigger": r.trigger,
+                                "status": r.status, "decision": r.decision, "champion": r.champion_version,
+                                "challenger": r.challenger_version, "metric": r.metric,
+                                "champion score": r.champion_score,
+                                "challenger score": getattr(r, "challenger_score", None),
+                                "message": r.message, "note": r.note} for r in runs]),
+                 hide_index=True, key="mon_runs")
+    # A skipped run trained nothing: say why in full, not only in a narrow table cell.
+    for r in [r for r in runs if r.decision == triggers.SKIPPED][:5]:
+        st.caption(f"Run {r.id} ({md(r.trigger)}, {r.started_at:%Y-%m-%d %H:%M} UTC) was skipped: {md(r.message)}")
+
+
+def rollback_controls(row: Deployment) -> None:
+    """Roll back to any earlier READY version in one click."""
     champion = registry.aliases(engine(), name=row.model_name).get("champion")
     earlier = [v.version for v in registry.list_versions(engine(), name=row.model_name)
                if v.status == "READY" and champion is not None and v.version < champion]

@@ -81,17 +81,11 @@ def set_triggers(engine: Engine, *, model_name: str, on_drift_alert: bool | None
     """Create or change a model's trigger policy; ``None`` leaves a field as it is.
 
     Raises:
-        BadInput: An invalid model name, a watched folder that does not exist, or a bad number.
+        BadInput: An invalid model name, a watched folder that is not an existing folder given by
+            its full path, or a bad number.
     """
     model_name = validate_model_name(model_name)
-    folder = None
-    if watch_folder is not None:
-        folder = Path(watch_folder).expanduser()
-        if not folder.is_dir():
-            raise BadInput("the watched folder does not exist")
-        folder = str(folder.resolve())
-        if len(folder) > 1000:
-            raise BadInput("the watched folder's path is too long")
+    folder = None if watch_folder is None else _checked_folder(watch_folder)
     for label, value, low in (("budget", budget_s, 1e-9), ("margin", margin, 0.0), ("cool-down", cooldown_s, 0.0)):
         if value is not None and not (isinstance(value, (int, float)) and value == value and low <= value < 1e12):
             raise BadInput(f"the {label} must be a number >= {low:g}")
@@ -117,6 +111,42 @@ def set_triggers(engine: Engine, *, model_name: str, on_drift_alert: bool | None
         except sa_exc.IntegrityError:
             continue
     raise BadInput("the trigger policy changed meanwhile; retry")
+
+
+def _checked_folder(watch_folder: str | Path) -> str:
+    """A watched folder as its resolved full path; it is only ever listed and read, never run.
+
+    A relative path would depend on where the app happens to run (and an empty one would be that
+    folder), so a full path (or ``~/...``) is required.
+    """
+    text = str(watch_folder).strip()
+    if not text:
+        raise BadInput("give the full path of the folder to watch")
+    if "\x00" in text or len(text) > 1000:
+        raise BadInput("the watched folder's path is not valid")
+    folder = Path(text).expanduser()
+    if not folder.is_absolute():
+        raise BadInput("give the watched folder's full path (starting with / or ~), not a relative one")
+    if not folder.is_dir():
+        raise BadInput("the watched folder does not exist (or is not a folder)")
+    resolved = str(folder.resolve())
+    if len(resolved) > 1000:
+        raise BadInput("the watched folder's path is too long")
+    return resolved
+
+
+def describe(row: RetrainTrigger | None) -> str:
+    """A model's trigger policy in one line (None: the defaults, everything off)."""
+    if row is None:
+        return "every automatic trigger is off"
+    on = [name for name, flag in (("a firing drift alert", row.on_drift_alert),
+                                  ("a firing performance alert", row.on_performance_alert),
+                                  ("new data uploaded to the project", row.on_new_data)) if flag]
+    if row.watch_folder:
+        on.append(f"new files in {row.watch_folder}")
+    if not on:
+        return "every automatic trigger is off"
+    return f"retrains on {', '.join(on)}; at most one alert-started retrain per {row.cooldown_s / 60:g} min"
 
 
 def get_triggers(engine: Engine, *, model_name: str | None = None) -> list[RetrainTrigger]:

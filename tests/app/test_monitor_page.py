@@ -15,7 +15,7 @@ from core.config import SAMPLES_DIR
 from core.data.ingest import read_bytes
 from core.datasets import import_table
 from core.deploy import abtest, local
-from core.monitoring import alerts, retrain
+from core.monitoring import alerts, retrain, triggers
 from core.monitoring.export import to_safe_csv
 from core.registry import VersionMeta
 from core.serving.predlog import LoggedRequest, PredictionLog
@@ -327,3 +327,60 @@ def test_retrain_from_the_page_is_recorded(app, engine, settings, registered) ->
     history = _table(at, "decision")
     assert history.loc[0, "trigger"] == "button" and history.loc[0, "status"] == "DONE"
     assert history.loc[0, "challenger"] == 2 and history.loc[0, "message"] == runs[0].message  # why it was (not) promoted
+
+
+def test_retrain_triggers_are_saved_and_a_skipped_run_says_why(app, engine, settings, registered, tmp_path) -> None:  # noqa: F811
+    row = deploy.deploy(engine, model=f"{MODEL_NAME}@champion", target="local", settings=settings)
+    at = app(PAGE)
+    _no_exceptions(at)
+    assert any("every automatic trigger is off" in c.value for c in at.caption)
+    assert at.toggle(key=f"mon_trig_drift_{MODEL_NAME}").value is False
+
+    def save(at):
+        next(b for b in at.button if b.label == "Save triggers").click().run()
+        _no_exceptions(at)
+
+    # A relative watched folder is refused in core, shown escaped, and nothing is saved.
+    at.toggle(key=f"mon_trig_drift_{MODEL_NAME}").set_value(True)
+    at.toggle(key=f"mon_trig_watch_{MODEL_NAME}").set_value(True)
+    at.text_input(key=f"mon_trig_folder_{MODEL_NAME}").set_value("drop")
+    save(at)
+    assert any("full path" in e.value for e in at.error)
+    assert triggers.get_triggers(engine, model_name=MODEL_NAME) == []
+
+    # A real folder: saved, confirmed, and still on after a reload (a new session).
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    at.text_input(key=f"mon_trig_folder_{MODEL_NAME}").set_value(str(drop))
+    at.number_input(key=f"mon_trig_cooldown_{MODEL_NAME}").set_value(30.0)
+    save(at)
+    assert any("Triggers saved" in s.value for s in at.success)
+    [policy] = triggers.get_triggers(engine, model_name=MODEL_NAME)
+    assert (policy.on_drift_alert, policy.on_performance_alert, policy.on_new_data) == (True, False, False)
+    assert policy.watch_folder == str(drop.resolve()) and policy.cooldown_s == 1800
+    again = app(PAGE)
+    _no_exceptions(again)
+    assert again.toggle(key=f"mon_trig_drift_{MODEL_NAME}").value is True
+    assert again.toggle(key=f"mon_trig_perf_{MODEL_NAME}").value is False
+    assert again.text_input(key=f"mon_trig_folder_{MODEL_NAME}").value == str(drop.resolve())
+    assert again.number_input(key=f"mon_trig_cooldown_{MODEL_NAME}").value == 30.0
+    assert any("retrains on a firing drift alert" in c.value for c in again.caption)
+
+    # The drift alert fires with no labelled predictions: the run is skipped, and the page says why.
+    rule = alerts.create_rule(engine, deployment_id=row.id, kind="drift_share", threshold=0.3)
+    event = alerts.Evaluation(rule.id, row.id, "drift_share", alerts.FIRING, 0.9, 0.3, True, "test firing")
+    assert triggers.on_alert_fired(engine, event, settings, inline=True).action == triggers.SKIPPED
+    again.run()
+    _no_exceptions(again)
+    history = _table(again, "decision")
+    assert (history.loc[0, "trigger"], history.loc[0, "decision"]) == ("drift_alert", "skipped")
+    assert any("was skipped: not retrained: the alert's window has no labelled predictions" in c.value
+               for c in again.caption)
+
+    # Switching everything off clears the folder too.
+    again.toggle(key=f"mon_trig_drift_{MODEL_NAME}").set_value(False)
+    again.toggle(key=f"mon_trig_watch_{MODEL_NAME}").set_value(False)
+    save(again)
+    [policy] = triggers.get_triggers(engine, model_name=MODEL_NAME)
+    assert not policy.on_drift_alert and policy.watch_folder is None
+    assert any("every automatic trigger is off" in s.value for s in again.success)

@@ -12,11 +12,13 @@ import time
 from datetime import datetime, timezone
 
 import httpx
+import pytest
 import pandas as pd
 from sqlmodel import select
 
 from core import deploy, registry
 from core.data.ingest import read_bytes
+from core.errors import BadInput
 from core.datasets import import_table
 from core.monitoring import alerts, health
 from core.monitoring import triggers as tr
@@ -202,3 +204,20 @@ def test_scheduler_feeds_drift_share_and_fires_the_trigger(engine, settings, reg
         assert len(_runs(engine, name)) == 1 and len(alerts.events(engine, rule_id=rule.id)) == 1
     finally:
         deploy.stop_deployment(engine, row.id, settings=settings)
+
+
+def test_a_watched_folder_is_an_existing_folder_given_by_its_full_path(engine, tmp_path) -> None:
+    for bad, why in (("", "full path"), ("  ", "full path"), ("drop", "full path"), (str(tmp_path / "missing"),
+                     "does not exist"), (str(tmp_path / "a\x00b"), "not valid")):
+        with pytest.raises(BadInput, match=why):
+            tr.set_triggers(engine, model_name=MODEL, watch_folder=bad)
+    (tmp_path / "file.csv").write_text("a\n1\n")
+    with pytest.raises(BadInput, match="not a folder"):
+        tr.set_triggers(engine, model_name=MODEL, watch_folder=tmp_path / "file.csv")
+    assert tr.get_triggers(engine) == []
+    assert tr.describe(None) == "every automatic trigger is off"
+    row = tr.set_triggers(engine, model_name=MODEL, on_performance_alert=True, watch_folder=str(tmp_path),
+                          cooldown_s=600)
+    assert row.watch_folder == str(tmp_path.resolve())
+    assert tr.describe(row) == (f"retrains on a firing performance alert, new files in {tmp_path.resolve()}; "
+                                "at most one alert-started retrain per 10 min")
