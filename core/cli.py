@@ -326,7 +326,7 @@ def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
     row = deploy.get_deployment(engine, args.deployment)
     now = utcnow()
     since = now - timedelta(hours=args.window_hours)
-    log_engine = health.log_engine_for(settings)
+    log_engine = health.log_engine_for(settings, deployment=row)
     try:
         now_health = health.current_health(engine, row, settings)  # a fresh scrape, stored as a snapshot
         try:

@@ -165,7 +165,8 @@ def _deploy_docker(engine: Engine, deployment_id: int, source: ModelSource, *, f
     port = port or local.free_port()
     name = dns_label(source.model_name, source.version)
     monitoring.write_bundle(folder / "monitoring", name=name, scrape=monitoring.Scrape(address=f"127.0.0.1:{port}"))
-    running = docker_target.run(image, deployment_id=deployment_id, port=port, token=token, timeout_s=timeout_s)
+    running = docker_target.run(image, deployment_id=deployment_id, port=port, token=token,
+                                data=docker_target.data_dir(settings, deployment_id), timeout_s=timeout_s)
     update_deployment(engine, deployment_id, status=RUNNING, port=port, container_id=running.container_id,
                       endpoint=running.endpoint)
 

@@ -8,6 +8,7 @@ engine bring containers back after a reboot.
 """
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import httpx
 
 from core import packaging
 from core.config import Settings
+from core.packaging.context import SERVICE_UID
 from core.errors import BadInput
 
 NETWORK = "shipml"
@@ -24,6 +26,7 @@ PORT = 8080
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10
 LABEL = "io.shipml.deployment"
+DATA_LABEL = "io.shipml.data"  # the host folder at /data: ids repeat across workspaces, folders do not
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,12 @@ def data_dir(settings: Settings, deployment_id: int) -> Path:
     return settings.workspace / "serving" / "docker" / f"deployment-{int(deployment_id)}"
 
 
-def run(image: str, *, deployment_id: int, port: int, token: str | None,
+def run(image: str, *, deployment_id: int, port: int, token: str | None, data: Path | None = None,
         timeout_s: float = READY_TIMEOUT_S) -> RunningContainer:
     """Start a container from ``image`` publishing 8080 on 127.0.0.1:``port`` and wait until ready.
+
+    ``data``, a host folder, is bind-mounted at the container's ``/data`` so that the prediction log
+    the service writes there is readable by the app and outlives the container.
 
     Raises:
         BadInput: No engine, or the container did not become ready (it is then removed).
@@ -76,11 +82,13 @@ def run(image: str, *, deployment_id: int, port: int, token: str | None,
         docker.images.get(image)  # never pull implicitly: registries may be out of reach
     except sdk.errors.APIError:  # not found, or not a valid reference
         raise BadInput("no such image on the Docker engine; build or pull it first") from None
+    mount = _data_mount(data) if data is not None else {}
+    labels = {LABEL: str(int(deployment_id)), **({DATA_LABEL: str(data.resolve())} if data is not None else {})}
     try:
         container = docker.containers.run(
-            image, detach=True, name=name,
+            image, detach=True, name=name, **mount,
             environment={"SHIPML_SERVE_TOKEN": token} if token else {},
-            labels={LABEL: str(int(deployment_id))}, network=NETWORK,
+            labels=labels, network=NETWORK,
             ports={f"{PORT}/tcp": ("127.0.0.1", port)}, restart_policy={"Name": "unless-stopped"},
             # Least privilege: nothing to write but /data (the image's volume) and /tmp.
             read_only=True, tmpfs={"/tmp": "rw,size=64m"}, cap_drop=["ALL"], security_opt=["no-new-privileges"],
@@ -106,6 +114,22 @@ def run(image: str, *, deployment_id: int, port: int, token: str | None,
             time.sleep(0.3)
     remove(container.id)
     raise BadInput(f"the container was not ready within {timeout_s:.0f} s; see its logs")
+
+
+def _data_mount(data: Path) -> dict:
+    """``containers.run`` arguments that mount ``data`` at /data, writable by the service.
+
+    As root the app hands the folder to the image's service user; otherwise the service runs as
+    the app's own (non-root) user, so the files it writes belong to the reader as well: SQLite
+    readers of a WAL database need write access to its shared-memory file.
+    """
+    data.mkdir(parents=True, exist_ok=True)
+    mount = {"volumes": {str(data.resolve()): {"bind": "/data", "mode": "rw"}}}
+    if os.geteuid() == 0:
+        for path in (data, *data.rglob("*")):
+            os.chown(path, SERVICE_UID, SERVICE_UID)
+        return mount
+    return {**mount, "user": f"{os.getuid()}:{os.getgid()}"}
 
 
 def _network(docker) -> None:

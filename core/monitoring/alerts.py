@@ -296,7 +296,7 @@ def evaluate(engine: Engine, deployment: Deployment, settings: Settings, *, drif
         settings: Prometheus URL (if any) and the prediction log.
         drift_share: The share of drifted features of the latest window, if computed.
         now: The evaluation time (default: now).
-        log_engine: The prediction log (default: ``health.log_engine_for(settings)``).
+        log_engine: The prediction log (default: the deployment's own, see ``health.log_url_for``).
         notify: Sends a payload to a URL and returns the outcome (default: :func:`send_webhook`).
 
     Returns:
@@ -308,7 +308,7 @@ def evaluate(engine: Engine, deployment: Deployment, settings: Settings, *, drif
     rules = [r for r in list_rules(engine, deployment_id=deployment.id) if r.enabled]
     own_log = None
     if log_engine is None and any(r.kind == "performance_drop" for r in rules):
-        own_log = log_engine = health.log_engine_for(settings)
+        own_log = log_engine = health.log_engine_for(settings, deployment=deployment)
     out = []
     try:
         for rule in rules:

@@ -9,7 +9,10 @@ import pandas as pd
 import pytest
 
 from core import deploy, registry
+from core.deploy import docker_target
 from core.errors import BadInput
+from core.monitoring import health
+from core.serving.predlog import read_rows
 from core.serving_io import predict_frame
 from tests.packaging.conftest import host_has_extra_cas
 from tests.services import missing
@@ -79,6 +82,14 @@ def test_docker_deploy_serves_like_offline_as_non_root_and_stops(engine, setting
     assert not docker_client.containers.list(all=True, filters={"id": row.container_id})
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{row.endpoint}/health/live", timeout=2)
+    # The container wrote its prediction log into a host folder: the app reads it after the container is gone.
+    log_engine = health.log_engine_for(settings, deployment=stopped)
+    try:
+        logged = read_rows(log_engine)
+    finally:
+        log_engine.dispose()
+    assert [r["prediction"] for r in logged] == list(offline["prediction"])
+    assert {r["model_name"] for r in logged} == {"pen guins"}
 
 
 def test_an_image_built_first_is_deployed_later(engine, settings, registered, docker_client, base_image) -> None:
@@ -108,7 +119,7 @@ def test_an_image_that_cannot_serve_fails_cleanly(engine, settings, registered, 
                       image="shipml-test/does-not-exist:v1", ready_timeout_s=10)
     rows = deploy.list_deployments(engine)
     assert [r.status for r in rows] == [deploy.FAILED, deploy.FAILED] and rows[1].image == base_image
-    # Nothing left behind: no deployment container of the bare base image (other tests, in other
-    # workers, run containers of their own meanwhile, so a before/after count would race).
-    assert not docker_client.containers.list(all=True, filters={"label": "io.shipml.deployment",
-                                                                "ancestor": base_image})
+    # Nothing left behind: no container of this workspace's failed deployment (other tests, in other
+    # workers or runs, use the same engine meanwhile, so a before/after count would race).
+    data = docker_target.data_dir(settings, rows[1].id).resolve()
+    assert not docker_client.containers.list(all=True, filters={"label": f"{docker_target.DATA_LABEL}={data}"})
