@@ -31,12 +31,13 @@ COLLECT_EVERY_S = 30
 
 @st.cache_resource
 def _log_engine(url: str):
-    return health.log_engine_for(settings())
+    return health.log_engine_for(settings(), log_url=url)
 
 
-def log_engine():
-    """The prediction log local deployments write, one engine per process."""
-    return _log_engine(settings().serve_log_db_url)
+def log_engine(row: Deployment):
+    """The prediction log ``row`` writes (local deployments share one, a Docker one has its own),
+    one engine per log and process."""
+    return _log_engine(health.log_url_for(settings(), row))
 
 
 def _since(window: str):
@@ -109,7 +110,7 @@ def health_section(row: Deployment, window: str) -> None:
 
     st.subheader("Predictions")
     since = _since(window)
-    volume = health.prediction_volume(log_engine(), model_name=row.model_name, version=row.version, since=since,
+    volume = health.prediction_volume(log_engine(row), model_name=row.model_name, version=row.version, since=since,
                                       freq=BUCKETS[window])
     if volume.empty:
         st.caption("No predictions logged in this window.")
@@ -117,7 +118,7 @@ def health_section(row: Deployment, window: str) -> None:
     left, right = st.columns(2)
     left.plotly_chart(px.bar(volume, x="time", y=["requests", "rows"], barmode="group", title="Volume"),
                       key="mon_volume")
-    dist = health.prediction_distribution(log_engine(), model_name=row.model_name, version=row.version, since=since,
+    dist = health.prediction_distribution(log_engine(row), model_name=row.model_name, version=row.version, since=since,
                                           freq=BUCKETS[window])
     if "label" in dist.columns and not dist.empty:
         right.plotly_chart(px.bar(dist, x="time", y="share", color="label", title="Predicted classes"),
@@ -137,7 +138,7 @@ def drift_section(row: Deployment, window: str) -> float | None:
     if st.button("Compute drift", key="mon_drift_go", icon=":material/query_stats:"):
         try:
             with st.spinner("Comparing the window with the training reference sample…"):
-                st.session_state[key] = window_drift(engine(), row, settings(), log_engine(), since=_since(window))
+                st.session_state[key] = window_drift(engine(), row, settings(), log_engine(row), since=_since(window))
         except BadInput as exc:
             st.session_state.pop(key, None)
             show_error(exc)
@@ -196,7 +197,7 @@ def performance_section(row: Deployment, window: str) -> None:
         except (ValueError, UnicodeDecodeError):
             st.error("The labels file is not a readable CSV.", icon=":material/error:")
     try:
-        report = performance.deployment_performance(engine(), log_engine(), row, since=_since(window),
+        report = performance.deployment_performance(engine(), log_engine(row), row, since=_since(window),
                                                     freq=BUCKETS[window], labels=labels)
     except BadInput as exc:
         show_error(exc)
@@ -235,7 +236,7 @@ def alerts_section(row: Deployment, drift_share: float | None) -> None:
         try:
             if row.status == deploy.RUNNING:  # a fresh snapshot, as the scheduler takes before evaluating
                 health.collect(engine(), row, settings())
-            alerts.evaluate(engine(), row, settings(), drift_share=drift_share, log_engine=log_engine())
+            alerts.evaluate(engine(), row, settings(), drift_share=drift_share, log_engine=log_engine(row))
         except BadInput as exc:
             show_error(exc)
         else:
@@ -315,7 +316,8 @@ def triggers_form(row: Deployment) -> None:
                                     help="Each new complete CSV or Parquet file in it retrains the model once.")
         cooldown = st.number_input("Cool-down between alert-started retrains (minutes)", min_value=0.0,
                                    max_value=60.0 * 24 * 365, step=5.0,
-                                   value=(policy.cooldown_s if policy else 3600.0) / 60, key=f"mon_trig_cooldown_{name}")
+                                   value=(policy.cooldown_s if policy else 3600.0) / 60,
+                                   key=f"mon_trig_cooldown_{name}")
         if st.form_submit_button("Save triggers", icon=":material/save:"):
             try:
                 saved = triggers.set_triggers(engine(), model_name=name, on_drift_alert=drift,
@@ -378,6 +380,8 @@ def ab_section(row: Deployment) -> None:
         from core.monitoring import abtest as abstats
     except ImportError:
         return
+    if not row.manifest_dir or not row.model_dir:
+        return  # a deployment that failed before its folders existed has no routing, and so no A/B test
     try:
         state = abtest.ab_state(engine(), row.id, settings=settings())
     except BadInput:
@@ -391,11 +395,11 @@ def ab_section(row: Deployment) -> None:
     scope = abstats.scope_of(state, row)
     if scope.since is not None:
         st.caption(f"Predictions of these two versions logged since {scope.since:%Y-%m-%d %H:%M:%S} UTC.")
-    traffic = abstats.variant_traffic(log_engine(), scope=scope)
+    traffic = abstats.variant_traffic(log_engine(row), scope=scope)
     if traffic:
         st.dataframe(pd.DataFrame([abstats.as_dict(t) for t in traffic]), hide_index=True, key="mon_ab_traffic")
     try:
-        verdict = abstats.compare_variants(log_engine(), scope=scope)
+        verdict = abstats.compare_variants(log_engine(row), scope=scope)
         st.info(md(verdict.verdict), icon=":material/balance:")
     except BadInput as exc:
         show_error(exc)

@@ -179,7 +179,8 @@ def on_alert_fired(engine: Engine, event, settings: Settings, *, inline: bool = 
         event: An ``alerts.Evaluation`` (``kind``, ``state``, ``changed``, ``deployment_id``).
         settings: Workspace and the prediction log.
         inline: Retrain in this process (tests) instead of a detached one.
-        log_engine: The prediction log (default: ``health.log_engine_for(settings)``).
+        log_engine: The prediction log (default: the one the alert's deployment writes,
+            ``health.log_engine_for(settings, deployment=...)``).
 
     Returns:
         What happened, or None when the event is not a new drift or performance firing.
@@ -225,7 +226,7 @@ def _labelled_window(engine: Engine, deployment: Deployment, settings: Settings,
         rule = session.get(AlertRule, event.rule_id)
         minutes = rule.window_minutes if rule is not None else 60
     own = log_engine is None
-    log_engine = log_engine or health.log_engine_for(settings)
+    log_engine = log_engine or health.log_engine_for(settings, deployment=deployment)
     try:
         now = utcnow()
         predictions = health.logged_predictions(log_engine, model_name=deployment.model_name,
@@ -339,7 +340,7 @@ class DriftShares:
         share = None
         if rules:
             minutes = max(r.window_minutes for r in rules)
-            log_engine = health.log_engine_for(self.settings)
+            log_engine = health.log_engine_for(self.settings, deployment=deployment)  # a Docker one has its own
             try:
                 now = utcnow()
                 share = window_drift(self.engine, deployment, self.settings, log_engine,

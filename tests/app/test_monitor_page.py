@@ -384,3 +384,28 @@ def test_retrain_triggers_are_saved_and_a_skipped_run_says_why(app, engine, sett
     [policy] = triggers.get_triggers(engine, model_name=MODEL_NAME)
     assert not policy.on_drift_alert and policy.watch_folder is None
     assert any("every automatic trigger is off" in s.value for s in again.success)
+
+
+def test_a_docker_deployment_is_read_from_its_own_log(app, engine, settings, registered, tmp_path) -> None:  # noqa: F811
+    from core.monitoring import health
+    from core.store.db import session_scope
+    from core.store.models import Deployment
+
+    row = Deployment(model_name=MODEL_NAME, version=1, target="docker", status=deploy.STOPPED,
+                     manifest_dir=str(tmp_path / "manifests"))
+    with session_scope(engine) as session:
+        session.add(row)
+        session.flush()
+        session.refresh(row)
+    own = health.log_url_for(settings, row)
+    assert own != settings.serve_log_db_url
+    log = PredictionLog(own, model_name=MODEL_NAME, model_version=1)
+    for i in range(3):  # three requests in the container's log, none in the shared one
+        log.submit(LoggedRequest(request_id=f"docker-{i}", created_at=datetime.now(timezone.utc), latency_ms=1.0,
+                                 key=None, keys=None, inputs={"x": [1, 2]}, predictions=["Adelie", "Gentoo"],
+                                 proba=None, classes=None))
+    log.close()
+    at = app(PAGE)
+    _no_exceptions(at)
+    volume = {t["name"]: sum(t["y"]) for t in _charts(at)["Volume"]["data"]}
+    assert volume == {"requests": 3, "rows": 6}

@@ -35,17 +35,18 @@ def _runs(engine, model: str = MODEL) -> list[RetrainRun]:
         return list(session.exec(select(RetrainRun).where(RetrainRun.model_name == model).order_by(RetrainRun.id)))
 
 
-def _deployment(engine) -> Deployment:
-    row = Deployment(model_name=MODEL, version=1, target="local", status=deploy.RUNNING, endpoint="http://127.0.0.1:9")
+def _deployment(engine, target: str = "local") -> Deployment:
+    row = Deployment(model_name=MODEL, version=1, target=target, status=deploy.RUNNING, endpoint="http://127.0.0.1:9")
     with session_scope(engine) as session:
         session.add(row)
         session.flush()
         return row
 
 
-def _log_traffic(settings, frame: pd.DataFrame, *, labelled: bool) -> None:
-    """Log ``frame``'s rows as one /predict request each (keyed), and their labels as feedback."""
-    log = PredictionLog(settings.serve_log_db_url, model_name=MODEL, model_version=1)
+def _log_traffic(settings, frame: pd.DataFrame, *, labelled: bool, url: str | None = None) -> None:
+    """Log ``frame``'s rows as one /predict request each (keyed), and their labels as feedback, in
+    the log at ``url`` (default: the one local deployments share)."""
+    log = PredictionLog(url or settings.serve_log_db_url, model_name=MODEL, model_version=1)
     now = datetime.now(timezone.utc)
     for i, row in frame.iterrows():
         log.submit(LoggedRequest(request_id=f"r{i}", created_at=now, latency_ms=1.0, key=f"k{i}", keys=None,
@@ -115,6 +116,21 @@ def test_unlabelled_drift_window_is_never_training_data(engine, settings) -> Non
     assert len(runs) == 1 and runs[0].decision == tr.SKIPPED and runs[0].challenger_version is None
     assert "no labelled predictions" in runs[0].message and runs[0].trigger == "drift_alert"
     assert [v.version for v in registry.list_versions(engine, name=MODEL)] == [1]  # nothing trained
+
+
+def test_a_docker_deployments_alert_reads_its_own_log(engine, settings) -> None:
+    train_champion(engine, settings, make_frame(200, seed=1))
+    dep = _deployment(engine, target="docker")
+    rule = alerts.create_rule(engine, deployment_id=dep.id, kind="performance_drop", threshold=0.1)
+    # Labelled traffic only in the container's own log; the shared log has the same model unlabelled.
+    _log_traffic(settings, make_frame(60, seed=5), labelled=True, url=health.log_url_for(settings, dep))
+    _log_traffic(settings, make_frame(30, seed=6), labelled=False)
+    assert health.log_url_for(settings, dep) != settings.serve_log_db_url
+    tr.set_triggers(engine, model_name=MODEL, on_performance_alert=True, max_trials=1, budget_s=20)
+    out = tr.on_alert_fired(engine, _fired(rule, dep.id, "performance_drop"), settings, inline=True)
+    assert out.action == "started", out.message
+    [run] = _runs(engine)
+    assert run.trigger == "performance_alert" and run.new_rows == 60
 
 
 def test_new_data_upload_and_watched_folder(engine, settings, tmp_path) -> None:
