@@ -295,9 +295,9 @@ def triggers_form(row: Deployment) -> None:
     policies = triggers.get_triggers(engine(), model_name=name)
     policy = policies[0] if policies else None
     st.markdown("**Automatic retraining**")
-    saved = st.session_state.pop(f"mon_trig_saved_{name}", None)
-    if saved is not None:  # set by the save below, before its rerun
-        st.success(saved, icon=":material/check_circle:")
+    confirmation = st.session_state.pop(f"mon_trig_saved_{name}", None)
+    if confirmation is not None:  # set by the save below, before its rerun
+        st.success(confirmation, icon=":material/check_circle:")
     st.caption(f"Model {md(name)}: {md(triggers.describe(policy))}.")
     # Keys name the model: each model's switches keep their own state when the deployment changes.
     with st.form(f"mon_triggers_{name}", clear_on_submit=False):
