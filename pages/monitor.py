@@ -386,9 +386,10 @@ def ab_section(row: Deployment) -> None:
         state = abtest.ab_state(engine(), row.id, settings=settings())
     except BadInput:
         return
-    if state.mode == "single" or state.challenger is None:
-        return
     st.subheader("A/B test")
+    if state.mode == "single" or state.challenger is None:
+        start_ab_form(row, state.champion.version)
+        return
     share = "shadow mode" if state.mode == "shadow" else f"{state.weight_b:.0%} of keys"
     st.caption(f"Champion version {state.champion.version}, challenger version {state.challenger.version} ({share}).")
     # The log is shared by every local deployment and keeps earlier tests: count this test's rows only.
@@ -416,6 +417,37 @@ def ab_section(row: Deployment) -> None:
             st.rerun()
         except BadInput as exc:
             show_error(exc)
+
+
+def start_ab_form(row: Deployment, champion: int) -> None:
+    """Put another READY version of the served model next to the champion: a share of keys, or shadow."""
+    from core.deploy import abtest
+
+    others = [v.version for v in registry.list_versions(engine(), name=row.model_name)
+              if v.status == registry.READY and v.version != champion]
+    if row.target not in ("local", "docker") or row.status != deploy.RUNNING:
+        st.caption("A/B tests are started here on running local and Docker deployments.")
+        return
+    if not others:
+        st.caption(f"Version {champion} serves alone. Register (or retrain) another version of "
+                   f"{md(row.model_name)} to test it against the champion.")
+        return
+    with st.form("mon_ab_start"):
+        cols = st.columns(3)
+        challenger = cols[0].selectbox("Challenger", sorted(others, reverse=True), key="mon_ab_challenger",
+                                       format_func=lambda v: f"version {v}")
+        shadow = cols[1].toggle("Shadow mode", key="mon_ab_shadow", help="The challenger scores every request; answers come from the "
+                                                    "champion only.")
+        weight = cols[2].slider("Challenger's share of keys", 1, 50, 10, format="%d%%", key="mon_ab_weight",
+                                help="Sticky: a request key always reaches the same version. Ignored in shadow mode.")
+        if st.form_submit_button("Start the A/B test", icon=":material/call_split:"):
+            try:
+                with st.spinner("Loading and verifying the challenger in the service…"):
+                    abtest.start_ab(engine(), row.id, challenger=f"{row.model_name}@{challenger}",
+                                    settings=settings(), weight=weight / 100, shadow=shadow)
+                st.rerun()
+            except BadInput as exc:
+                show_error(exc)
 
 
 # --------------------------------------------------------------------------- the page

@@ -6,17 +6,20 @@ loads and hash-verifies the new models first and then swaps its routing in one a
 request is refused or dropped and requests in progress finish on the models they started with.
 The call returns once the service answers with the new routing.
 
-Targets: **local** deployments do all of this. A local deployment started before routing files
-existed is restarted once with one (requests are refused for the second or two it takes).
-**Docker** and **Kubernetes**: the service supports the same routing file (``--routing``, mount it
-with both model folders and send SIGHUP or ``POST /admin/routing``), but these functions do not
-manage images or volumes for a second model yet and refuse with that explanation.
+Targets: **local** and **Docker** deployments. A Docker container serves from its mounted
+``/data`` (``core.deploy.docker_target.data_dir``): the routing file and the models it names live
+there, written with folders relative to the file so the app and the container read the same
+file. A local deployment started before routing files existed is restarted once with one
+(requests are refused for the second or two it takes); a container started without one must be
+redeployed. **Kubernetes**: the service supports the same routing file (``--routing``), but these
+functions do not manage volumes in a cluster and refuse with that explanation.
 """
 from __future__ import annotations
 
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -24,12 +27,12 @@ from sqlalchemy.engine import Engine
 
 from core import registry
 from core.config import Settings
-from core.deploy import local
+from core.deploy import docker_target, local
 from core.deploy.records import RUNNING, get_deployment, update_deployment
 from core.deploy.source import check_folder, materialise, resolve_source
 from core.errors import BadInput
 from core.serving.routing import RoutingSpec, read_spec, write_spec
-from core.store.models import Deployment
+from core.store.models import Deployment, utcnow
 
 APPLY_TIMEOUT_S = 120.0  # loading and verifying a large model can take a while
 
@@ -53,6 +56,7 @@ class ABState:
     challenger: Variant | None
     weight_b: float  # the challenger's share of keys in a split (0 otherwise)
     previous: Variant | None  # the champion before the last promotion (what rollback restores)
+    started_at: datetime | None = None  # when the running A/B test began (None without one)
 
 
 def ab_state(engine: Engine, deployment_id: int, *, settings: Settings) -> ABState:
@@ -62,7 +66,7 @@ def ab_state(engine: Engine, deployment_id: int, *, settings: Settings) -> ABSta
         BadInput: No such deployment.
     """
     row = get_deployment(engine, deployment_id)
-    return _state(row, *_read(row))
+    return _state(row, *_read(row, settings), started=_started(row, settings))
 
 
 def start_ab(engine: Engine, deployment_id: int, *, challenger: str, settings: Settings,
@@ -81,19 +85,18 @@ def start_ab(engine: Engine, deployment_id: int, *, challenger: str, settings: S
         BadInput: Not a running local deployment, a challenger that is not READY or of another
             task, or the service refused the new routing (it then keeps serving the old one).
     """
-    row = _running_local(engine, deployment_id)
+    row = _running(engine, deployment_id, settings)
     if not shadow and not 0.0 < float(weight) < 1.0:
         raise BadInput("the challenger's weight must be between 0 and 1 (exclusive)")
-    current, _ = _read(row)
+    current, _ = _read(row, settings)
     source = resolve_source(engine, challenger)
     champion = _identity(current.champion)
     if (source.model_name, source.version) == (champion.name, champion.version):
         raise BadInput("the challenger is the version already serving as champion")
-    folder = materialise(source, settings=settings,
-                         out_dir=Path(row.manifest_dir) / "models" / uuid.uuid4().hex[:12])
+    folder = _materialise(row, source, settings)
     spec = RoutingSpec(champion=current.champion, challenger=Path(folder), weight_b=0.0 if shadow else float(weight),
                        shadow=shadow)
-    state = _apply(engine, row, spec, previous=None, settings=settings)
+    state = _apply(engine, row, spec, previous=None, settings=settings, started=utcnow())
     share = "shadow mode" if shadow else f"{weight:.0%} of keys"
     update_deployment(engine, deployment_id, note=f"A/B test: version {source.version} as challenger ({share})")
     return state
@@ -105,8 +108,8 @@ def promote(engine: Engine, deployment_id: int, *, settings: Settings) -> ABStat
     Raises:
         BadInput: No A/B test running, or the service refused the change.
     """
-    row = _running_local(engine, deployment_id)
-    current, _ = _read(row)
+    row = _running(engine, deployment_id, settings)
+    current, _ = _read(row, settings)
     if current.challenger is None:
         raise BadInput("no A/B test is running on this deployment; start one first")
     state = _apply(engine, row, RoutingSpec(champion=current.challenger), previous=current.champion, settings=settings)
@@ -120,8 +123,8 @@ def stop_ab(engine: Engine, deployment_id: int, *, settings: Settings) -> ABStat
     Raises:
         BadInput: Not a running local deployment, or the service refused the change.
     """
-    row = _running_local(engine, deployment_id)
-    current, previous = _read(row)
+    row = _running(engine, deployment_id, settings)
+    current, previous = _read(row, settings)
     state = _apply(engine, row, RoutingSpec(champion=current.champion), previous=previous, settings=settings)
     update_deployment(engine, deployment_id, note="A/B test stopped; the champion serves alone")
     return state
@@ -134,14 +137,12 @@ def rollback(engine: Engine, deployment_id: int, *, settings: Settings, to: str 
     Raises:
         BadInput: Nothing to roll back to, or the service refused the change.
     """
-    row = _running_local(engine, deployment_id)
-    current, previous = _read(row)
+    row = _running(engine, deployment_id, settings)
+    current, previous = _read(row, settings)
     if to is None and current.challenger is not None:
         return stop_ab(engine, deployment_id, settings=settings)
     if to is not None:
-        source = resolve_source(engine, to)
-        target = Path(materialise(source, settings=settings,
-                                  out_dir=Path(row.manifest_dir) / "models" / uuid.uuid4().hex[:12]))
+        target = _materialise(row, resolve_source(engine, to), settings)
     elif previous is not None:
         target = previous
         check_folder(target)  # never serve a folder changed since
@@ -155,37 +156,66 @@ def rollback(engine: Engine, deployment_id: int, *, settings: Settings, to: str 
 # ---------------------------------------------------------------------- helpers
 
 
-def _running_local(engine: Engine, deployment_id: int) -> Deployment:
+def _running(engine: Engine, deployment_id: int, settings: Settings) -> Deployment:
     row = get_deployment(engine, deployment_id)
-    if row.target != "local":
-        raise BadInput("A/B tests are managed for local deployments; for Docker or Kubernetes mount both model "
+    if row.target not in ("local", "docker"):
+        raise BadInput("A/B tests are managed for local and Docker deployments; on Kubernetes mount both model "
                        "folders and a routing file and reload the service (see the README)")
-    if row.status != RUNNING or not row.endpoint or not local.alive(row.pid, row.port):
+    if row.target == "local":
+        alive = local.alive(row.pid, row.port)
+    else:
+        alive = bool(row.container_id) and docker_target.status(row.container_id).startswith("running")
+    if row.status != RUNNING or not row.endpoint or not alive:
         raise BadInput(f"deployment {deployment_id} is not running")
     return row
 
 
-def _routing_path(row: Deployment) -> Path:
-    return Path(row.manifest_dir) / local.ROUTING_FILE
+def _home(row: Deployment, settings: Settings) -> Path:
+    """The folder holding the routing file and the models it names (a container's /data)."""
+    if row.target == "docker":
+        return docker_target.data_dir(settings, row.id)
+    return Path(row.manifest_dir)
 
 
-def _read(row: Deployment) -> tuple[RoutingSpec, Path | None]:
+def _materialise(row: Deployment, source, settings: Settings) -> Path:
+    """A fresh copy of a version under the deployment's home, where its service can read it."""
+    return Path(materialise(source, settings=settings, out_dir=_home(row, settings) / "models" / uuid.uuid4().hex[:12],
+                            copy=row.target == "docker"))
+
+
+def _read(row: Deployment, settings: Settings) -> tuple[RoutingSpec, Path | None]:
     """The deployment's routing file (or its single model, for deployments made before them)."""
-    path = _routing_path(row)
+    path = _home(row, settings) / local.ROUTING_FILE
     if not path.is_file():
+        if not row.model_dir:
+            raise BadInput(f"deployment {row.id} has no model folder (it failed before serving)")
         return RoutingSpec(champion=Path(row.model_dir)), None
     spec = read_spec(path)
     previous = json.loads(path.read_text()).get("previous")
-    return spec, Path(previous) if isinstance(previous, str) else None
+    return spec, path.parent / previous if isinstance(previous, str) else None
+
+
+def _started(row: Deployment, settings: Settings) -> datetime | None:
+    path = _home(row, settings) / local.ROUTING_FILE
+    try:
+        return datetime.fromisoformat(json.loads(path.read_text())["started"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _apply(engine: Engine, row: Deployment, spec: RoutingSpec, *, previous: Path | None,
-           settings: Settings) -> ABState:
+           settings: Settings, started: datetime | None = None) -> ABState:
     """Write the routing file and have the service apply it (restart once if it predates them)."""
-    path = _routing_path(row)
+    home = _home(row, settings)
+    path = home / local.ROUTING_FILE
     had_file = path.is_file()
     old_text = path.read_text() if had_file else None
-    write_spec(path, spec, **({"previous": str(previous)} if previous is not None else {}))
+    extra = {"previous": _portable(previous, home)} if previous is not None else {}
+    if started is not None:
+        extra["started"] = started.isoformat()
+    write_spec(path, RoutingSpec(champion=Path(_portable(spec.champion, home)),
+                                 challenger=Path(_portable(spec.challenger, home)) if spec.challenger else None,
+                                 weight_b=spec.weight_b, shadow=spec.shadow), **extra)
     token = local.load_token(Path(row.manifest_dir))
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
@@ -193,13 +223,24 @@ def _apply(engine: Engine, row: Deployment, spec: RoutingSpec, *, previous: Path
     except httpx.HTTPError:
         _restore(path, old_text)
         raise BadInput("the service did not answer the routing change; see the deployment log") from None
-    if answer.status_code == 409 and not had_file:
+    if answer.status_code == 409 and not had_file and row.target == "local":
         _restart_with_routing(engine, row, settings=settings)  # started before routing files: once, then never again
+    elif answer.status_code == 409:
+        _restore(path, old_text)
+        raise BadInput("this service was started without a routing file; redeploy it to run A/B tests")
     elif answer.status_code != 200:
         detail = _detail(answer)
         _restore(path, old_text)  # the file keeps saying what the service really serves
         raise BadInput(f"the service kept its routing: {detail}")
-    return _state(row, spec, previous)
+    return _state(row, spec, previous, started=started)
+
+
+def _portable(folder: Path, home: Path) -> str:
+    """A folder under ``home`` relative to it, so a container resolves it under its own mount."""
+    try:
+        return str(Path(folder).resolve().relative_to(home.resolve()))
+    except ValueError:
+        return str(folder)
 
 
 def _restore(path: Path, text: str | None) -> None:
@@ -231,11 +272,12 @@ def _identity(folder: Path) -> Variant:
     return Variant(name=source.model_name, version=source.version, folder=str(folder))
 
 
-def _state(row: Deployment, spec: RoutingSpec, previous: Path | None) -> ABState:
+def _state(row: Deployment, spec: RoutingSpec, previous: Path | None, *, started: datetime | None) -> ABState:
     challenger = _identity(spec.challenger) if spec.challenger is not None else None
     return ABState(deployment_id=int(row.id), mode=spec.mode, champion=_identity(spec.champion),
                    challenger=challenger, weight_b=spec.weight_b if spec.mode == "split" else 0.0,
-                   previous=_identity(previous) if previous is not None and previous.is_dir() else None)
+                   previous=_identity(previous) if previous is not None and previous.is_dir() else None,
+                   started_at=started if challenger is not None else None)
 
 
 def _after_switch(engine: Engine, row: Deployment, champion: Variant, *, kind: str, note: str) -> None:

@@ -156,17 +156,22 @@ def _deploy_docker(engine: Engine, deployment_id: int, source: ModelSource, *, f
                    image: str | None, timeout_s: float, on_log) -> None:
     docker_target.client()  # fail fast, before exporting and building, when there is no engine
     if image is None:
-        model_dir = materialise(source, settings=settings, out_dir=folder / "model")
-        update_deployment(engine, deployment_id, model_dir=str(model_dir))
-        image = docker_target.build(model_dir, out_dir=folder / "context", model_name=source.model_name,
+        image = docker_target.build(materialise(source, settings=settings, out_dir=folder / "model"),
+                                    out_dir=folder / "context", model_name=source.model_name,
                                     version=source.version, base_image=base_image, trust_host_ca=trust_host_ca,
                                     on_log=on_log).tag
-    update_deployment(engine, deployment_id, image=image)
+    # The container serves the version from its mounted /data through a routing file (relative
+    # folders), like a local deployment: A/B tests then add a challenger without a new image.
+    data = docker_target.data_dir(settings, deployment_id)
+    model_dir = materialise(source, settings=settings, out_dir=data / "models" / "deployed", copy=True)
+    write_spec(data / docker_target.ROUTING_FILE, RoutingSpec(champion=model_dir.relative_to(data)))
+    update_deployment(engine, deployment_id, image=image, model_dir=str(model_dir))
+    local.save_token(folder, token)  # 0600: A/B changes call the service's /admin/routing with it
     port = port or local.free_port()
     name = dns_label(source.model_name, source.version)
     monitoring.write_bundle(folder / "monitoring", name=name, scrape=monitoring.Scrape(address=f"127.0.0.1:{port}"))
-    running = docker_target.run(image, deployment_id=deployment_id, port=port, token=token,
-                                data=docker_target.data_dir(settings, deployment_id), timeout_s=timeout_s)
+    running = docker_target.run(image, deployment_id=deployment_id, port=port, token=token, data=data,
+                                routing=True, timeout_s=timeout_s)
     update_deployment(engine, deployment_id, status=RUNNING, port=port, container_id=running.container_id,
                       endpoint=running.endpoint)
 

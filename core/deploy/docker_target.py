@@ -26,6 +26,8 @@ PORT = 8080
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10
 LABEL = "io.shipml.deployment"
+DATA = "/data"  # the service's workspace in the image: its prediction log and, mounted, routing and models
+ROUTING_FILE = "routing.json"
 DATA_LABEL = "io.shipml.data"  # the host folder at /data: ids repeat across workspaces, folders do not
 
 
@@ -63,11 +65,12 @@ def data_dir(settings: Settings, deployment_id: int) -> Path:
 
 
 def run(image: str, *, deployment_id: int, port: int, token: str | None, data: Path | None = None,
-        timeout_s: float = READY_TIMEOUT_S) -> RunningContainer:
+        routing: bool = False, timeout_s: float = READY_TIMEOUT_S) -> RunningContainer:
     """Start a container from ``image`` publishing 8080 on 127.0.0.1:``port`` and wait until ready.
 
     ``data``, a host folder, is bind-mounted at the container's ``/data`` so that the prediction log
-    the service writes there is readable by the app and outlives the container.
+    the service writes there is readable by the app and outlives the container. With ``routing``
+    the service serves what ``data/routing.json`` says (``core.deploy.abtest`` changes it).
 
     Raises:
         BadInput: No engine, or the container did not become ready (it is then removed).
@@ -87,6 +90,8 @@ def run(image: str, *, deployment_id: int, port: int, token: str | None, data: P
     try:
         container = docker.containers.run(
             image, detach=True, name=name, **mount,
+            # The image's entrypoint stays; only its arguments change.
+            command=["--port", str(PORT), "--routing", f"{DATA}/{ROUTING_FILE}"] if routing else None,
             environment={"SHIPML_SERVE_TOKEN": token} if token else {},
             labels=labels, network=NETWORK,
             ports={f"{PORT}/tcp": ("127.0.0.1", port)}, restart_policy={"Name": "unless-stopped"},
@@ -124,7 +129,7 @@ def _data_mount(data: Path) -> dict:
     readers of a WAL database need write access to its shared-memory file.
     """
     data.mkdir(parents=True, exist_ok=True)
-    mount = {"volumes": {str(data.resolve()): {"bind": "/data", "mode": "rw"}}}
+    mount = {"volumes": {str(data.resolve()): {"bind": DATA, "mode": "rw"}}}
     if os.geteuid() == 0:
         for path in (data, *data.rglob("*")):
             os.chown(path, SERVICE_UID, SERVICE_UID)

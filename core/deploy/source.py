@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,8 +99,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def materialise(source: ModelSource, *, settings: Settings, out_dir: Path) -> Path:
-    """The folder to serve: the given folder as is, or the registry version exported to ``out_dir``."""
+def materialise(source: ModelSource, *, settings: Settings, out_dir: Path, copy: bool = False) -> Path:
+    """The folder to serve: the given folder as is (``copy``: copied to ``out_dir``), or the
+    registry version exported to ``out_dir``. A container sees only what is under its mount, hence ``copy``."""
     if source.model_dir is not None:
-        return source.model_dir
+        if not copy:
+            return source.model_dir
+        shutil.copytree(source.model_dir, out_dir)
+        check_folder(out_dir)  # the copy is what will be served
+        return out_dir
     return registry.export_version(source.registry_version, settings=settings, out_dir=out_dir)

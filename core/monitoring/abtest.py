@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -194,40 +193,22 @@ def scope_of(state, deployment=None) -> ABScope:
     """The scope of the A/B test a deployment runs now.
 
     Args:
-        state: A ``core.deploy.abtest.ABState`` with a challenger (split or shadow mode).
-        deployment: The deployment (its ``created_at`` and ``manifest_dir``), to know when the
-            test started: no row logged before the deployment existed is its, and a challenger
-            exported into the deployment's folder (``start_ab`` exports a fresh one for every
-            test) was exported just before the test began, so its folder's time is the start.
-            A challenger served from an existing folder says nothing about the start.
+        state: A ``core.deploy.abtest.ABState`` with a challenger (split or shadow mode); its
+            ``started_at`` (written by ``start_ab``) is when the test began.
+        deployment: The deployment: without a recorded start, no row logged before the
+            deployment existed (``created_at``) is the test's.
 
     Raises:
         ValueError: The state has no challenger.
     """
     if state.challenger is None:
         raise ValueError("no A/B test is running: the state has no challenger")
-    starts = []
-    if deployment is not None:
-        if deployment.created_at is not None:
-            starts.append(_aware(deployment.created_at))
-        exported = _exported_at(Path(state.challenger.folder), deployment.manifest_dir)
-        if exported is not None:
-            starts.append(exported)
+    since = getattr(state, "started_at", None)
+    if since is None and deployment is not None and deployment.created_at is not None:
+        since = deployment.created_at
     return ABScope(champion_name=state.champion.name, champion_version=int(state.champion.version),
                    challenger_name=state.challenger.name, challenger_version=int(state.challenger.version),
-                   since=max(starts) if starts else None)
-
-
-def _exported_at(folder: Path, manifest_dir: str | None) -> datetime | None:
-    """When a challenger folder inside the deployment's own folder was written (None otherwise)."""
-    if not manifest_dir:
-        return None
-    try:
-        if not folder.resolve().is_relative_to(Path(manifest_dir).resolve()):
-            return None
-        return datetime.fromtimestamp(folder.stat().st_mtime, tz=timezone.utc)
-    except OSError:
-        return None
+                   since=_aware(since) if since is not None else None)
 
 
 def _aware(value: datetime) -> datetime:

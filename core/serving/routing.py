@@ -71,7 +71,10 @@ class RoutingSpec:
 
 
 def read_spec(path: Path) -> RoutingSpec:
-    """Read and check a routing file.
+    """Read and check a routing file; relative folders are taken from the file's own folder.
+
+    Relative folders let one file serve two views of the same folder: the app's on the host and
+    the service's inside a container, where that folder is mounted at ``/data``.
 
     Raises:
         BadInput: Unreadable, not the expected JSON object, or inconsistent values.
@@ -82,7 +85,7 @@ def read_spec(path: Path) -> RoutingSpec:
         raise BadInput("the routing file is missing or not JSON") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("champion"), str):
         raise BadInput("the routing file needs a \"champion\" model folder")
-    unknown = set(doc) - {"champion", "challenger", "weight_b", "shadow", "previous", "note"}
+    unknown = set(doc) - {"champion", "challenger", "weight_b", "shadow", "previous", "note", "started"}
     if unknown:
         raise BadInput("the routing file has unknown fields")
     challenger = doc.get("challenger")
@@ -91,7 +94,8 @@ def read_spec(path: Path) -> RoutingSpec:
         raise BadInput("\"challenger\" must be a model folder or null")
     if type(weight) not in (int, float) or not isinstance(doc.get("shadow", False), bool):
         raise BadInput("\"weight_b\" must be a number and \"shadow\" true or false")
-    return RoutingSpec(champion=Path(doc["champion"]), challenger=Path(challenger) if challenger else None,
+    home = Path(path).parent  # an absolute folder stays as it is: home / "/abs" is "/abs"
+    return RoutingSpec(champion=home / doc["champion"], challenger=home / challenger if challenger else None,
                        weight_b=float(weight) if challenger else 0.0, shadow=bool(doc.get("shadow", False)))
 
 

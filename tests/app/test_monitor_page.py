@@ -259,18 +259,27 @@ def _log_other_model(settings, *, requests: int) -> None:
     log.close()
 
 
+def _start_button(at):
+    return next((b for b in at.button if b.label == "Start the A/B test"), None)
+
+
 def test_ab_section_traffic_verdict_and_promotion(app, engine, settings, registered, trained) -> None:  # noqa: F811
     _second_version(engine, settings, trained)
     row = deploy.deploy(engine, model=f"{MODEL_NAME}@1", target="local", settings=settings)
     at = app(PAGE)
     _no_exceptions(at)
-    assert not any(s.value == "A/B test" for s in at.subheader)  # one model: no A/B section
+    assert _start_button(at) is not None  # version 1 serves alone: the form offers version 2
     records = json.loads(pd.read_parquet(trained / "reference.parquet").head(1).to_json(orient="records"))
     # Rows that are not this test's: version 1 before the test, and another model in the shared log.
     _predict(row.endpoint, records, times=3)
     _log_other_model(settings, requests=5)
     time.sleep(0.6)
-    abtest.start_ab(engine, row.id, challenger=f"{MODEL_NAME}@2", settings=settings, weight=0.5)
+    assert at.selectbox(key="mon_ab_challenger").value == 2
+    at.slider(key="mon_ab_weight").set_value(50)
+    _start_button(at).click().run()  # started from the page
+    _no_exceptions(at)
+    state = abtest.ab_state(engine, row.id, settings=settings)
+    assert (state.mode, state.challenger.version, state.weight_b) == ("split", 2, 0.5)
     seen = {}
     with httpx.Client(base_url=row.endpoint, timeout=30) as client:
         for i in range(16):
@@ -295,7 +304,7 @@ def test_ab_section_traffic_verdict_and_promotion(app, engine, settings, registe
     _no_exceptions(at)
     assert registry.aliases(engine, name=MODEL_NAME)["champion"] == 2
     assert abtest.ab_state(engine, row.id, settings=settings).mode == "single"
-    assert not any(s.value == "A/B test" for s in at.subheader)
+    assert _start_button(at) is not None  # the test is over: version 1 could be tried again
     with httpx.Client(base_url=row.endpoint, timeout=30) as client:
         answer = client.post("/predict", json={"rows": records, "key": "user-0"})
     assert answer.headers["X-Model-Version"] == "2"  # every key on the promoted version

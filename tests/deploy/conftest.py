@@ -34,9 +34,8 @@ def trained(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture
-def registered(engine, settings, trained):
-    """The trained model registered as version 1 of "pen guins" in this test's store, aliased champion."""
+def register_trained(engine, settings, trained: Path):
+    """Register the trained model as the next version of "pen guins"."""
     pipeline, info = registry.load_exported(trained)
     meta = VersionMeta(
         dataset_hash=info["dataset_hash"], target=info["target"], task=info["task"],
@@ -45,8 +44,14 @@ def registered(engine, settings, trained):
         training_seconds=info["training_seconds"],
     )
     reference = pd.read_parquet(trained / "reference.parquet")
-    version = registry.register_version(engine, name=MODEL_NAME, pipeline=pipeline, meta=meta,
-                                        reference=reference, settings=settings)
+    return registry.register_version(engine, name=MODEL_NAME, pipeline=pipeline, meta=meta,
+                                     reference=reference, settings=settings)
+
+
+@pytest.fixture
+def registered(engine, settings, trained):
+    """The trained model registered as version 1 of "pen guins" in this test's store, aliased champion."""
+    version = register_trained(engine, settings, trained)
     registry.set_alias(engine, name=MODEL_NAME, alias="champion", version=version.version)
     return version
 

@@ -1,6 +1,7 @@
 """The Docker target against a real engine: build, run, ready, predict, non-root, logs, stop."""
 from __future__ import annotations
 
+import io
 import json
 import os
 
@@ -9,11 +10,12 @@ import pandas as pd
 import pytest
 
 from core import deploy, registry
-from core.deploy import docker_target
+from core.deploy import abtest, docker_target
 from core.errors import BadInput
 from core.monitoring import health
 from core.serving.predlog import read_rows
 from core.serving_io import predict_frame
+from tests.deploy.conftest import register_trained
 from tests.packaging.conftest import host_has_extra_cas
 from tests.services import missing
 
@@ -92,7 +94,8 @@ def test_docker_deploy_serves_like_offline_as_non_root_and_stops(engine, setting
     assert {r["model_name"] for r in logged} == {"pen guins"}
 
 
-def test_an_image_built_first_is_deployed_later(engine, settings, registered, docker_client, base_image) -> None:
+def test_an_image_built_first_is_deployed_later(engine, settings, registered, trained, docker_client,
+                                                base_image) -> None:
     log: list[str] = []
     built = deploy.build_image(engine, model="pen guins@champion", settings=settings, base_image=base_image,
                                trust_host_ca=host_has_extra_cas(), on_log=log.append)
@@ -100,26 +103,57 @@ def test_an_image_built_first_is_deployed_later(engine, settings, registered, do
     assert docker_client.images.get(built.tag).id == built.id and any("Step" in line for line in log)
     assert not list((settings.workspace / "deployments").glob("*"))  # a build alone deploys nothing
     row = deploy.deploy(engine, model="pen guins@champion", target="docker", settings=settings, image=built.tag,
-                        ready_timeout_s=90)
+                        token=TOKEN, ready_timeout_s=90)
     try:
         assert row.status == deploy.RUNNING and row.image == built.tag
         assert httpx.get(f"{row.endpoint}/health/ready", timeout=10).status_code == 200
+        _ab_cycle(engine, settings, registered, row, trained)
     finally:
         deploy.stop_deployment(engine, row.id, settings=settings)
 
 
+def _ab_cycle(engine, settings, registered, row, trained) -> None:
+    """A/B on the running container: version 2 joins without a new image, is promoted, rolled back."""
+    assert register_trained(engine, settings, trained).version == 2
+    body = {"rows": json.loads(pd.read_parquet(trained / "reference.parquet").head(1).to_json(orient="records"))}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    def versions(n: int) -> set[str]:
+        with httpx.Client(base_url=row.endpoint, headers=headers, timeout=30) as client:
+            answers = [client.post("/predict", json={**body, "key": f"k{i}"}) for i in range(n)]
+        assert {a.status_code for a in answers} == {200}
+        return {a.headers["x-model-version"] for a in answers}
+
+    state = abtest.start_ab(engine, row.id, challenger="pen guins@2", settings=settings, weight=0.5)
+    assert state.mode == "split" and state.challenger.version == 2 and state.started_at is not None
+    assert versions(40) == {"1", "2"}  # 40 keys at 50/50: both sides, but for a 1e-12 chance
+    promoted = abtest.promote(engine, row.id, settings=settings)
+    assert promoted.champion.version == 2 and versions(10) == {"2"}
+    assert registry.aliases(engine, name="pen guins")["champion"] == 2
+    back = abtest.rollback(engine, row.id, settings=settings)
+    assert back.champion.version == 1 and versions(10) == {"1"}
+
+
 def test_an_image_that_cannot_serve_fails_cleanly(engine, settings, registered, docker_client,
                                                   base_image) -> None:
-    # The bare base image runs no service: its container exits, the deployment says so.
-    with pytest.raises(BadInput, match=r"deployment \d+ failed: the container stopped during start-up"):
+    # An image whose entrypoint exits at once: the container stops, the deployment says so.
+    exits, _ = docker_client.images.build(fileobj=io.BytesIO(
+        f'FROM {base_image}\nENTRYPOINT ["/bin/sh", "-c", "exit 3"]\n'.encode()),
+        tag="shipml-test/exits:v1", rm=True, network_mode="host")
+    with pytest.raises(BadInput, match=r"deployment \d+ failed: the container stopped during start-up \(exit code 3\)"):
+        deploy.deploy(engine, model="pen guins@1", target="docker", settings=settings, image=exits.tags[0],
+                      ready_timeout_s=30)
+    # The bare base image has no service to start: the engine refuses, the deployment says why.
+    with pytest.raises(BadInput, match=r"deployment \d+ failed: the Docker engine refused to start the container"):
         deploy.deploy(engine, model="pen guins@1", target="docker", settings=settings, image=base_image,
                       ready_timeout_s=10)
     with pytest.raises(BadInput, match="no such image"):
         deploy.deploy(engine, model="pen guins@1", target="docker", settings=settings,
                       image="shipml-test/does-not-exist:v1", ready_timeout_s=10)
     rows = deploy.list_deployments(engine)
-    assert [r.status for r in rows] == [deploy.FAILED, deploy.FAILED] and rows[1].image == base_image
-    # Nothing left behind: no container of this workspace's failed deployment (other tests, in other
+    assert [r.status for r in rows] == [deploy.FAILED] * 3
+    # Nothing left behind: no container of this workspace's failed deployments (other tests, in other
     # workers or runs, use the same engine meanwhile, so a before/after count would race).
-    data = docker_target.data_dir(settings, rows[1].id).resolve()
-    assert not docker_client.containers.list(all=True, filters={"label": f"{docker_target.DATA_LABEL}={data}"})
+    for row in rows:
+        data = docker_target.data_dir(settings, row.id).resolve()
+        assert not docker_client.containers.list(all=True, filters={"label": f"{docker_target.DATA_LABEL}={data}"})

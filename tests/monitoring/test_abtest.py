@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -190,23 +189,17 @@ def test_feedback_from_before_the_test_is_not_its_label(tmp_path) -> None:
     log.close()
 
 
-def test_scope_of_a_running_test(tmp_path) -> None:
-    manifest = tmp_path / "deployment"
-    exported = manifest / "models" / "abc"
-    exported.mkdir(parents=True)
-    outside = tmp_path / "folder"
-    outside.mkdir()
+def test_scope_of_a_running_test() -> None:
     created = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    os.utime(exported, (created.timestamp() + 3600, created.timestamp() + 3600))
+    started = created + timedelta(hours=1)
 
-    def state(folder):
-        return SimpleNamespace(champion=SimpleNamespace(name="m", version=1, folder=str(manifest / "a")),
-                               challenger=SimpleNamespace(name="m", version=2, folder=str(folder)))
+    def state(started_at):
+        return SimpleNamespace(champion=SimpleNamespace(name="m", version=1, folder="a"),
+                               challenger=SimpleNamespace(name="m", version=2, folder="b"), started_at=started_at)
 
-    deployment = SimpleNamespace(created_at=created.replace(tzinfo=None), manifest_dir=str(manifest))
-    scope = abtest.scope_of(state(exported), deployment)
-    assert scope == abtest.ABScope("m", 1, "m", 2, since=created + timedelta(hours=1))  # exported for the test
-    assert abtest.scope_of(state(outside), deployment).since == created  # an existing folder: the deployment's start
-    assert abtest.scope_of(state(outside)).since is None
+    deployment = SimpleNamespace(created_at=created.replace(tzinfo=None))
+    assert abtest.scope_of(state(started), deployment) == abtest.ABScope("m", 1, "m", 2, since=started)
+    assert abtest.scope_of(state(None), deployment).since == created  # no recorded start: the deployment's
+    assert abtest.scope_of(state(None)).since is None
     with pytest.raises(ValueError):
-        abtest.scope_of(SimpleNamespace(champion=state(outside).champion, challenger=None))
+        abtest.scope_of(SimpleNamespace(champion=state(None).champion, challenger=None, started_at=None))
