@@ -20,9 +20,10 @@ import httpx
 import pandas as pd
 import pytest
 import yaml
+from streamlit.testing.v1 import AppTest
 
 from core import deploy
-from core.config import SAMPLES_DIR
+from core.config import SAMPLES_DIR, get_settings
 from core.deploy import local
 from core.deploy.monitoring import METRICS, dashboard
 from core.monitoring import alerts, health
@@ -119,8 +120,24 @@ def _rows(model_dir: Path, n: int) -> list[dict]:
     return json.loads(pd.read_parquet(model_dir / "reference.parquet").head(n).to_json(orient="records"))
 
 
+def _monitor_page(monkeypatch, settings, prometheus_url: str, deployment_id: int) -> AppTest:
+    """The Monitor page (AppTest) on this test's workspace, showing one deployment."""
+    monkeypatch.setenv("SHIPML_WORKSPACE", str(settings.workspace))
+    monkeypatch.setenv("SHIPML_PROMETHEUS_URL", prometheus_url)
+    get_settings.cache_clear()
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.run()
+        at.switch_page("pages/monitor.py").run()
+        at.selectbox(key="mon_deployment").set_value(deployment_id).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+    finally:
+        get_settings.cache_clear()
+
+
 def test_prometheus_backed_health_alerts_and_every_dashboard_metric(engine, settings, registered, trained,
-                                                                    regressor, tmp_path) -> None:
+                                                                    regressor, tmp_path, monkeypatch) -> None:
     classifier = deploy.deploy(engine, model="pen guins@champion", target="local", settings=settings)
     regression = deploy.deploy(engine, model=str(regressor), target="local", settings=settings)
     bundles = [Path(row.manifest_dir) / "monitoring" for row in (classifier, regression)]
@@ -171,6 +188,13 @@ def test_prometheus_backed_health_alerts_and_every_dashboard_metric(engine, sett
         out = {e.rule_id: e for e in alerts.evaluate(engine, classifier, with_prom)}
         assert out[hot.id].state == alerts.FIRING and out[hot.id].value > 0
         assert out[calm.id].state == alerts.OK and out[calm.id].value == 0
+
+        # The Monitor page reads the same Prometheus when SHIPML_PROMETHEUS_URL is set.
+        page = _monitor_page(monkeypatch, settings, prom.url, classifier.id)
+        charts = {json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec)
+                  for c in page.get("plotly_chart")}
+        assert max(y for t in charts["Requests/s"]["data"] for y in t["y"] if y is not None) > 0
+        assert any(c.value == "From Prometheus." for c in page.caption)
 
         # Every metric the Grafana dashboard queries exists in Prometheus (for some deployment).
         used = set()
