@@ -19,6 +19,7 @@ from core import deploy, registry
 from core.errors import BadInput
 from core.monitoring import alerts, health, performance, retrain, triggers
 from core.monitoring.export import to_safe_csv
+from core.monitoring.policy import PromotionPolicy
 from core.monitoring.window import window_drift
 from core.store.models import Deployment, utcnow
 from pages.common import engine, md, settings, show_error
@@ -274,11 +275,19 @@ def retrain_section(row: Deployment) -> None:
     with st.expander("Retrain with new data"):
         upload = st.file_uploader("New rows (CSV, same columns as the training data)", type=["csv"],
                                   key="mon_retrain_file")
+        st.caption("The retrained challenger replaces the champion only if it beats it on the champion's "
+                   "holdout by the margin, with the lower end of the confidence interval above 0.")
+        cols = st.columns(2)
+        margin = cols[0].number_input("Margin (in the tuning metric's units)", min_value=0.0, max_value=1.0,
+                                      value=PromotionPolicy.margin, step=0.005, format="%.3f", key="mon_retrain_margin")
+        confidence = cols[1].slider("Confidence", 0.80, 0.99, PromotionPolicy.confidence, step=0.01,
+                                    key="mon_retrain_confidence")
         if st.button("Retrain", key="mon_retrain_go", disabled=upload is None):
             try:
                 frame = pd.read_csv(upload)
                 job = retrain.submit_retrain(model_name=row.model_name, new_data=frame, settings=settings(),
-                                             reason="button")
+                                             reason="button",
+                                             policy=PromotionPolicy(margin=float(margin), confidence=float(confidence)))
                 st.success(f"Retraining started (process {job.pid}); its run appears below when it finishes.")
             except BadInput as exc:
                 show_error(exc)

@@ -323,6 +323,7 @@ def test_retrain_from_the_page_is_recorded(app, engine, settings, registered) ->
     new_rows = loaded.frame.sample(40, random_state=3).to_csv(index=False).encode()
     at.file_uploader(key="mon_retrain_file").upload("new.csv", new_rows, "text/csv")
     at.run()
+    at.number_input(key="mon_retrain_margin").set_value(0.5)  # no retrain gains 0.5 accuracy: kept as challenger
     at.button(key="mon_retrain_go").click().run()
     _no_exceptions(at)
     assert any("Retraining started" in s.value for s in at.success)
@@ -331,6 +332,7 @@ def test_retrain_from_the_page_is_recorded(app, engine, settings, registered) ->
         assert time.monotonic() < deadline, "the retrain did not finish within 60 s"
         time.sleep(0.5)
     assert runs[0].status == "DONE" and runs[0].trigger == "button", runs[0].note
+    assert runs[0].decision == "kept_as_challenger" and "short of the margin 0.5" in runs[0].message  # the page's policy was used
     at.run()
     _no_exceptions(at)
     history = _table(at, "decision")
