@@ -179,6 +179,18 @@ class Server:
             time.sleep(0.5)
         raise RuntimeError(f"server not ready in {timeout} s; see {self.log.name}")
 
+    def wait_trees(self, timeout: float = 300.0) -> dict:
+        """ShipML: wait until a LightGBM model's compiled trees are in use or have failed
+        (the service answers on the booster meanwhile); returns ``/version``'s ``predictor``."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            predictor = httpx.get(f"http://127.0.0.1:{self.port}/version", timeout=5).json().get("predictor", {})
+            if predictor.get("trees_state") != "compiling" or time.monotonic() > deadline:
+                return predictor
+            time.sleep(0.5)
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -189,11 +201,81 @@ class Server:
         self.log.close()
 
 
+def shipml_server(model_dir: Path, work: Path, *, log_on: bool) -> Server:
+    """``python -m core.serving`` on a free port with the prediction log on or off."""
+    logging = "true" if log_on else "false"
+    env = _env(SHIPML_WORKSPACE=str(work / f"ws-serve-{logging}"), SHIPML_SERVE_LOG_PREDICTIONS=logging)
+    return Server([sys.executable, "-m", "core.serving", "--model", str(model_dir), "--host", "127.0.0.1",
+                   "--port", str(_free_port())], probe="/health/ready", env=env, log=work / f"shipml-{logging}.log")
+
+
+def log_cost(model_dir: Path, work: Path, single: list[bytes], batch: bytes, *, rounds: int, seconds: float,
+             n_batches: int) -> dict:
+    """The prediction log's cost: log-on and log-off servers both up, measured in turns.
+
+    Each round runs, on each server in turn (the order alternates between rounds), single rows
+    at concurrency 1 and 8 for ``seconds`` each and ``n_batches`` 10,000-row requests. The two
+    servers thus share the same moments of a busy machine; the cost is 1 - on/off of the mean.
+    """
+    servers = {"on": shipml_server(model_dir, work, log_on=True), "off": shipml_server(model_dir, work, log_on=False)}
+    runs: dict[str, dict[str, list]] = {mode: {"c1": [], "c8": [], "batch": []} for mode in servers}
+    try:
+        predictors = {}
+        for mode, server in servers.items():
+            server.wait_ready()
+            predictors[mode] = server.wait_trees()
+            asyncio.run(_load(server.port, single, 1, 1.0))  # warm-up
+        for r in range(rounds):
+            for mode in (("on", "off") if r % 2 == 0 else ("off", "on")):
+                port = servers[mode].port
+                runs[mode]["c1"].append(asyncio.run(_load(port, single, 1, seconds)))
+                runs[mode]["c8"].append(asyncio.run(_load(port, single, 8, seconds)))
+                runs[mode]["batch"].append(asyncio.run(_batches(port, batch, n_batches)))
+                time.sleep(0.5)  # the log-on writer finishes its last batch before the other's turn
+    finally:
+        for server in servers.values():
+            server.stop()
+    out: dict = {"rounds": rounds, "seconds": seconds, "batches": n_batches, "predictor": predictors, "cost": {}}
+    for kind, field in [("c1", "requests_per_s"), ("c8", "requests_per_s"), ("batch", "rows_per_s")]:
+        on = [run[field] for run in runs["on"][kind]]
+        off = [run[field] for run in runs["off"][kind]]
+        out["cost"][kind] = {"on_mean": statistics.mean(on), "off_mean": statistics.mean(off),
+                             "on": on, "off": off, "cost": 1.0 - statistics.mean(on) / statistics.mean(off)}
+        if kind != "batch":
+            for mode in ("on", "off"):
+                out["cost"][kind][f"{mode}_p50_ms"] = [run["p50_ms"] for run in runs[mode][kind]]
+                out["cost"][kind][f"{mode}_p99_ms"] = [run["p99_ms"] for run in runs[mode][kind]]
+    return out
+
+
+def _log_cost_table(result: dict) -> str:
+    lines = ["| load | log on (mean) | log off (mean) | cost | on, per round | off, per round |",
+             "|---|---:|---:|---:|---|---|"]
+    names = {"c1": "single rows, concurrency 1 (requests/s)", "c8": "single rows, concurrency 8 (requests/s)",
+             "batch": "10,000-row batches (rows/s)"}
+    for kind, row in result["cost"].items():
+        lines.append(f"| {names[kind]} | {row['on_mean']:,.0f} | {row['off_mean']:,.0f} | {row['cost']:+.1%} | "
+                     f"{', '.join(f'{v:,.0f}' for v in row['on'])} | {', '.join(f'{v:,.0f}' for v in row['off'])} |")
+    for kind in ("c1", "c8"):
+        row = result["cost"][kind]
+        lines.append("")
+        lines.append(f"{names[kind]}: p50 ms on {_span(row['on_p50_ms'])}, off {_span(row['off_p50_ms'])}; "
+                     f"p99 ms on {_span(row['on_p99_ms'])}, off {_span(row['off_p99_ms'])}")
+    return "\n".join(lines)
+
+
+def _span(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
 def _run_against(server: Server, single: list[bytes], batch: bytes | None, duration: float, n_batches: int) -> dict:
     server.wait_ready()
+    predictor = server.wait_trees() if server.probe == "/health/ready" else None
     # Warm-up: first requests pay for imports and caches.
     asyncio.run(_load(server.port, single, 1, 1.0))
     result = {"single": [asyncio.run(_load(server.port, single, c, duration)) for c in CONCURRENCY]}
+    if predictor is not None:
+        result["predictor"] = predictor
     if batch is not None and n_batches:
         result["batch"] = asyncio.run(_batches(server.port, batch, n_batches))
     return result
@@ -202,27 +284,36 @@ def _run_against(server: Server, single: list[bytes], batch: bytes | None, durat
 # --- floor ----------------------------------------------------------------------------------
 
 
-def batch_floor(model_dir: Path, big: list[dict], repeats: int = 5) -> dict:
-    """In-process, one 10,000-row batch: the booster alone, the fast path, the service's work."""
+def batch_floor(model_dir: Path, big: list[dict], work: Path, repeats: int = 5) -> dict:
+    """In-process, one 10,000-row batch: the booster alone, the compiled trees alone, the fast
+    path (on the booster, then on compiled trees), the service's work."""
     from core.config import Settings
     from core.serving.app import _Job, _prediction_body
     from core.serving.model import load_model
+    from core.serving.routing import Routing
 
     settings = Settings()
     model = load_model(model_dir, extra_columns="reject", unseen_categories="reject",
                        fast_max_rows=settings.serve_fastpath_max_rows)
     frame = pd.DataFrame(big)
-    transformed = model.pipeline[:-1].transform(frame)
+    transformed = np.asarray(model.pipeline[:-1].transform(frame), dtype=np.float64)
     booster = model.pipeline[-1].booster_
     body = json.dumps({"rows": big}).encode()
+    trees = getattr(model.fast, "trees", None)
 
     def service_work() -> None:
-        _prediction_body("x", model, _Job(model, body, "json", None, settings.serve_max_rows).run()[3])
+        _prediction_body("x", model, _Job(Routing(champion=model), body, "json", None, settings.serve_max_rows, request_id="x").run()[5])
 
+    calls = [("booster_only", lambda: booster.predict(transformed, num_threads=1))]
+    if trees is not None:
+        calls.append(("fastpath_predict (booster)", lambda: model.fast.predict(frame)))
+        model.fast.accelerate(work / "compiled", background=False)
+        if trees.path != "booster":
+            calls.insert(1, (f"compiled_trees_only ({trees.path})", lambda: trees.predict(transformed)))
+    calls += [(f"fastpath_predict ({trees.path if trees else 'no trees'})", lambda: model.fast.predict(frame)),
+              (f"service_work_no_http ({trees.path if trees else 'no trees'})", service_work)]
     out = {}
-    for name, call in [("booster_only", lambda: booster.predict(transformed, num_threads=1)),
-                       ("fastpath_predict", lambda: model.fast.predict(frame) if model.fast else None),
-                       ("service_work_no_http", service_work)]:
+    for name, call in calls:
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
@@ -296,6 +387,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-python", default=str(ROOT / ".venv-bench" / "bin" / "python"),
                         help="Python of the MLflow virtualenv ('' skips MLflow)")
     parser.add_argument("--model", help="an exported model folder (default: train one)")
+    parser.add_argument("--log-cost", action="store_true",
+                        help="only the prediction log's cost: log-on and log-off servers measured in turns")
+    parser.add_argument("--rounds", type=int, default=6, help="--log-cost: rounds (each server once per round)")
+    parser.add_argument("--round-seconds", type=float, default=4.0,
+                        help="--log-cost: seconds per concurrency level per turn")
     args = parser.parse_args(argv)
 
     os.sched_setaffinity(0, {CLIENT_CORE})
@@ -306,16 +402,24 @@ def main(argv: list[str] | None = None) -> int:
         sample = table.sample(200, random_state=0)
         records = json.loads(sample.to_json(orient="records"))
         big = json.loads(table.sample(BATCH_ROWS, replace=True, random_state=1).to_json(orient="records"))
+        if args.log_cost:
+            started = os.getloadavg()[0]
+            single = [_request("/predict", json.dumps({"rows": [r]}).encode()) for r in records]
+            result = log_cost(model_dir, work, single, _request("/predict", json.dumps({"rows": big}).encode()),
+                              rounds=args.rounds, seconds=args.round_seconds, n_batches=3)
+            result["load_average"] = {"start": started, "end": os.getloadavg()[0]}
+            print(_log_cost_table(result))
+            print(f"\nLoad average (1 min): {started:.2f} at the start, {result['load_average']['end']:.2f} at the end.")
+            print()
+            print(json.dumps(result, indent=1))
+            return 0
         results: dict = {"load_average": {"start": os.getloadavg()[0]}, "floor": floor(model_dir, sample),
-                         "batch_floor": batch_floor(model_dir, big)}
+                         "batch_floor": batch_floor(model_dir, big, work)}
 
         shipml_single = [_request("/predict", json.dumps({"rows": [r]}).encode()) for r in records]
         shipml_batch = _request("/predict", json.dumps({"rows": big}).encode())
         for name, logging in [("shipml (log on)", "true"), ("shipml (log off)", "false")]:
-            port = _free_port()
-            env = _env(SHIPML_WORKSPACE=str(work / f"ws-serve-{logging}"), SHIPML_SERVE_LOG_PREDICTIONS=logging)
-            server = Server([sys.executable, "-m", "core.serving", "--model", str(model_dir), "--host", "127.0.0.1",
-                             "--port", str(port)], probe="/health/ready", env=env, log=work / f"shipml-{logging}.log")
+            server = shipml_server(model_dir, work, log_on=logging == "true")
             try:
                 results[name] = _run_against(server, shipml_single, shipml_batch, args.duration, args.batches)
             finally:

@@ -34,6 +34,7 @@ RUNTIME_ROOTS = (
     "scipy",
     "scikit-learn",
     "lightgbm",
+    "lleaves",  # compiled LightGBM trees for the fast path (optional at run time: core.serving.accel)
     "joblib",
     "threadpoolctl",
     "pyarrow",

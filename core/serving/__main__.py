@@ -1,4 +1,4 @@
-"""``python -m core.serving --model DIR [--host 127.0.0.1] [--port 8080] [--log-url URL]``.
+"""``python -m core.serving --model DIR [--host 127.0.0.1] [--port 8080] [--log-url URL] [--no-compiled-trees]``.
 
 Two versions behind one endpoint: ``--challenger DIR_B --weight-b 0.1`` (an A/B split, sticky by
 request key) or ``--shadow DIR_B`` (the challenger scores every request, the champion answers);
@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--routing", default=None,
                    help="a routing file (JSON) that decides what is served; re-read on POST /admin/routing or SIGHUP")
     p.add_argument("--access-log", action="store_true", help="log every request line (costs throughput)")
+    p.add_argument("--no-compiled-trees", action="store_true",
+                   help="LightGBM: keep the booster instead of switching to compiled trees (lleaves) once ready")
     return p
 
 
@@ -65,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     app = create_app(model_dir, settings, log_url=args.log_url, challenger_dir=Path(second) if second else None,
                      weight_b=args.weight_b if args.challenger else 0.0, shadow=bool(args.shadow),
-                     routing_file=Path(args.routing) if args.routing else None)
+                     routing_file=Path(args.routing) if args.routing else None,
+                     compile_trees=not args.no_compiled_trees)
     config = uvicorn.Config(
         app,
         host=args.host,

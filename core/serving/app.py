@@ -90,6 +90,7 @@ class Service:
     spec: RoutingSpec  # what to serve at start (the routing file, when given, replaces it)
     log_url: str
     routing_file: Path | None = None
+    compile_trees: bool = True  # LightGBM: switch to compiled trees once ready (core.serving.accel)
     routing: Routing | None = None  # replaced whole on a reload, never changed in place
     predlog: PredictionLog | None = None
     failure: str | None = None  # why the service can never become ready
@@ -167,6 +168,8 @@ class Service:
         for m in (routing.champion, routing.challenger):
             if m is not None:
                 metrics.MODEL_INFO.labels(m.name, str(m.version), m.task, m.sha256).set(1)
+                if self.compile_trees:  # in the background: the booster answers meanwhile
+                    m.accelerate(self.settings.workspace / "serving" / "compiled")
         if self.predlog is not None:  # feedback rows carry the champion's version
             self.predlog.model_name, self.predlog.model_version = routing.champion.name, routing.champion.version
 
@@ -220,6 +223,10 @@ class Service:
 
     def close(self) -> None:
         self._stop.set()
+        routing = self.routing
+        for m in (routing.champion, routing.challenger) if routing is not None else ():
+            if m is not None:
+                m.stop_accelerating()
         for executor in (self.executor, self.shadow_executor):
             if executor is not None:
                 executor.shutdown(wait=True)
@@ -245,7 +252,7 @@ def one_thread() -> None:
 
 def create_app(model_dir: Path, settings: Settings, *, log_url: str | None = None,
                challenger_dir: Path | None = None, weight_b: float = 0.0, shadow: bool = False,
-               routing_file: Path | None = None) -> FastAPI:
+               routing_file: Path | None = None, compile_trees: bool = True) -> FastAPI:
     """The prediction service for the exported model in ``model_dir`` (and an optional challenger).
 
     Args:
@@ -258,6 +265,8 @@ def create_app(model_dir: Path, settings: Settings, *, log_url: str | None = Non
         shadow: Shadow mode instead of a split.
         routing_file: A routing file (``core.serving.routing``); when given it decides what is
             served, at start and on every ``POST /admin/routing`` or SIGHUP.
+        compile_trees: Compile LightGBM trees in the background (cached under the workspace)
+            and switch to them once proven equal; the booster answers until then or if it fails.
 
     Raises:
         BadInput: Inconsistent routing arguments (e.g. a weight without a challenger).
@@ -265,7 +274,7 @@ def create_app(model_dir: Path, settings: Settings, *, log_url: str | None = Non
     spec = RoutingSpec(champion=Path(model_dir), challenger=Path(challenger_dir) if challenger_dir else None,
                        weight_b=weight_b if not shadow else 0.0, shadow=shadow)
     service = Service(settings=settings, spec=spec, log_url=log_url or settings.serve_log_db_url,
-                      routing_file=Path(routing_file) if routing_file else None)
+                      routing_file=Path(routing_file) if routing_file else None, compile_trees=compile_trees)
     token = settings.serve_token.get_secret_value().encode() if settings.serve_token else None
 
     @asynccontextmanager
@@ -325,9 +334,11 @@ def create_app(model_dir: Path, settings: Settings, *, log_url: str | None = Non
     @app.get("/version", tags=["model"], responses={503: {"description": "Not ready"}})
     def version() -> Response:
         """The served model's name, version, task and hashes."""
-        info = ready_model().info
+        m = ready_model()
         keys = ("name", "version", "task", "target", "model_family", "sha256", "dataset_hash", "created_at", "format")
-        return _json(200, {k: info.get(k) for k in keys})
+        body = {k: m.info.get(k) for k in keys}
+        body["predictor"] = m.predictor  # fast path or Pipeline; for LightGBM, booster or compiled trees
+        return _json(200, body)
 
     @app.get("/schema", tags=["model"], responses={503: {"description": "Not ready"}})
     def schema() -> Response:
@@ -628,7 +639,11 @@ def _rows_and_keys(doc: Any, request_key: str | None, max_rows: int) -> tuple[li
 
 
 def _prediction_body(request_id: str, model: LoadedModel, result: Predictions) -> bytes:
-    if result.proba is not None and result.classes is not None:
+    if result.proba is not None and result.classes is not None and len(result.classes) == 2:
+        c0, c1 = result.classes  # a dict literal: 30 % faster than dict(zip()) on 10,000 rows
+        predictions = [{"prediction": v, "probabilities": {c0: a, c1: b}}
+                       for v, (a, b) in zip(result.values, result.proba.tolist())]
+    elif result.proba is not None and result.classes is not None:
         classes = result.classes
         predictions = [{"prediction": v, "probabilities": dict(zip(classes, p))}
                        for v, p in zip(result.values, result.proba.tolist())]

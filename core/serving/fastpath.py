@@ -27,6 +27,7 @@ round-off (the tests ask for 1e-9 and see 0 on every model family).
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import warnings
 from collections.abc import Callable
@@ -51,6 +52,7 @@ from sklearn.preprocessing import (
 
 from core.prep import features as fb
 from core.prep import transformers as tf
+from core.serving.accel import Trees
 
 Columns = dict[str, np.ndarray]
 _UNSEEN = "\x00shipml-unseen-category\x00"  # a category no table holds, to probe unseen values
@@ -76,6 +78,13 @@ class FastPredictor:
     _clean: tuple[Callable[[Columns], Columns], ...]
     _features: "_CompiledFeatures"
     _model: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+    trees: "Trees | None" = None  # LightGBM models: the booster, or compiled trees once proven
+
+    def accelerate(self, cache_dir, *, background: bool = True) -> None:
+        """Switch a LightGBM model to compiled trees when they are ready (``core.serving.accel``);
+        a no-op for other models. The booster answers until then, and if compiling fails."""
+        if self.trees is not None:
+            self.trees.accelerate(cache_dir, background=background)
 
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None, list | None]:
         """Predictions for every row of ``frame`` (raw input columns; extra columns are ignored).
@@ -701,7 +710,9 @@ def _categorical(fitted: Pipeline, tokens, widths):
         blocks = []
         for v, (index, rows, unseen) in zip(values, lookups):
             keys = _as_text(v)
-            blocks.append(rows[[index.get(k, unseen) for k in keys]])
+            # map() runs the lookups in C: on a 10,000-row request this loop was the hot spot.
+            blocks.append(rows[np.fromiter(map(index.get, keys, itertools.repeat(unseen, len(keys))),
+                                           dtype=np.intp, count=len(keys))])
         return blocks
 
     return run
@@ -714,8 +725,10 @@ def _as_text(values: np.ndarray) -> list[str]:
         missing = np.isnan(values) if kind == "f" else np.zeros(len(values), dtype=bool)
         items = values.tolist()  # Python scalars, as DataFrame.astype(object) gives
     elif kind == "O":
+        items = values.tolist()
+        if set(map(type, items)) == {str}:  # all text, none missing (the usual JSON request)
+            return items
         missing = pd.isna(values)
-        items = values
     else:
         raise _Fallback("categorical column of an unusual dtype")
     keys = []
@@ -735,7 +748,8 @@ def _as_text(values: np.ndarray) -> list[str]:
 
 
 def _compile_model(model, names: tuple[str, ...], sparse_out: bool, is_classifier: bool):
-    """A function from the feature matrix to (labels or values, probabilities or None)."""
+    """A function from the feature matrix to (labels or values, probabilities or None), and
+    the model's ``Trees`` for LightGBM (else None)."""
     from lightgbm import LGBMClassifier, LGBMRegressor
 
     if type(model) in (LGBMClassifier, LGBMRegressor) and not sparse_out:
@@ -746,7 +760,7 @@ def _compile_model(model, names: tuple[str, ...], sparse_out: bool, is_classifie
         labels = np.asarray(model.predict(data))
         return labels, (np.asarray(model.predict_proba(data)) if is_classifier else None)
 
-    return generic
+    return generic, None
 
 
 def _booster_predict(booster, params: dict) -> Callable[[np.ndarray], np.ndarray]:
@@ -801,7 +815,10 @@ def _lightgbm(model):
     params = _choose_param_value("num_threads", params, model.n_jobs)
     params["num_threads"] = model._process_n_jobs(params["num_threads"])
     booster = model.booster_
-    raw = _booster_predict(booster, params)
+    # Compiled trees replace the booster only once equal to this very call (its parameters
+    # included) on probe rows: see core.serving.accel.
+    trees = Trees(booster, _booster_predict(booster, params))
+    raw = trees.predict
     if hasattr(model, "_le"):  # classifier
         classes = model._le.classes_
         n_classes = model.n_classes_
@@ -811,8 +828,8 @@ def _lightgbm(model):
             proba = result if n_classes > 2 else np.vstack((1.0 - result, result)).transpose()
             return np.take(classes, np.argmax(proba, axis=1), axis=0), proba
 
-        return classify
-    return lambda X: (raw(X), None)
+        return classify, trees
+    return (lambda X: (raw(X), None)), trees
 
 
 # --- putting it together --------------------------------------------------------------------
@@ -825,11 +842,13 @@ def _compile(pipeline: Pipeline) -> FastPredictor:
     inputs, clean_steps = _compile_clean(clean)
     compiled = _compile_features(features)
     is_classifier = hasattr(model, "predict_proba") and hasattr(model, "classes_")
+    predict, trees = _compile_model(model, compiled.names, compiled.sparse_out, is_classifier)
     return FastPredictor(
         pipeline=pipeline,
         classes=list(pipeline.classes_) if is_classifier else None,
         _inputs=inputs,
         _clean=clean_steps,
         _features=compiled,
-        _model=_compile_model(model, compiled.names, compiled.sparse_out, is_classifier),
+        _model=predict,
+        trees=trees,
     )

@@ -77,6 +77,29 @@ class LoadedModel:
     def classes(self) -> tuple[Any, ...]:
         return tuple(getattr(self.pipeline, "classes_", ()))
 
+    @property
+    def predictor(self) -> dict[str, str]:
+        """What answers requests: the fast path or the Pipeline, and for LightGBM the trees'
+        state (``booster``, ``compiling``, ``compiled`` or why not)."""
+        path = "fast path" if self.fast is not None and self.fast_max_rows > 0 else "pipeline"
+        trees = getattr(self.fast, "trees", None)
+        out = {"path": path}
+        if trees is not None and path == "fast path":
+            out["trees"] = trees.path
+            out["trees_state"] = trees.state
+        return out
+
+    def accelerate(self, cache_dir: Path) -> None:
+        """Start compiling a LightGBM model's trees (no-op otherwise); see ``core.serving.accel``."""
+        if self.fast is not None and self.fast_max_rows > 0 and hasattr(self.fast, "accelerate"):
+            self.fast.accelerate(cache_dir)
+
+    def stop_accelerating(self) -> None:
+        """Stop compiling trees (shutdown): a compiler child must not outlive the service."""
+        trees = getattr(self.fast, "trees", None)
+        if trees is not None:
+            trees.close()
+
     def predict_columns(self, columns: dict[str, np.ndarray], n_rows: int) -> Predictions:
         """Predict rows given as checked column arrays (see ``InputSchema.columns_from_records``).
 

@@ -143,6 +143,7 @@ class PredictionLog:
         self.engine = make_log_engine(url)
         upgrade(self.engine)
         self.model_name, self.model_version = model_name, model_version
+        self._sqlite_insert = _sqlite_inserter(self.engine)
         # A deque, not a queue.Queue: appending wakes no thread. Waking the writer on every request
         # would hand it the GIL (and on a one-core server, the core) each time, which measurably
         # slows single-row requests; it wakes on a timer instead, or early once a batch is full.
@@ -205,8 +206,11 @@ class PredictionLog:
     def _write(self, batch: list[LoggedRequest], n_rows: int) -> None:
         try:
             records = [self._record(item) for item in batch]
-            with self.engine.begin() as conn:
-                conn.execute(REQUESTS.insert(), records)
+            if self._sqlite_insert is not None:
+                self._sqlite_insert(records)
+            else:
+                with self.engine.begin() as conn:
+                    conn.execute(REQUESTS.insert(), records)
         except Exception as exc:  # noqa: BLE001 - a log outage must not stop predictions
             metrics.LOG_DROPPED.inc(n_rows)
             log.warning("prediction log write failed (%s); %d rows dropped", type(exc).__name__, n_rows)
@@ -246,6 +250,47 @@ class PredictionLog:
         with self.engine.begin() as conn:
             conn.execute(FEEDBACK.insert(), rows)
         return len(rows)
+
+
+_RECORD_COLUMNS = ("request_id", "key", "keys", "created_at", "model_name", "model_version", "variant",
+                   "latency_ms", "n_rows", "inputs", "predictions", "probabilities")
+
+
+def _sqlite_inserter(engine: Engine):
+    """For a SQLite log: insert records with the sqlite3 driver's own ``executemany``.
+
+    The writer shares the server's only core with the requests; SQLAlchemy's executemany costs
+    ~20 µs of Python per row on top of the driver's. Values go through the same type processors
+    SQLAlchemy would apply (the dates' text form), so the stored rows are the same. Other
+    databases (PostgreSQL) keep SQLAlchemy's path. None when the engine is not SQLite.
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    processors = []
+    for name in _RECORD_COLUMNS:
+        processor = REQUESTS.c[name].type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
+        processors.append(processor)
+    # Fixed column names of our own table: nothing from a request is formatted into the SQL.
+    sql = (f"INSERT INTO serving_requests ({', '.join(_RECORD_COLUMNS)}) "
+           f"VALUES ({', '.join('?' for _ in _RECORD_COLUMNS)})")
+
+    def insert(records: list[dict]) -> None:
+        rows = [tuple(value if processor is None or value is None else processor(value)
+                      for processor, value in zip(processors, (record[name] for name in _RECORD_COLUMNS)))
+                for record in records]
+        connection = engine.raw_connection()  # pooled, with the WAL and busy-timeout pragmas
+        try:
+            cursor = connection.cursor()
+            cursor.executemany(sql, rows)
+            cursor.close()
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            connection.close()  # back to the pool
+
+    return insert
 
 
 def read_rows(engine: Engine, *, request_id: str | None = None, limit: int | None = None) -> list[dict]:

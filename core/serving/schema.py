@@ -18,7 +18,6 @@ type and the *type* that arrived, never the submitted value.
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -188,7 +187,7 @@ class InputSchema:
                 errors.append(self._type_error(column, values, wrong))
                 return None
             if float in types:
-                array = np.array([math.nan if v is None else v for v in values], dtype=float)
+                array = np.array(values, dtype=float)  # None becomes NaN
                 if not np.isfinite(array[~np.isnan(array)]).all():
                     errors.append(FieldError(column.name, kind, "infinite number"))
                     return None
@@ -200,7 +199,7 @@ class InputSchema:
                         return None
                 return array
             if None in values or not types:
-                return np.array([math.nan if v is None else v for v in values], dtype=float)
+                return np.array(values, dtype=float)  # None becomes NaN
             try:
                 return np.array(values, dtype=np.int64)
             except OverflowError:

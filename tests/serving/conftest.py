@@ -91,10 +91,11 @@ def models(tmp_path_factory) -> dict[str, Served]:
 
 @contextmanager
 def serve(model_dir: Path, tmp_path: Path, *, log_url: str | None = None, wait: bool = True,
-          **overrides) -> Iterator[TestClient]:
-    """The app in-process, started (lifespan run) and, with ``wait``, ready."""
+          compile_trees: bool = False, **overrides) -> Iterator[TestClient]:
+    """The app in-process, started (lifespan run) and, with ``wait``, ready. Compiled trees
+    (a compiler process of seconds per LightGBM model) only when a test asks for them."""
     settings = Settings(workspace=tmp_path / "workspace", **overrides)
-    app = create_app(model_dir, settings, log_url=log_url)
+    app = create_app(model_dir, settings, log_url=log_url, compile_trees=compile_trees)
     with TestClient(app, raise_server_exceptions=False) as client:
         if wait:
             assert app.state.service.wait_ready(60), app.state.service.failure
@@ -114,7 +115,8 @@ class Server:
     def __init__(self, model_dir: Path, workspace: Path, *, log_url: str | None = None, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        args = [sys.executable, "-m", "core.serving", "--model", str(model_dir), "--port", str(self.port)]
+        args = [sys.executable, "-m", "core.serving", "--model", str(model_dir), "--port", str(self.port),
+                "--no-compiled-trees"]  # a compiler process per test would only load the machine
         if log_url:
             args += ["--log-url", log_url]
         environment = {**os.environ, "SHIPML_WORKSPACE": str(workspace), "OMP_NUM_THREADS": "1",
@@ -165,3 +167,5 @@ def server_factory(tmp_path):
     yield start
     for server in started:
         server.kill()
+
+

@@ -43,3 +43,26 @@ def test_the_queue_is_bounded_in_rows_and_drops_are_counted(tmp_path, monkeypatc
     assert metrics.LOG_DROPPED._value.get() - dropped == 6
     log.close()  # writes what is queued
     assert [r["request_id"] for r in read_rows(log.engine)] == ["a"] * 6 + ["c"] * 4
+
+
+def test_the_sqlite_driver_path_stores_what_sqlalchemy_stores(tmp_path) -> None:
+    """SQLite logs are written with the driver's own executemany (cheaper on the server's core);
+    the stored rows must be the very rows SQLAlchemy's insert writes (dates' text form too)."""
+    import sqlalchemy as sa
+
+    stored = []
+    item = _request(3, inputs={"x": [1.0, None, 2.5], "c": ["a", "b", None]})
+    for name, driver in [("driver", True), ("sqlalchemy", False)]:
+        log = PredictionLog(f"sqlite:///{tmp_path / f'{name}.db'}", model_name="m", model_version=2)
+        assert log._sqlite_insert is not None
+        if not driver:
+            log._sqlite_insert = None  # the path every other database takes
+        log.submit(item)
+        log.submit(LoggedRequest(request_id="r2", created_at=item.created_at, latency_ms=0.25, key=None,
+                                 keys=["a", None], inputs={"x": [1, 2]}, predictions=[1.5, 2.5], proba=None,
+                                 classes=None, model_name="other", model_version=7, variant="challenger"))
+        log.close()
+        with log.engine.connect() as conn:
+            stored.append(conn.execute(sa.text("SELECT * FROM serving_requests ORDER BY id")).all())
+    assert stored[0] == stored[1] and len(stored[0]) == 2
+    assert len(read_rows(log.engine)) == 5
