@@ -107,7 +107,26 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return status
 
 
-async def _load(port: int, requests: list[bytes], concurrency: int, duration: float) -> dict:
+def _cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user + system, all threads) a process has used so far; None if unknown.
+
+    On a shared machine a server pinned to one core gets only part of it; the requests or rows
+    per CPU-second it spent say what it would do with the core to itself.
+    """
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _per_cpu_second(count: float, before: float | None, after: float | None) -> float | None:
+    return count / (after - before) if before is not None and after is not None and after > before else None
+
+
+async def _load(port: int, requests: list[bytes], concurrency: int, duration: float, pid: int | None = None) -> dict:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     deadline = time.perf_counter() + duration
@@ -125,13 +144,14 @@ async def _load(port: int, requests: list[bytes], concurrency: int, duration: fl
             i += 1
         writer.close()
 
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), _cpu_seconds(pid)
     await asyncio.gather(*(worker(k * 7) for k in range(concurrency)))
     elapsed = time.perf_counter() - started
     lat = np.asarray(latencies) * 1e3
     return {
         "concurrency": concurrency,
         "requests_per_s": len(latencies) / elapsed,
+        "requests_per_cpu_s": _per_cpu_second(len(latencies), cpu_before, _cpu_seconds(pid)),
         "p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
         "p99_ms": float(np.percentile(lat, 99)) if len(lat) else None,
         "ok": len(latencies),
@@ -139,16 +159,19 @@ async def _load(port: int, requests: list[bytes], concurrency: int, duration: fl
     }
 
 
-async def _batches(port: int, request: bytes, n: int) -> dict:
+async def _batches(port: int, request: bytes, n: int, pid: int | None = None) -> dict:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**28)
     times, statuses = [], []
+    cpu_before = _cpu_seconds(pid)
     for _ in range(n):
         start = time.perf_counter()
         statuses.append(await _exchange(reader, writer, request))
         times.append(time.perf_counter() - start)
+    cpu_after = _cpu_seconds(pid)
     writer.close()
     best = statistics.median(times)
-    return {"rows": BATCH_ROWS, "median_s": best, "rows_per_s": BATCH_ROWS / best, "statuses": statuses}
+    return {"rows": BATCH_ROWS, "median_s": best, "rows_per_s": BATCH_ROWS / best, "statuses": statuses,
+            "rows_per_cpu_s": _per_cpu_second(BATCH_ROWS * n, cpu_before, cpu_after)}
 
 
 # --- servers --------------------------------------------------------------------------------
@@ -227,10 +250,10 @@ def log_cost(model_dir: Path, work: Path, single: list[bytes], batch: bytes, *, 
             asyncio.run(_load(server.port, single, 1, 1.0))  # warm-up
         for r in range(rounds):
             for mode in (("on", "off") if r % 2 == 0 else ("off", "on")):
-                port = servers[mode].port
-                runs[mode]["c1"].append(asyncio.run(_load(port, single, 1, seconds)))
-                runs[mode]["c8"].append(asyncio.run(_load(port, single, 8, seconds)))
-                runs[mode]["batch"].append(asyncio.run(_batches(port, batch, n_batches)))
+                port, pid = servers[mode].port, servers[mode].proc.pid
+                runs[mode]["c1"].append(asyncio.run(_load(port, single, 1, seconds, pid)))
+                runs[mode]["c8"].append(asyncio.run(_load(port, single, 8, seconds, pid)))
+                runs[mode]["batch"].append(asyncio.run(_batches(port, batch, n_batches, pid)))
                 time.sleep(0.5)  # the log-on writer finishes its last batch before the other's turn
     finally:
         for server in servers.values():
@@ -241,6 +264,13 @@ def log_cost(model_dir: Path, work: Path, single: list[bytes], batch: bytes, *, 
         off = [run[field] for run in runs["off"][kind]]
         out["cost"][kind] = {"on_mean": statistics.mean(on), "off_mean": statistics.mean(off),
                              "on": on, "off": off, "cost": 1.0 - statistics.mean(on) / statistics.mean(off)}
+        # The same per CPU-second of the server: what the log costs with the core to itself.
+        cpu_field = field.replace("_per_s", "_per_cpu_s")
+        per_cpu = {mode: [run[cpu_field] for run in runs[mode][kind] if run.get(cpu_field)] for mode in runs}
+        if per_cpu["on"] and per_cpu["off"]:
+            out["cost"][kind].update({"on_per_cpu_s": statistics.mean(per_cpu["on"]),
+                                      "off_per_cpu_s": statistics.mean(per_cpu["off"]),
+                                      "cpu_cost": 1.0 - statistics.mean(per_cpu["on"]) / statistics.mean(per_cpu["off"])})
         if kind != "batch":
             for mode in ("on", "off"):
                 out["cost"][kind][f"{mode}_p50_ms"] = [run["p50_ms"] for run in runs[mode][kind]]
@@ -249,13 +279,17 @@ def log_cost(model_dir: Path, work: Path, single: list[bytes], batch: bytes, *, 
 
 
 def _log_cost_table(result: dict) -> str:
-    lines = ["| load | log on (mean) | log off (mean) | cost | on, per round | off, per round |",
-             "|---|---:|---:|---:|---|---|"]
+    lines = ["| load | log on (mean) | log off (mean) | cost | on, per round | off, per round | "
+             "on / off per server CPU-second | cost per CPU-second |",
+             "|---|---:|---:|---:|---|---|---:|---:|"]
     names = {"c1": "single rows, concurrency 1 (requests/s)", "c8": "single rows, concurrency 8 (requests/s)",
              "batch": "10,000-row batches (rows/s)"}
     for kind, row in result["cost"].items():
+        cpu = (f"{row['on_per_cpu_s']:,.0f} / {row['off_per_cpu_s']:,.0f} | {row['cpu_cost']:+.1%}"
+               if "cpu_cost" in row else "- | -")
         lines.append(f"| {names[kind]} | {row['on_mean']:,.0f} | {row['off_mean']:,.0f} | {row['cost']:+.1%} | "
-                     f"{', '.join(f'{v:,.0f}' for v in row['on'])} | {', '.join(f'{v:,.0f}' for v in row['off'])} |")
+                     f"{', '.join(f'{v:,.0f}' for v in row['on'])} | {', '.join(f'{v:,.0f}' for v in row['off'])} | "
+                     f"{cpu} |")
     for kind in ("c1", "c8"):
         row = result["cost"][kind]
         lines.append("")
@@ -273,11 +307,12 @@ def _run_against(server: Server, single: list[bytes], batch: bytes | None, durat
     predictor = server.wait_trees() if server.probe == "/health/ready" else None
     # Warm-up: first requests pay for imports and caches.
     asyncio.run(_load(server.port, single, 1, 1.0))
-    result = {"single": [asyncio.run(_load(server.port, single, c, duration)) for c in CONCURRENCY]}
+    pid = server.proc.pid
+    result = {"single": [asyncio.run(_load(server.port, single, c, duration, pid)) for c in CONCURRENCY]}
     if predictor is not None:
         result["predictor"] = predictor
     if batch is not None and n_batches:
-        result["batch"] = asyncio.run(_batches(server.port, batch, n_batches))
+        result["batch"] = asyncio.run(_batches(server.port, batch, n_batches, pid))
     return result
 
 
@@ -304,23 +339,31 @@ def batch_floor(model_dir: Path, big: list[dict], work: Path, repeats: int = 5) 
     def service_work() -> None:
         _prediction_body("x", model, _Job(Routing(champion=model), body, "json", None, settings.serve_max_rows, request_id="x").run()[5])
 
-    calls = [("booster_only", lambda: booster.predict(transformed, num_threads=1))]
+    out = _timed_calls([("booster_only", lambda: booster.predict(transformed, num_threads=1)),
+                        ("fastpath_predict (booster)", lambda: model.fast.predict(frame)),
+                        ("service_work_no_http (booster)", service_work)], len(big), repeats)
     if trees is not None:
-        calls.append(("fastpath_predict (booster)", lambda: model.fast.predict(frame)))
         model.fast.accelerate(work / "compiled", background=False)
         if trees.path != "booster":
-            calls.insert(1, (f"compiled_trees_only ({trees.path})", lambda: trees.predict(transformed)))
-    calls += [(f"fastpath_predict ({trees.path if trees else 'no trees'})", lambda: model.fast.predict(frame)),
-              (f"service_work_no_http ({trees.path if trees else 'no trees'})", service_work)]
+            out.update(_timed_calls([(f"compiled_trees_only ({trees.path})", lambda: trees.predict(transformed)),
+                                     (f"fastpath_predict ({trees.path})", lambda: model.fast.predict(frame)),
+                                     (f"service_work_no_http ({trees.path})", service_work)], len(big), repeats))
+    return out
+
+
+def _timed_calls(calls: list, rows: int, repeats: int) -> dict:
+    """Median wall time of each call, and the thread's CPU time (robust to a busy machine)."""
     out = {}
     for name, call in calls:
-        times = []
+        times, cpu = [], []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.thread_time()
             call()
             times.append(time.perf_counter() - start)
+            cpu.append(time.thread_time() - cpu_start)
         best = statistics.median(times)
-        out[name] = {"rows": len(big), "median_s": best, "rows_per_s": len(big) / best}
+        out[name] = {"rows": rows, "median_s": best, "rows_per_s": rows / best,
+                     "median_cpu_s": statistics.median(cpu), "rows_per_cpu_s": rows / statistics.median(cpu)}
     return out
 
 
@@ -355,25 +398,32 @@ def floor(model_dir: Path, rows: pd.DataFrame, seconds: float = 3.0) -> dict:
 
 
 def _table(results: dict) -> str:
-    lines = ["| server | concurrency | requests/s | p50 ms | p99 ms | non-200 |", "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| server | concurrency | requests/s | p50 ms | p99 ms | non-200 | requests per server CPU-second |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, result in results.items():
         if "single" not in result:
             continue
         for row in result["single"]:
             bad = sum(v for k, v in row["statuses"].items() if k != 200)
+            per_cpu = row.get("requests_per_cpu_s")
             lines.append(f"| {name} | {row['concurrency']} | {row['requests_per_s']:.0f} | "
-                         f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {bad} |")
-    lines += ["", "| server | 10,000-row batch: median s | rows/s |", "|---|---:|---:|"]
+                         f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {bad} | "
+                         f"{f'{per_cpu:,.0f}' if per_cpu else '-'} |")
+    lines += ["", "| server | 10,000-row batch: median s | rows/s | rows per server CPU-second |", "|---|---:|---:|---:|"]
     for name, result in results.items():
         if "batch" in result:
             b = result["batch"]
-            lines.append(f"| {name} | {b['median_s']:.3f} | {b['rows_per_s']:.0f} |")
+            per_cpu = b.get("rows_per_cpu_s")
+            lines.append(f"| {name} | {b['median_s']:.3f} | {b['rows_per_s']:.0f} | "
+                         f"{f'{per_cpu:,.0f}' if per_cpu else '-'} |")
     lines += ["", "| in-process, one row | p50 ms | p99 ms | calls/s |", "|---|---:|---:|---:|"]
     for name, row in results.get("floor", {}).items():
         lines.append(f"| {name} | {row['p50_ms']:.3f} | {row['p99_ms']:.3f} | {row['calls_per_s']:.0f} |")
-    lines += ["", "| in-process, one 10,000-row batch | median s | rows/s |", "|---|---:|---:|"]
+    lines += ["", "| in-process, one 10,000-row batch | median s | rows/s | median CPU s | rows per CPU-second |",
+              "|---|---:|---:|---:|---:|"]
     for name, row in results.get("batch_floor", {}).items():
-        lines.append(f"| {name} | {row['median_s']:.3f} | {row['rows_per_s']:.0f} |")
+        lines.append(f"| {name} | {row['median_s']:.3f} | {row['rows_per_s']:.0f} | {row['median_cpu_s']:.3f} | "
+                     f"{row['rows_per_cpu_s']:.0f} |")
     load = results.get("load_average")
     if load:
         lines += ["", f"Load average (1 min): {load['start']:.2f} at the start, {load['end']:.2f} at the end."]

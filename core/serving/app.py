@@ -29,6 +29,7 @@ one assignment; requests in progress finish on the models they started with.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import json
 import logging
@@ -218,6 +219,7 @@ class Service:
                 log.warning("prediction log unavailable (%s); retrying in %.0f s", type(exc).__name__, LOG_RETRY_S)
                 self._stop.wait(LOG_RETRY_S)
         if not self._stop.is_set():
+            _freeze_heap()
             self._ready.set()
             log.info("ready: %s version %s", model.name, model.version)
 
@@ -232,6 +234,20 @@ class Service:
                 executor.shutdown(wait=True)
         if self.predlog is not None:
             self.predlog.close()
+
+
+def _freeze_heap() -> None:
+    """Exclude what is loaded by now (libraries, the model) from every later garbage collection.
+
+    A full collection walks every tracked object; with the model and its libraries loaded that is
+    a large heap, and requests whose objects outlive a few collections (the prediction log holds
+    each request's values until its writer runs) trigger full collections regularly. Measured on
+    single rows at concurrency 8 (churn model): with the log on the request thread spent 530-570
+    µs of CPU per request against 495-505 µs with it off; frozen, both 485-565 µs, and the log
+    costs only its own thread's ~30 µs. Objects loaded later (a reloaded model) are not frozen.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def one_thread() -> None:
