@@ -112,3 +112,11 @@ def screenshots() -> Path:
     out = ROOT / "test-results" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def settle(page) -> None:
+    """Wait until the app is not running a script (a rerun leaves stale copies of elements)."""
+    from playwright.sync_api import expect
+
+    page.wait_for_timeout(200)
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import settle
+
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
 
@@ -28,15 +30,9 @@ def _messy_csv(path) -> None:
     frame.to_csv(path, index=False)
 
 
-def _settle(page) -> None:
-    """Wait until the app is not running a script (a rerun leaves stale copies of elements)."""
-    page.wait_for_timeout(200)
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
-
-
 def _choose(page, label: str, option: str, *, exact: bool = True) -> None:
     """Pick ``option`` (or, not ``exact``, the option starting with it) in a labelled selectbox."""
-    _settle(page)
+    settle(page)
     box = page.get_by_test_id("stSelectbox").filter(has_text=label)
     expect(box).to_have_count(1)  # reruns briefly show stale copies; wait for the settled page
     box.locator("input").first.click()
@@ -63,7 +59,9 @@ def test_upload_fix_and_features(page, app_url, tmp_path, screenshots) -> None:
     expect(page.get_by_text("duplicate", exact=False).first).to_be_visible()
     page.screenshot(path=str(screenshots / "upload.png"), full_page=True)
 
+    settle(page)  # a click during a rerun can be lost
     page.get_by_role("button", name="Fix").first.click()
+    settle(page)
     expect(page.get_by_text("In the recipe").first).to_be_visible()
 
     _goto(page, "Clean")

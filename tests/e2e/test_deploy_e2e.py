@@ -15,7 +15,7 @@ from core.deploy import local
 from core.registry import VersionMeta
 from core.store.db import make_engine
 from tests.deploy.conftest import MODEL_NAME, trained  # noqa: F401 - session fixture
-from tests.e2e.conftest import running_app
+from tests.e2e.conftest import running_app, settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
@@ -55,23 +55,17 @@ def deploy_app(tmp_path_factory, trained) -> Iterator[tuple[str, Settings]]:  # 
         engine.dispose()
 
 
-def _settle(page) -> None:
-    """Wait until the app is not running a script (a rerun leaves stale copies of elements)."""
-    page.wait_for_timeout(200)
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
-
-
 def test_deploy_locally_and_predict_from_the_try_it_form(page, deploy_app, screenshots) -> None:
     url, settings = deploy_app
     page.goto(url)
     page.get_by_test_id("stSidebarNav").get_by_text("Deploy", exact=True).click()
     expect(page.get_by_role("heading", name="Deploy", exact=True).first).to_be_visible()
     expect(page.get_by_text("No deployment yet.")).to_be_visible()
-    _settle(page)
+    settle(page)
     page.get_by_role("button", name="Deploy", exact=True).click()
     # The background deployment finishes, the page reruns once and lists it, up.
     expect(page.get_by_text(re.compile(r"^Deployed pen guins@champion → local in \d+ s"))).to_be_visible(timeout=90_000)
-    _settle(page)
+    settle(page)
     engine = make_engine(settings.db_url)
     try:
         (row,) = deploy.list_deployments(engine)
@@ -88,7 +82,7 @@ def test_deploy_locally_and_predict_from_the_try_it_form(page, deploy_app, scree
     expect(page.get_by_text(re.compile(r"^Request id"))).to_be_visible()
     expect(page.get_by_test_id("stVegaLiteChart").first).to_be_visible()
     expect(page.get_by_text(f"{row.endpoint}/predict", exact=False).first).to_be_attached()
-    _settle(page)
+    settle(page)
     page.set_viewport_size({"width": 1400, "height": 2100})  # the whole page, examples included
-    _settle(page)
+    settle(page)
     page.screenshot(path=str(screenshots / "deploy.png"), full_page=True)

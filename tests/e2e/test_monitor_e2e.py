@@ -18,8 +18,8 @@ from core.monitoring import alerts
 from core.store.db import make_engine
 from core.store.models import Deployment
 from tests.deploy.conftest import MODEL_NAME, trained  # noqa: F401 - session fixture
-from tests.e2e.conftest import running_app
-from tests.e2e.test_deploy_e2e import _register, _settle
+from tests.e2e.conftest import running_app, settle
+from tests.e2e.test_deploy_e2e import _register
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
@@ -55,17 +55,17 @@ def test_monitor_shows_health_charts_and_an_alert_fires(page, monitor_app, train
     page.goto(url)
     page.get_by_test_id("stSidebarNav").get_by_text("Monitor", exact=True).click()
     expect(page.get_by_role("heading", name="Monitor", exact=True).first).to_be_visible()
-    _settle(page)
+    settle(page)
     expect(page.get_by_role("combobox", name="Deployment")).to_have_value(f"#{row.id} {MODEL_NAME} v1 (local, RUNNING)")
 
     # Two snapshots with traffic in between: the health charts draw.
     page.get_by_role("button", name="Collect now").click()
-    _settle(page)
+    settle(page)
     expect(page.get_by_text("No health history yet", exact=False)).to_be_visible()
     _traffic(row.endpoint, rows, 8)
     time.sleep(0.6)  # the service's prediction log writes every 0.25 s
     page.get_by_role("button", name="Collect now").click()
-    _settle(page)
+    settle(page)
     requests = page.get_by_test_id("stMetric").filter(has_text="Requests/s").get_by_test_id("stMetricValue")
     expect(requests).to_have_text(re.compile(r"^\d"))  # a rate over the traffic between the snapshots
     p99 = page.get_by_test_id("stMetric").filter(has_text="p99").get_by_test_id("stMetricValue")
@@ -86,11 +86,11 @@ def test_monitor_shows_health_charts_and_an_alert_fires(page, monitor_app, train
     threshold = form.get_by_test_id("stNumberInput").filter(has_text="Threshold").locator("input")
     threshold.fill("0")
     form.get_by_role("button", name="Add rule").click()
-    _settle(page)
+    settle(page)
     expect(page.get_by_text(re.compile(r"— ok$"))).to_be_visible()
     _traffic(row.endpoint, rows, 3)
     page.get_by_role("button", name="Evaluate now").click()
-    _settle(page)
+    settle(page)
     expect(page.get_by_text(re.compile(r"— firing$"))).to_be_visible()
     expect(page.get_by_test_id("stSidebar").get_by_test_id("stAlert")).to_contain_text("1 alert(s) firing")
     engine = make_engine(settings.db_url)
@@ -101,7 +101,7 @@ def test_monitor_shows_health_charts_and_an_alert_fires(page, monitor_app, train
     assert (rule.kind, rule.threshold, rule.state) == ("p99_latency", 0.0, "firing")
 
     page.set_viewport_size({"width": 1400, "height": 3200})  # the whole page, charts to retraining
-    _settle(page)
+    settle(page)
     page.get_by_role("heading", name="Monitor", exact=True).first.scroll_into_view_if_needed()
     page.mouse.wheel(0, -5000)  # the app scrolls inside its main container: back to the top
     page.wait_for_timeout(300)
