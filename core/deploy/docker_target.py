@@ -18,8 +18,8 @@ import httpx
 
 from core import packaging
 from core.config import Settings
-from core.packaging.context import SERVICE_UID
 from core.errors import BadInput
+from core.packaging.context import SERVICE_UID
 
 NETWORK = "shipml"
 PORT = 8080
