@@ -587,7 +587,7 @@ def logged_predictions(log_engine: Engine, *, model_name: str, version: int | No
                 for cls, values in decode(rec["probabilities"]).items():
                     data[f"proba_{cls}"] = values
             if inputs:
-                for name, values in decode(rec["inputs"]).items():
+                for name, values in predlog.decode_inputs(rec["inputs"]).items():
                     data.setdefault(name, values)  # an input never overrides the log's own columns
             parts.append(pd.DataFrame(data))
     if not parts:

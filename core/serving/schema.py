@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+EXACT_ARRAY_ROWS = 64  # batches this large give the log exact numeric arrays (check_records)
 MAX_ENUM = 200  # a string column with more distinct values is free text, not a category
 _NAME_SHOWN = 100  # longest column name echoed back in an error
 
@@ -135,10 +136,14 @@ class InputSchema:
         """
         return self.check_records(rows)[0]
 
-    def check_records(self, rows: Sequence[Any]) -> tuple[dict[str, np.ndarray], dict[str, list]]:
+    def check_records(self, rows: Sequence[Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """``columns_from_records``, plus each schema column's values as received (for the log).
 
         The received values cost nothing extra: the check reads every column into a list anyway.
+        In batches of at least ``EXACT_ARRAY_ROWS`` rows, a numeric column whose float array holds
+        exactly the values sent (only floats and nulls, as NaN) is given as a copy of that array
+        instead of the list, which the log stores as raw bytes rather than formatting every float
+        as text. (Integers stay lists: short as text, and cheap to format.)
 
         Raises:
             SchemaError: A row is not an object, or columns are missing, extra or of a wrong type.
@@ -168,16 +173,21 @@ class InputSchema:
                     errors.append(FieldError(name, self._by_name[name].type, "missing", tuple(where[:5])))
                     absent.add(name)
         data, received = {}, {}
+        as_arrays = len(rows) >= EXACT_ARRAY_ROWS
         for column in self.columns:
             if column.name not in absent:  # still check the types of the columns that are there
                 values = [r[column.name] for r in rows]
-                received[column.name] = values
-                data[column.name] = self._convert(column, values, errors)
+                array, exact = self._convert(column, values, errors)
+                data[column.name] = array
+                # A copy: the model's code never sees the log's array, whatever it does with its own.
+                received[column.name] = array.copy() if exact and as_arrays and not errors else values
         if errors:
             raise SchemaError(errors)
         return data, received
 
-    def _convert(self, column: Column, values: list[Any], errors: list[FieldError]) -> Any:
+    def _convert(self, column: Column, values: list[Any], errors: list[FieldError]) -> tuple[Any, bool]:
+        """The column as a typed array (None after an error), and whether that array holds exactly
+        the values sent (floats and nulls only, in a float array)."""
         types = set(map(type, values))
         types.discard(type(None))
         kind = column.type
@@ -185,42 +195,42 @@ class InputSchema:
             wrong = types - {int, float}
             if wrong:
                 errors.append(self._type_error(column, values, wrong))
-                return None
+                return None, False
             if float in types:
                 array = np.array(values, dtype=float)  # None becomes NaN
                 if not np.isfinite(array[~np.isnan(array)]).all():
                     errors.append(FieldError(column.name, kind, "infinite number"))
-                    return None
+                    return None, False
                 if kind == "integer":
                     finite = array[~np.isnan(array)]
                     if (finite != np.round(finite)).any():
                         rows = np.flatnonzero(~np.isnan(array) & (array != np.round(array)))
                         errors.append(FieldError(column.name, kind, "number", tuple(int(i) for i in rows[:5])))
-                        return None
-                return array
+                        return None, False
+                return array, int not in types
             if None in values or not types:
-                return np.array(values, dtype=float)  # None becomes NaN
+                return np.array(values, dtype=float), not types  # None becomes NaN
             try:
-                return np.array(values, dtype=np.int64)
+                return np.array(values, dtype=np.int64), False
             except OverflowError:
                 errors.append(FieldError(column.name, kind, "integer out of range"))
-                return None
+                return None, False
         if kind == "boolean":
             wrong = types - {bool}
             if wrong:
                 errors.append(self._type_error(column, values, wrong))
-                return None
-            return np.array(values, dtype=bool) if None not in values else np.array(values, dtype=object)
+                return None, False
+            return (np.array(values, dtype=bool) if None not in values else np.array(values, dtype=object)), False
         # strings, categories, dates
         wrong = types - {str}
         if wrong:
             errors.append(self._type_error(column, values, wrong))
-            return None
+            return None, False
         array = np.array(values, dtype=object)
         self._check_categories(column, array, errors)
         if kind == "date-time":
-            return self._dates(column, array, errors)
-        return array
+            return self._dates(column, array, errors), False
+        return array, False
 
     def _check_categories(self, column: Column, array: np.ndarray, errors: list[FieldError]) -> None:
         if column.categories is None or self.unseen_categories != "reject":

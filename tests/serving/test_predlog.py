@@ -66,3 +66,39 @@ def test_the_sqlite_driver_path_stores_what_sqlalchemy_stores(tmp_path) -> None:
             stored.append(conn.execute(sa.text("SELECT * FROM serving_requests ORDER BY id")).all())
     assert stored[0] == stored[1] and len(stored[0]) == 2
     assert len(read_rows(log.engine)) == 5
+
+
+def test_large_json_batches_store_exact_numeric_columns_as_bytes_and_read_back_as_sent(tmp_path) -> None:
+    """In a batch of at least EXACT_ARRAY_ROWS rows, float/null-only columns are logged as raw
+    arrays; what read_rows gives back is still exactly what was sent (ints stay
+    ints, nulls stay None); a column mixing ints and floats stays a list. Old rows still read."""
+    import sqlalchemy as sa
+
+    from core.serving.schema import EXACT_ARRAY_ROWS, Column, InputSchema
+
+    n = EXACT_ARRAY_ROWS
+    schema = InputSchema((Column("i", "integer"), Column("f", "number"), Column("m", "number"),
+                          Column("s", "string"), Column("z", "number")))
+    sent = [{"i": 2**40 + k, "f": None if k % 3 == 0 else k / 7 - 1e300 * (k == 1), "m": k if k % 2 else k + 0.5,
+             "s": f"s{k}", "z": None} for k in range(n)]
+    columns, received = schema.check_records(sent)
+    assert {k for k, v in received.items() if isinstance(v, np.ndarray)} == {"f", "z"}
+    assert received["f"] is not columns["f"]  # the log's own copy
+    log = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", model_name="m", model_version=1)
+    log.submit(_request(n, inputs=received, request_id="new"))
+    log.close()
+    with log.engine.begin() as conn:
+        stored = conn.execute(sa.select(predlog.REQUESTS.c.inputs)).scalar_one()
+        assert '"f8"' in stored and '"i":[' in stored
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == predlog.SQLITE_PAGE_SIZE  # a new file
+        conn.execute(predlog.REQUESTS.insert(), [{  # a row as logs before this format hold it
+            "request_id": "old", "key": None, "created_at": datetime.now(timezone.utc), "model_name": "m",
+            "model_version": 1, "latency_ms": 1.0, "n_rows": 2, "inputs": '{"i":[1,2],"f":[0.5,null]}',
+            "predictions": '["no","no"]', "probabilities": None}])
+    rows = read_rows(log.engine)
+    new = [r["inputs"] for r in rows if r["request_id"] == "new"]
+    assert new == sent
+    assert [type(r["i"]) for r in new] == [int] * n and [type(r["m"]) for r in new] == [type(r["m"]) for r in sent]
+    assert [r["inputs"] for r in rows if r["request_id"] == "old"] == [{"i": 1, "f": 0.5}, {"i": 2, "f": None}]
+    small_columns, small_received = schema.check_records(sent[:3])
+    assert all(isinstance(v, list) for v in small_received.values())  # single rows pay nothing new
