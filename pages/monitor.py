@@ -413,19 +413,15 @@ def ab_section(row: Deployment) -> None:
         st.info(md(verdict.verdict), icon=":material/balance:")
     except BadInput as exc:
         show_error(exc)
-    cols = st.columns(2)
-    if cols[0].button("Promote the challenger", key="mon_ab_promote"):
-        try:
-            abtest.promote(engine(), row.id, settings=settings())
-            st.rerun()
-        except BadInput as exc:
-            show_error(exc)
-    if cols[1].button("Stop (keep the champion)", key="mon_ab_stop"):
-        try:
-            abtest.stop_ab(engine(), row.id, settings=settings())
-            st.rerun()
-        except BadInput as exc:
-            show_error(exc)
+    actions = (("Promote the challenger", "mon_ab_promote", abtest.promote),
+               ("Stop (keep the champion)", "mon_ab_stop", abtest.stop_ab))
+    for col, (label, key, action) in zip(st.columns(2), actions):
+        if col.button(label, key=key):
+            try:
+                action(engine(), row.id, settings=settings())
+                st.rerun()
+            except BadInput as exc:
+                show_error(exc)
 
 
 def start_ab_form(row: Deployment, champion: int) -> None:

@@ -17,9 +17,8 @@ from core.datasets import import_table
 from core.deploy import abtest, local
 from core.monitoring import alerts, retrain, triggers
 from core.monitoring.export import to_safe_csv
-from core.registry import VersionMeta
 from core.serving.predlog import LoggedRequest, PredictionLog
-from tests.deploy.conftest import MODEL_NAME, registered, trained  # noqa: F401 - fixtures
+from tests.deploy.conftest import MODEL_NAME, register_trained, registered, trained  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.xdist_group("deploy-local")
 PAGE = "pages/monitor.py"
@@ -214,15 +213,7 @@ def test_charts_csv_report_and_a_labels_file(app, engine, settings, registered, 
 
 def _second_version(engine, settings, trained) -> int:  # noqa: F811
     """The same trained pipeline registered again: version 2, READY."""
-    pipeline, info = registry.load_exported(trained)
-    meta = VersionMeta(
-        dataset_hash=info["dataset_hash"], target=info["target"], task=info["task"],
-        recipe_json=json.dumps(info["recipe"]), plan_json=json.dumps(info["plan"]),
-        model_family=info["model_family"], params=info["params"], metrics=info["metrics"], cv=info["cv"],
-        training_seconds=info["training_seconds"],
-    )
-    version = registry.register_version(engine, name=MODEL_NAME, pipeline=pipeline, meta=meta,
-                                        reference=pd.read_parquet(trained / "reference.parquet"), settings=settings)
+    version = register_trained(engine, settings, trained)
     assert version.version == 2 and version.status == "READY"
     return version.version
 

@@ -1,20 +1,17 @@
 """Deploy in a real Chromium: a registered model goes live locally from the page and predicts."""
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 
-import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
 from core import deploy, registry
 from core.config import Settings
 from core.deploy import local
-from core.registry import VersionMeta
 from core.store.db import make_engine
-from tests.deploy.conftest import MODEL_NAME, trained  # noqa: F401 - session fixture
+from tests.deploy.conftest import MODEL_NAME, register_trained, trained  # noqa: F401 - session fixture
 from tests.e2e.conftest import running_app, settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
@@ -22,18 +19,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
 def _register(settings: Settings, model_dir) -> None:
     """The exported model as version 1 of MODEL_NAME, aliased champion, in this workspace's store."""
-    pipeline, info = registry.load_exported(model_dir)
-    meta = VersionMeta(
-        dataset_hash=info["dataset_hash"], target=info["target"], task=info["task"],
-        recipe_json=json.dumps(info["recipe"]), plan_json=json.dumps(info["plan"]),
-        model_family=info["model_family"], params=info["params"], metrics=info["metrics"], cv=info["cv"],
-        training_seconds=info["training_seconds"],
-    )
     engine = make_engine(settings.db_url)
     try:
-        version = registry.register_version(engine, name=MODEL_NAME, pipeline=pipeline, meta=meta,
-                                            reference=pd.read_parquet(model_dir / "reference.parquet"),
-                                            settings=settings)
+        version = register_trained(engine, settings, model_dir)
         registry.set_alias(engine, name=MODEL_NAME, alias="champion", version=version.version)
     finally:
         engine.dispose()
