@@ -57,7 +57,7 @@ from core.serving import metrics
 from core.serving.model import LoadedModel, Predictions, load_model
 from core.serving.predlog import LoggedRequest, PredictionLog
 from core.serving.routing import SHADOW, Routing, RoutingSpec, read_spec
-from core.serving.schema import FieldError, SchemaError, TooManyRows
+from core.serving.schema import FieldError, InputSchema, SchemaError, TooManyRows
 
 log = logging.getLogger("shipml.serving")
 
@@ -593,7 +593,12 @@ class _Job:
             except SchemaError as exc:
                 raise ApiError(422, "schema", "the rows do not match the model's schema", errors=exc.errors) from None
             return variant, model, frame, self.request_key, None, _timed(model, variant, model.predict, frame)
-        doc = self._parsed if self._parsed is not None else _parse_json(self.body)
+        doc = self._parsed
+        if doc is None:
+            schema = _shared_schema(self.routing)
+            doc = schema.decode_batch(self.body) if schema is not None else None
+        if doc is None:
+            doc = _parse_json(self.body)
         rows, key, keys = _rows_and_keys(doc, self.request_key, self.max_rows)
         variant, model = self._pick(key)
         try:
@@ -606,6 +611,14 @@ class _Job:
         if self.shadow:
             return SHADOW, self.routing.champion
         return self.routing.pick(key or self.request_id)
+
+
+def _shared_schema(routing: Routing) -> InputSchema | None:
+    """The schema every model of the routing takes, or None when the variants differ (a row type
+    checked against one model's schema may then be served by the other)."""
+    schema = routing.champion.schema
+    other = routing.challenger
+    return schema if other is None or other.schema == schema else None
 
 
 def _timed(model: LoadedModel, variant: str, predict: Any, *args: Any) -> Predictions:

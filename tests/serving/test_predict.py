@@ -238,3 +238,30 @@ def test_a_10000_row_batch_equals_predict_frame_and_a_bad_row_is_named(models, t
     assert bad.json()["errors"] == [{"column": "total_day_minutes", "expected": "number", "got": "string",
                                      "rows": [9000]}]
     assert "many" not in bad.text
+
+
+def test_a_batch_is_checked_against_the_schema_of_the_variant_that_serves_it(models) -> None:
+    """Rows parsed with one model's types are never handed to a model with another schema."""
+    from core.serving.app import ApiError, _Job
+    from core.serving.model import load_model
+    from core.serving.routing import Routing
+
+    def load(kind, extra="reject"):
+        return load_model(models[kind].dir, extra_columns=extra, unseen_categories="reject", fast_max_rows=512)
+
+    def run(champion, challenger, rows):  # every request goes to the challenger
+        body = pd.io.json.ujson_dumps({"rows": rows}).encode()
+        return _Job(Routing(champion=champion, challenger=challenger, weight_b=1.0), body, "json", None, 10_000,
+                    request_id="r").run()
+
+    concrete, rows = load("regression"), models["regression"].rows.head(300)
+    variant, model, _, _, _, result = run(load("binary"), concrete, records(rows))
+    assert (variant, model) == ("challenger", concrete)
+    assert np.allclose(result.values, _expected(models["regression"].dir, rows)["prediction"], rtol=1e-9)
+    # The champion ignores extra columns, the challenger that serves the rows rejects them.
+    with pytest.raises(ApiError) as info:
+        run(load("regression", extra="ignore"), concrete, [{**r, "zzz": 1} for r in records(rows)])
+    assert info.value.status == 422 and [e.column for e in info.value.errors] == ["zzz"]
+    # One schema for both variants: rows parsed with the champion's types serve either.
+    twin = load("regression")
+    assert run(concrete, twin, records(rows))[1] is twin

@@ -91,3 +91,32 @@ def test_csv_keeps_codes_as_text_and_checks_numbers() -> None:
     assert _errors(lambda: schema.frame_from_csv(b"\xff\xfe\x00", max_rows=10))[None].got == "unreadable CSV"
     flags = infer_schema(["flag"], REFERENCE)
     assert flags.frame_from_csv(b"flag\ntrue\nFalse\n", max_rows=5)["flag"].tolist() == [True, False]
+
+
+def test_a_batch_decoded_with_its_types_checked_gives_what_the_plain_parse_gives() -> None:
+    import msgspec
+
+    schema = _schema()
+    good = {"n": 1, "x": 1, "flag": True, "when": "2024-01-01", "color": "red", "note": "a"}
+    rows = [good, {**good, "x": 2.5, "n": None, "color": None}, {k: None for k in good}] * 30
+    body = msgspec.json.encode({"rows": rows, "key": "k"})
+    doc = schema.decode_batch(body)
+    assert doc is not None and doc["key"] == "k" and "keys" not in doc and len(doc["rows"]) == 90
+    typed, plain = schema.check_records(doc["rows"]), schema.check_records(rows)
+    for got, want in zip(typed, plain):
+        assert list(got) == list(want)
+        for name in want:
+            assert pd.Series(got[name]).equals(pd.Series(want[name])), name
+    # Anything off the well-trodden path is left to the plain parse, which names every problem.
+    for broken in ({**good, "n": 2.0}, {**good, "n": "1"}, {**good, "color": "mauve"}, {**good, "extra": 1},
+                   {k: v for k, v in good.items() if k != "note"}, "a row?"):
+        assert schema.decode_batch(msgspec.json.encode({"rows": [good, broken]})) is None, broken
+    for other in ([good], good, {"rows": [good], "keys": "k"}, {"rows": [good], "more": 1}):
+        assert schema.decode_batch(msgspec.json.encode(other)) is None, other
+    assert schema.decode_batch(b"{not json") is None
+    relaxed = _schema(extra_columns="ignore", unseen_categories="accept")
+    assert len(relaxed.decode_batch(msgspec.json.encode({"rows": [{**good, "color": "mauve", "extra": 1}]}))["rows"]) == 1
+    # column names need not be identifiers
+    odd = infer_schema(["a b", "rows"], pd.DataFrame({"a b": [1.5], "rows": ["x"]}))
+    doc = odd.decode_batch(b'{"rows": [{"a b": 2, "rows": "y"}, {"a b": null, "rows": null}]}')
+    assert [list(v) for v in odd.check_records(doc["rows"])[1].values()] == [[2, None], ["y", None]]
