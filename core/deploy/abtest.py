@@ -29,7 +29,7 @@ from core import registry
 from core.config import Settings
 from core.deploy import docker_target, local
 from core.deploy.records import RUNNING, get_deployment, update_deployment
-from core.deploy.source import check_folder, materialise, resolve_source
+from core.deploy.source import check_folder, folder_identity, materialise, resolve_source
 from core.errors import BadInput
 from core.serving.routing import RoutingSpec, read_spec, write_spec
 from core.store.models import Deployment, utcnow
@@ -268,7 +268,9 @@ def _detail(answer: httpx.Response) -> str:
 
 
 def _identity(folder: Path) -> Variant:
-    source = check_folder(Path(folder))
+    # Only model.json: hashing every variant's model file on each Monitor page rerun cost a read
+    # of every model; the service checks the hash before it serves a model.
+    source = folder_identity(Path(folder))
     return Variant(name=source.model_name, version=source.version, folder=str(folder))
 
 

@@ -73,6 +73,23 @@ def check_folder(path: Path) -> ModelSource:
     Raises:
         BadInput: No readable ``model.json``, or ``model.joblib`` does not match it.
     """
+    source, sha = _read_identity(path)
+    if not hmac.compare_digest(file_sha256(path / "model.joblib"), sha):
+        raise BadInput(registry.TAMPERED)
+    return source
+
+
+def folder_identity(path: Path) -> ModelSource:
+    """An exported model folder's name and version from its ``model.json``, without reading the
+    model file: for showing what a folder holds. Whatever loads the model checks its hash.
+
+    Raises:
+        BadInput: No readable ``model.json``.
+    """
+    return _read_identity(path)[0]
+
+
+def _read_identity(path: Path) -> tuple[ModelSource, str]:
     try:
         info = json.loads((path / "model.json").read_text())
     except (OSError, ValueError):
@@ -82,9 +99,7 @@ def check_folder(path: Path) -> ModelSource:
     sha, name, version = info.get("sha256"), info.get("name"), info.get("version")
     if not (isinstance(sha, str) and _SHA.fullmatch(sha)) or not isinstance(name, str) or not isinstance(version, int):
         raise BadInput("model.json lacks a valid name, version or sha256")
-    if not hmac.compare_digest(file_sha256(path / "model.joblib"), sha):
-        raise BadInput(registry.TAMPERED)
-    return ModelSource(model_name=name, version=version, model_dir=path, registry_version=None)
+    return ModelSource(model_name=name, version=version, model_dir=path, registry_version=None), sha
 
 
 def file_sha256(path: Path) -> str:

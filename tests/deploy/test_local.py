@@ -16,6 +16,7 @@ import yaml
 
 from core import deploy, registry
 from core.deploy import local
+from core.deploy.source import check_folder, folder_identity
 from core.errors import BadInput
 from core.serving_io import predict_frame
 from tests.deploy.promql import family, metric_names
@@ -144,6 +145,8 @@ def test_bad_requests_start_nothing(engine, settings, registered, trained, tmp_p
     (tampered / "model.joblib").write_bytes((trained / "model.joblib").read_bytes() + b"x")
     with pytest.raises(BadInput, match="does not match"):
         deploy.deploy(engine, model=str(tampered), target="local", settings=settings)
+    # Showing what a folder holds reads model.json only; serving it checks the model file.
+    assert folder_identity(tampered).version == check_folder(trained).version
     with pytest.raises(BadInput, match="model.json"):
         deploy.deploy(engine, model=str(tmp_path), target="local", settings=settings)
     with pytest.raises(BadInput, match="no such model folder"):
