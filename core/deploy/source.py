@@ -120,7 +120,15 @@ def materialise(source: ModelSource, *, settings: Settings, out_dir: Path, copy:
     if source.model_dir is not None:
         if not copy:
             return source.model_dir
-        shutil.copytree(source.model_dir, out_dir)
-        check_folder(out_dir)  # the copy is what will be served
+        # Copied beside the final folder and renamed once checked: a failed or killed copy
+        # never leaves a folder that looks like a model.
+        partial = out_dir.with_name(f".{out_dir.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            shutil.copytree(source.model_dir, partial)
+            check_folder(partial)  # the copy is what will be served
+            partial.rename(out_dir)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
         return out_dir
     return registry.export_version(source.registry_version, settings=settings, out_dir=out_dir)

@@ -16,7 +16,7 @@ import yaml
 
 from core import deploy, registry
 from core.deploy import local
-from core.deploy.source import check_folder, folder_identity
+from core.deploy.source import ModelSource, check_folder, folder_identity, materialise
 from core.errors import BadInput
 from core.serving_io import predict_frame
 from tests.deploy.promql import family, metric_names
@@ -147,6 +147,15 @@ def test_bad_requests_start_nothing(engine, settings, registered, trained, tmp_p
         deploy.deploy(engine, model=str(tampered), target="local", settings=settings)
     # Showing what a folder holds reads model.json only; serving it checks the model file.
     assert folder_identity(tampered).version == check_folder(trained).version
+    # A copy for a container is checked before it takes its place: nothing is left behind.
+    out = tmp_path / "data" / "deployed"
+    out.parent.mkdir()
+    with pytest.raises(BadInput, match="does not match"):
+        materialise(ModelSource(model_name="x", version=1, model_dir=tampered, registry_version=None),
+                    settings=settings, out_dir=out, copy=True)
+    assert list(out.parent.iterdir()) == []
+    good = ModelSource(model_name="x", version=1, model_dir=trained, registry_version=None)
+    assert check_folder(materialise(good, settings=settings, out_dir=out, copy=True)).model_dir == out
     with pytest.raises(BadInput, match="model.json"):
         deploy.deploy(engine, model=str(tmp_path), target="local", settings=settings)
     with pytest.raises(BadInput, match="no such model folder"):
