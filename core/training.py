@@ -30,6 +30,9 @@ from core.store.models import ModelVersion
 
 
 EVALUATION_RESERVE = 0.12  # share of the budget kept for the final evaluation and save
+# Tables with fewer tuning rows than this are tuned with SMALL_TABLE_FOLDS folds (see tuning_scheme).
+SMALL_TABLE_ROWS = 2_000
+SMALL_TABLE_FOLDS = 10
 
 
 class TrainingCancelled(Exception):
@@ -110,6 +113,27 @@ def prepare(frame: pd.DataFrame, recipe: Recipe, plan: FeaturePlan, request: Tra
     return PreparedData(X=X, y=y, task=task, scheme=scheme, config=config, warnings=warnings)
 
 
+def tuning_scheme(scheme: CVScheme, y: pd.Series, task: Task) -> CVScheme:
+    """The scheme tuning cross-validates with: on small tables, more folds than the report's.
+
+    On a small table a trial is cheap, and with 5 folds every model learns from only 64 % of the
+    rows (after the holdout) while the shipped one learns from all of them; configurations that
+    need more rows (more boosting rounds) are then underrated, and the ranking of the leaders is
+    mostly fold noise. With 10 folds the training folds are closer to the final fit. (On
+    ``concrete``, two samples of 60 LightGBM configurations: the best of 40 by 10-fold CV scored
+    R² 0.929/0.933 on average on the benchmark's test rows and 0.927/0.930 on the holdout, the
+    best by 5-fold 0.921/0.928 and 0.924/0.929.) Shuffled k-fold and stratified schemes only;
+    grouped and time splits keep theirs, and a class too rare for the extra folds caps them.
+    The evaluation report keeps the requested folds.
+    """
+    if scheme.kind not in ("kfold", "stratified") or len(y) >= SMALL_TABLE_ROWS:
+        return scheme
+    folds = SMALL_TABLE_FOLDS
+    if task is not Task.REGRESSION:
+        folds = min(folds, int(y.value_counts().min()))
+    return dataclasses.replace(scheme, n_folds=max(folds, scheme.n_folds))
+
+
 def train_model(
     frame: pd.DataFrame,
     *,
@@ -127,7 +151,7 @@ def train_model(
 
     The holdout share of rows is split off first and kept out of tuning and cross-validation;
     it is scored once, by the winner fit on the training rows, and the version registered is the
-    winner refit on all rows.
+    winner refit on all rows. Small tables are tuned with more folds (:func:`tuning_scheme`).
     """
     stage = on_stage or (lambda _: None)
     started = time.monotonic()
@@ -143,8 +167,9 @@ def train_model(
         reserve = max(2.0, EVALUATION_RESERVE * config.budget_s)
         left = config.budget_s - (time.monotonic() - started) - reserve
         config = dataclasses.replace(config, budget_s=max(1.0, left))
+    search_scheme = tuning_scheme(data.scheme, y_train, data.task)
     tuning = tune(
-        X_train, y_train, task=data.task, recipe=recipe, plan=plan, target=request.target, scheme=data.scheme,
+        X_train, y_train, task=data.task, recipe=recipe, plan=plan, target=request.target, scheme=search_scheme,
         config=config, on_trial=on_trial, should_stop=should_stop,
     )
     if tuning.stopped == "cancelled":
@@ -177,7 +202,7 @@ def train_model(
         | ({"decision_threshold": report.threshold} if report.threshold is not None else {}),
         # The tuning config is kept so a retrain can search the same space (core.monitoring.retrain).
         cv=data.scheme.to_dict() | {"holdout_share": request.holdout_share, "final_fit": "all rows (training + holdout)",
-                                    "tuning": data.config.to_dict()},
+                                    "tuning": data.config.to_dict(), "tuning_n_folds": search_scheme.n_folds},
         training_seconds=time.monotonic() - started, description=request.description,
     )
     version = register_version(engine, name=request.model_name, pipeline=final, meta=meta, reference=data.X, settings=settings)
