@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from scipy import stats
 from sqlalchemy.engine import Engine
 
-from core.serving.predlog import FEEDBACK, REQUESTS, read_rows, upgrade
+from core.serving.predlog import FEEDBACK, REQUESTS, decode_columns, read_rows, upgrade
 
 CHAMPION, CHALLENGER, SHADOW = "champion", "challenger", "shadow"
 
@@ -242,7 +242,7 @@ def read_scoped(engine: Engine, scope: ABScope | None = None) -> list[dict]:
     out = []
     with engine.connect() as conn:
         for record in conn.execute(query).mappings():
-            proba = decode(record["probabilities"]) if record["probabilities"] is not None else None
+            proba = decode_columns(record["probabilities"]) if record["probabilities"] is not None else None
             keys = decode(record["keys"]) if record["keys"] is not None else None
             for i, prediction in enumerate(decode(record["predictions"])):
                 out.append({

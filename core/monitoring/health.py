@@ -584,10 +584,10 @@ def logged_predictions(log_engine: Engine, *, model_name: str, version: int | No
                           "created_at": [rec["created_at"]] * n, "model_version": [rec["model_version"]] * n,
                           "prediction": predictions}
             if rec["probabilities"] is not None:
-                for cls, values in decode(rec["probabilities"]).items():
+                for cls, values in predlog.decode_columns(rec["probabilities"]).items():
                     data[f"proba_{cls}"] = values
             if inputs:
-                for name, values in predlog.decode_inputs(rec["inputs"]).items():
+                for name, values in predlog.decode_columns(rec["inputs"]).items():
                     data.setdefault(name, values)  # an input never overrides the log's own columns
             parts.append(pd.DataFrame(data))
     if not parts:

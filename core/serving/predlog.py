@@ -13,9 +13,10 @@ Tables (created if missing, in their own metadata so the service does not need t
   ``[prediction per row]``, ``{"class": [probability per row]}``). In the inputs, a number
   column of a large JSON batch whose values were all floats (or null) is stored as its raw
   little-endian float64 array instead of a list: ``{"column": {"f8": "<base64>"}}``, NaN for
-  null (``{"i8": ...}`` reads as int64; the service keeps integers as lists, shorter as text).
+  null (``{"i8": ...}`` reads as int64; the service keeps integers as lists, shorter as text);
+  so are the probabilities of a request of ``EXACT_ARRAY_ROWS`` rows or more.
   Formatting ~100,000 floats as text cost a 10,000-row request ~4 ms of the server's core;
-  copying their bytes ~0.5 ms. Logs written before hold lists only; ``decode_inputs`` reads
+  copying their bytes ~0.5 ms. Logs written before hold lists only; ``decode_columns`` reads
   both. One row per request rather than per predicted row: a 10,000-row request is one insert of compact text instead of 10,000
   rows of repeated column names, which on the server's own core cost more than the prediction
   itself. ``read_rows`` gives them back one dict per predicted row.
@@ -42,6 +43,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from core.serving import metrics
+from core.serving.schema import EXACT_ARRAY_ROWS
 
 log = logging.getLogger("shipml.serving")
 
@@ -241,7 +243,8 @@ class PredictionLog:
                       for name, values in inputs.items()}
         proba = None
         if item.proba is not None and item.classes is not None:
-            proba = _dumps({c: item.proba[:, j].tolist() for j, c in enumerate(item.classes)})
+            column = _packed if len(item.proba) >= EXACT_ARRAY_ROWS else np.ndarray.tolist
+            proba = _dumps({c: column(item.proba[:, j]) for j, c in enumerate(item.classes)})
         return {
             "request_id": item.request_id, "key": item.key,
             "keys": _dumps(item.keys) if item.keys is not None else None,
@@ -335,9 +338,9 @@ def read_rows(engine: Engine, *, request_id: str | None = None, limit: int | Non
     out = []
     with engine.connect() as conn:
         for record in conn.execute(query).mappings():
-            inputs = decode_inputs(record["inputs"])
+            inputs = decode_columns(record["inputs"])
             predictions = decode(record["predictions"])
-            proba = decode(record["probabilities"]) if record["probabilities"] is not None else None
+            proba = decode_columns(record["probabilities"]) if record["probabilities"] is not None else None
             keys = decode(record["keys"]) if record["keys"] is not None else None
             names = list(inputs)
             for i, prediction in enumerate(predictions):
@@ -353,8 +356,9 @@ def read_rows(engine: Engine, *, request_id: str | None = None, limit: int | Non
     return out
 
 
-def decode_inputs(text: str | bytes) -> dict[str, list]:
-    """A logged ``inputs`` value as column -> list of values (one per row), in either format.
+def decode_columns(text: str | bytes) -> dict[str, list]:
+    """A logged ``inputs`` or ``probabilities`` value as column (or class) -> list of values
+    (one per row), in either format.
 
     Columns stored as raw arrays (``{"i8": ...}`` or ``{"f8": ...}``) come back as the Python
     ints and floats that were sent, NaN as None; columns stored as lists, as they are.

@@ -1,6 +1,7 @@
 """The prediction log on its own: columnar records per request, CSV inputs, the bounded queue."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -85,11 +86,12 @@ def test_large_json_batches_store_exact_numeric_columns_as_bytes_and_read_back_a
     assert {k for k, v in received.items() if isinstance(v, np.ndarray)} == {"f", "z"}
     assert received["f"] is not columns["f"]  # the log's own copy
     log = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", model_name="m", model_version=1)
-    log.submit(_request(n, inputs=received, request_id="new"))
+    yes = np.arange(n) / 3 / n
+    log.submit(replace(_request(n, inputs=received, request_id="new"), proba=np.column_stack([1 - yes, yes])))
     log.close()
     with log.engine.begin() as conn:
-        stored = conn.execute(sa.select(predlog.REQUESTS.c.inputs)).scalar_one()
-        assert '"f8"' in stored and '"i":[' in stored
+        stored, proba = conn.execute(sa.select(predlog.REQUESTS.c.inputs, predlog.REQUESTS.c.probabilities)).one()
+        assert '"f8"' in stored and '"i":[' in stored and '"f8"' in proba
         assert conn.exec_driver_sql("PRAGMA page_size").scalar() == predlog.SQLITE_PAGE_SIZE  # a new file
         conn.execute(predlog.REQUESTS.insert(), [{  # a row as logs before this format hold it
             "request_id": "old", "key": None, "created_at": datetime.now(timezone.utc), "model_name": "m",
@@ -98,6 +100,7 @@ def test_large_json_batches_store_exact_numeric_columns_as_bytes_and_read_back_a
     rows = read_rows(log.engine)
     new = [r["inputs"] for r in rows if r["request_id"] == "new"]
     assert new == sent
+    assert [r["probabilities"]["yes"] for r in rows if r["request_id"] == "new"] == yes.tolist()
     assert [type(r["i"]) for r in new] == [int] * n and [type(r["m"]) for r in new] == [type(r["m"]) for r in sent]
     assert [r["inputs"] for r in rows if r["request_id"] == "old"] == [{"i": 1, "f": 0.5}, {"i": 2, "f": None}]
     small_columns, small_received = schema.check_records(sent[:3])
