@@ -34,6 +34,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -238,9 +239,8 @@ class PredictionLog:
         inputs = item.inputs
         if hasattr(inputs, "to_dict"):  # a CSV frame: missing values as null, not NaN
             inputs = {str(name): _plain_column(series) for name, series in inputs.items()}
-        else:  # JSON: lists, or arrays holding exactly the values sent (large batches)
-            inputs = {name: _packed(values) if isinstance(values, np.ndarray) else values
-                      for name, values in inputs.items()}
+        # JSON inputs are lists, or arrays holding exactly the values sent (large batches),
+        # which the encoder's hook stores as raw bytes.
         proba = None
         if item.proba is not None and item.classes is not None:
             column = _packed if len(item.proba) >= EXACT_ARRAY_ROWS else np.ndarray.tolist
@@ -288,18 +288,22 @@ def _sqlite_inserter(engine: Engine):
     """
     if engine.dialect.name != "sqlite":
         return None
-    processors = []
-    for name in _RECORD_COLUMNS:
+    processors = []  # (position, processor) of the columns that have one: the date and the latency
+    for i, name in enumerate(_RECORD_COLUMNS):
         processor = REQUESTS.c[name].type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
-        processors.append(processor)
+        if processor is not None:
+            processors.append((i, processor))
+    values_of = itemgetter(*_RECORD_COLUMNS)
     # Fixed column names of our own table: nothing from a request is formatted into the SQL.
     sql = (f"INSERT INTO serving_requests ({', '.join(_RECORD_COLUMNS)}) "
            f"VALUES ({', '.join('?' for _ in _RECORD_COLUMNS)})")
 
     def insert(records: list[dict]) -> None:
-        rows = [tuple(value if processor is None or value is None else processor(value)
-                      for processor, value in zip(processors, (record[name] for name in _RECORD_COLUMNS)))
-                for record in records]
+        rows = [list(values_of(record)) for record in records]
+        for row in rows:
+            for i, processor in processors:
+                if row[i] is not None:
+                    row[i] = processor(row[i])
         connection = engine.raw_connection()  # pooled, with the WAL and busy-timeout pragmas
         try:
             cursor = connection.cursor()
@@ -400,7 +404,10 @@ def _dumps(value: Any) -> str:
 
 
 def _default(value: Any) -> Any:
-    """JSON for values the request parser produced: numpy scalars, timestamps."""
+    """JSON for values the request parser produced: exact arrays (as raw bytes, see ``_packed``),
+    numpy scalars, timestamps."""
+    if isinstance(value, np.ndarray):
+        return _packed(value)
     if hasattr(value, "item"):
         return value.item()
     if hasattr(value, "isoformat"):
