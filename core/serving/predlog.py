@@ -166,7 +166,7 @@ class PredictionLog:
         # A deque, not a queue.Queue: appending wakes no thread. Waking the writer on every request
         # would hand it the GIL (and on a one-core server, the core) each time, which measurably
         # slows single-row requests; it wakes on a timer instead, or early once a batch is full.
-        self._pending: deque[LoggedRequest] = deque()
+        self._pending: deque[LoggedRequest | dict] = deque()  # requests, or small ones' records
         self._rows = 0  # rows in _pending; a lock because the event loop and the writer both change it
         self._count_lock = threading.Lock()
         self._wake = threading.Event()
@@ -178,14 +178,29 @@ class PredictionLog:
     # ---------------------------------------------------------------- predictions
 
     def submit(self, item: LoggedRequest) -> None:
-        """Queue one request for writing; never blocks (drops and counts when full)."""
+        """Queue one request for writing; never blocks (drops and counts when full).
+
+        A request of fewer than ``EXACT_ARRAY_ROWS`` rows becomes its table row right here
+        (a few µs), so the queue holds a few strings instead of the request's lists and dicts:
+        kept alive until the writer's next turn, those cost a busy server more (garbage
+        collections, and freeing them once they have left the cache) than encoding them while
+        they are hot. Larger requests are serialised by the writer, off the request path.
+        """
         n = len(item.predictions)
+        entry: LoggedRequest | dict = item
+        if n < EXACT_ARRAY_ROWS:
+            try:
+                entry = self._record(item)
+            except Exception as exc:  # noqa: BLE001 - a log problem must not fail the prediction
+                metrics.LOG_DROPPED.inc(n)
+                log.warning("prediction log record failed (%s); %d rows dropped", type(exc).__name__, n)
+                return
         with self._count_lock:
             if self._closed or len(self._pending) >= QUEUE_REQUESTS or self._rows + n > max(QUEUE_ROWS, n):
                 metrics.LOG_DROPPED.inc(n)
                 return
             self._rows += n
-            self._pending.append(item)
+            self._pending.append(entry)
             wake = len(self._pending) >= WAKE_AT_REQUESTS or self._rows >= WAKE_AT_ROWS
         if wake:
             self._wake.set()
@@ -217,14 +232,14 @@ class PredictionLog:
                 while self._pending and len(batch) < BATCH_REQUESTS and rows < BATCH_ROWS:
                     item = self._pending.popleft()
                     batch.append(item)
-                    rows += len(item.predictions)
+                    rows += item["n_rows"] if type(item) is dict else len(item.predictions)
                 with self._count_lock:
                     self._rows -= rows
                 self._write(batch, rows)
 
-    def _write(self, batch: list[LoggedRequest], n_rows: int) -> None:
+    def _write(self, batch: list[LoggedRequest | dict], n_rows: int) -> None:
         try:
-            records = [self._record(item) for item in batch]
+            records = [item if type(item) is dict else self._record(item) for item in batch]
             if self._sqlite_insert is not None:
                 self._sqlite_insert(records)
             else:
