@@ -1,8 +1,9 @@
 """The prediction log: every /predict request and every ground-truth label, in a SQL database.
 
-Requests only append a record to a queue (references to what they already hold, no copying and
-no JSON); a background thread serialises queued requests and inserts them in batches, one
-transaction per batch, so logging stays off the request path. ``close`` flushes what is queued.
+Requests only append to a queue: a large request appends references to what it already holds
+(no copying, no JSON), a small one its few-µs-to-encode table row (see ``PredictionLog.submit``);
+a background thread serialises the large ones and inserts everything in batches, one transaction
+per batch, so logging stays off the request path. ``close`` flushes what is queued.
 The default store is a SQLite file in WAL mode; any SQLAlchemy URL works (the app's PostgreSQL).
 
 Tables (created if missing, in their own metadata so the service does not need the app's store):
