@@ -30,6 +30,8 @@ def test_train_then_predict(tmp_path, sample_path) -> None:
     # The holdout was scored, then the shipped model (and its drift reference) learned from every row.
     info = json.loads((tmp_path / "model" / "model.json").read_text())
     assert info["cv"]["holdout_share"] == 0.2 and "all rows" in info["cv"]["final_fit"]
+    # A small table: tuned with 10 folds, reported with the 5 asked for.
+    assert (info["cv"]["tuning_n_folds"], info["cv"]["n_folds"]) == (10, 5)
     labelled = pd.read_csv(data).dropna(subset=["species"])
     assert len(pd.read_parquet(tmp_path / "model" / "reference.parquet")) == len(labelled)
     test = pd.read_csv(data).drop(columns=["species"]).head(30)
