@@ -39,6 +39,7 @@ from sqlmodel import Session, col, select
 
 from core.config import Settings
 from core.errors import BadInput
+from core.files import fsync_dir
 from core.store.db import session_scope
 from core.store.models import ModelAlias, ModelVersion, utcnow
 
@@ -576,7 +577,7 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> tuple[str
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return sha, size
 
 
@@ -585,20 +586,6 @@ def _sha256_of(fh: IO[bytes]) -> str:
     while chunk := fh.read(1 << 20):
         digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Persist the rename itself, not only the file's bytes (matters after a power cut)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _sample(frame: pd.DataFrame, *, seed: int) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from core.config import Settings
 from core.errors import BadInput, StorageError
+from core.files import fsync_dir
 
 __all__ = ["dataset_path", "load_frame", "save_frame"]
 
@@ -77,7 +78,7 @@ def save_frame(frame: pd.DataFrame, *, content_hash: str, settings: Settings) ->
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
@@ -98,17 +99,3 @@ def load_frame(content_hash: str, *, settings: Settings) -> pd.DataFrame:
     if not path.is_file():
         raise BadInput(f"dataset {content_hash[:12]} not found")
     return pd.read_parquet(path, engine="pyarrow")
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Persist the rename itself, not only the file's bytes (matters after a power cut)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. platforms that cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
