@@ -18,9 +18,9 @@ Tables (created if missing, in their own metadata so the service does not need t
   so are the probabilities of a request of ``EXACT_ARRAY_ROWS`` rows or more.
   Formatting ~100,000 floats as text cost a 10,000-row request ~4 ms of the server's core;
   copying their bytes ~0.5 ms. Logs written before hold lists only; ``decode_columns`` reads
-  both. One row per request rather than per predicted row: a 10,000-row request is one insert of compact text instead of 10,000
-  rows of repeated column names, which on the server's own core cost more than the prediction
-  itself. ``read_rows`` gives them back one dict per predicted row.
+  both. One row per request rather than per predicted row: a 10,000-row request is one insert
+  of compact text instead of 10,000 rows of repeated column names, which on the server's own
+  core cost more than the prediction itself. ``read_rows`` gives them back one dict per predicted row.
 * ``serving_feedback``: one row per ground-truth label, by request id and row, or by key.
 
 If the database is down or the queue is full (``QUEUE_REQUESTS`` requests or ``QUEUE_ROWS``

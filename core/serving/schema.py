@@ -220,7 +220,7 @@ class InputSchema:
         doc.update({k: v for k, v in (("key", batch.key), ("keys", batch.keys)) if v is not None})
         return doc
 
-    @property
+    @cached_property
     def _fields(self) -> tuple[str, ...]:
         # Attribute names of decode_batch's rows: column names need not be identifiers.
         return tuple(f"c{i}" for i in range(len(self.columns)))
