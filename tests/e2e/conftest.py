@@ -120,3 +120,24 @@ def settle(page) -> None:
 
     page.wait_for_timeout(200)
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
+
+
+def click_until(page, button, outcome, *, tries: int = 3) -> None:
+    """Click ``button`` until ``outcome`` shows, at most ``tries`` times.
+
+    Streamlit drops a click that lands while a rerun replaces the page's elements, and its
+    status widget appears only some time after a rerun starts, so ``settle`` cannot rule it out.
+    Only use this for a click whose repetition is harmless.
+    """
+    from playwright.sync_api import expect
+
+    for attempt in range(tries):
+        settle(page)
+        button.click()
+        settle(page)
+        try:
+            expect(outcome).to_be_visible(timeout=10_000)
+            return
+        except AssertionError:
+            if attempt == tries - 1:
+                raise

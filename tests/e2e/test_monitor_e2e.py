@@ -18,7 +18,7 @@ from core.monitoring import alerts
 from core.store.db import make_engine
 from core.store.models import Deployment
 from tests.deploy.conftest import MODEL_NAME, trained  # noqa: F401 - session fixture
-from tests.e2e.conftest import running_app, settle
+from tests.e2e.conftest import click_until, running_app, settle
 from tests.e2e.test_deploy_e2e import _register
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
@@ -64,9 +64,8 @@ def test_monitor_shows_health_charts_and_an_alert_fires(page, monitor_app, train
     expect(page.get_by_text("No health history yet", exact=False)).to_be_visible()
     _traffic(row.endpoint, rows, 8)
     time.sleep(0.6)  # the service's prediction log writes every 0.25 s
-    page.get_by_role("button", name="Collect now").click()
-    settle(page)
     requests = page.get_by_test_id("stMetric").filter(has_text="Requests/s").get_by_test_id("stMetricValue")
+    click_until(page, page.get_by_role("button", name="Collect now"), requests)  # another snapshot is harmless
     expect(requests).to_have_text(re.compile(r"^\d"))  # a rate over the traffic between the snapshots
     p99 = page.get_by_test_id("stMetric").filter(has_text="p99").get_by_test_id("stMetricValue")
     expect(p99).to_have_text(re.compile(r"^[\d.]+ ms$"))
@@ -89,9 +88,7 @@ def test_monitor_shows_health_charts_and_an_alert_fires(page, monitor_app, train
     settle(page)
     expect(page.get_by_text(re.compile(r"— ok$"))).to_be_visible()
     _traffic(row.endpoint, rows, 3)
-    page.get_by_role("button", name="Evaluate now").click()
-    settle(page)
-    expect(page.get_by_text(re.compile(r"— firing$"))).to_be_visible()
+    click_until(page, page.get_by_role("button", name="Evaluate now"), page.get_by_text(re.compile(r"— firing$")))
     expect(page.get_by_test_id("stSidebar").get_by_test_id("stAlert")).to_contain_text("1 alert(s) firing")
     engine = make_engine(settings.db_url)
     try:
