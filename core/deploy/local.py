@@ -118,7 +118,7 @@ def spawn(model_dir: Path, port: int, *, folder: Path, settings: Settings, token
 
 
 def wait_ready(pid: int, port: int, *, timeout_s: float = READY_TIMEOUT_S) -> Started:
-    """Poll ``/health/ready`` until it answers 200.
+    """Poll ``/health/ready`` until ``pid`` itself answers 200.
 
     Raises:
         StartFailed: The process ended, or was not ready within ``timeout_s`` (it is then stopped).
@@ -130,10 +130,12 @@ def wait_ready(pid: int, port: int, *, timeout_s: float = READY_TIMEOUT_S) -> St
             if not alive(pid, port):
                 raise StartFailed("the service stopped during start-up; see the deployment log")
             try:
-                if client.get(f"{url}/health/ready").status_code == 200:
+                resp = client.get(f"{url}/health/ready")
+                # Another service may have taken the port between free_port() and our bind.
+                if resp.status_code == 200 and resp.json().get("pid") == pid:
                     return Started(pid=pid, port=port, endpoint=url)
-            except httpx.HTTPError:
-                pass  # not listening yet
+            except (httpx.HTTPError, ValueError):
+                pass  # not listening yet, or not a service of ours
             time.sleep(0.2)
     stop(pid, port)
     raise StartFailed(f"the service was not ready within {timeout_s:.0f} s (a model that fails its "

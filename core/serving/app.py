@@ -335,10 +335,14 @@ def create_app(model_dir: Path, settings: Settings, *, log_url: str | None = Non
 
     @app.get("/health/ready", tags=["health"], responses={503: {"description": "Not ready"}})
     def ready() -> Response:
-        """200 once the model is loaded, hash-verified and the prediction log is open."""
+        """200 once the model is loaded, hash-verified and the prediction log is open.
+
+        The body names the process, so whoever started the service can tell its answer from
+        that of another service which took the same port first.
+        """
         if service.ready and service.model is not None:
             m = service.model
-            return _json(200, {"status": "ready", "model": m.name, "version": m.version})
+            return _json(200, {"status": "ready", "model": m.name, "version": m.version, "pid": os.getpid()})
         reason = service.failure or service.waiting_for
         return _json(503, {"status": "not ready", "reason": reason}, {"Retry-After": "5"})
 

@@ -193,6 +193,21 @@ def test_a_service_that_never_gets_ready_fails_cleanly(engine, settings, registe
     assert "Traceback" not in row.error and str(broken) not in row.error
 
 
+def test_another_service_answering_on_the_port_is_not_taken_for_ours(settings, trained, tmp_path) -> None:
+    # Two starts that got the same free port: the second cannot bind, and the first one's
+    # "ready" must not be read as the second's.
+    port = local.free_port()
+    first = local.spawn(trained, port, folder=tmp_path / "first", settings=settings, token=None)
+    try:
+        local.wait_ready(first, port)
+        second = local.spawn(trained, port, folder=tmp_path / "second", settings=settings, token=None)
+        with pytest.raises(local.StartFailed, match="stopped during start-up"):
+            local.wait_ready(second, port, timeout_s=60)
+        assert httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5).json()["pid"] == first
+    finally:
+        local.stop(first, port)
+
+
 def test_a_start_interrupted_by_an_app_crash_is_marked_failed(engine, settings) -> None:
     from datetime import timedelta
 
