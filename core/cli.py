@@ -124,7 +124,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         print(f"trial {trial.number:>3} {trial.model:<24} {trial.state}{score}", file=sys.stderr)
 
     outcome = train_model(loaded.frame, dataset_hash=loaded.content_hash, recipe=recipe, plan=FeaturePlan(),
-                          request=request, engine=engine, settings=settings, on_trial=progress)
+                          request=request, engine=engine, settings=settings, on_trial=progress,
+                          on_stage=lambda stage: print(f"stage: {stage}", file=sys.stderr))
     out = export_version(outcome.version, settings=settings, out_dir=Path(args.out))
     report = outcome.report
     primary = next(m for m in report.metrics if m.name == report.primary_metric)

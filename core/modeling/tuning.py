@@ -22,12 +22,16 @@ How the search goes:
   no median pruning. A family whose grid is done leaves the rotation; when all are done the
   search has ``finished``. (Chosen over enqueued trials or a GridSampler so the family order and
   the time limits work the same way in every mode.)
-* **Time.** A trial may use its family's fair share of the time left (time left divided by the
-  families still in play; in the defaults round, by the families still waiting for theirs), or
+* **Time.** A trial may use its family's fair share of the time left (split max-min fairly by
+  the families' trial times: what a cheap family does not need goes to the others; in the
+  defaults round, the time left divided by the families still waiting for theirs), or
   all of it when no family fits its share, so unused time flows to the others; with
   ``per_model_s`` the family's total time is capped too. A family is started only when its
   mean trial time fits; a running trial stops between folds (pruned) when the next fold would
   overrun. A single fold is never interrupted, so the budget holds to within about one fold.
+  When the winner is evaluated and refitted inside the same budget (``finish_folds``), the time
+  that would take for the leading trial is kept back from the deadline, and a trial that could
+  not be finished in time if it won is not started, or is stopped between folds.
 * **Trial cap.** ``max_trials`` counts every trial of the study, workers' included. Optuna
   numbers trials densely under a lock, so a trial numbered at or past the cap (two processes
   racing for the last slot) is closed at once as failed with the user attribute ``over_cap``
@@ -224,6 +228,7 @@ class SearchContext:
     scheme: CVScheme
     config: TuningConfig
     deadline: float | None  # Unix time shared by all processes; None without a budget
+    finish_folds: float = 0.0  # the winner's fits after the search, in tuning folds (see tune)
     metric: str = field(init=False)
     families: tuple[str, ...] = field(init=False)
     grids: dict[str, tuple[dict[str, Any], ...]] = field(init=False)
@@ -253,6 +258,7 @@ def tune(
     work_dir: Path | None = None,
     on_trial: Callable[[TrialRecord], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    finish_folds: float = 0.0,
 ) -> TuningResult:
     """Search model families and their parameters by cross-validation within the budget.
 
@@ -274,6 +280,10 @@ def tune(
         on_trial: Called after each trial this process runs (live progress).
         should_stop: Polled between folds and trials; True cancels the search (workers too),
             which returns what it has with ``stopped="cancelled"``.
+        finish_folds: How many fits of the winner follow the search inside the same budget
+            (evaluating and refitting it), counted in tuning folds. The search keeps that many of
+            the leading trial's fold times free before the deadline, and stops a trial that could
+            not be finished in time if it won. 0 spends the whole budget on the search.
 
     Returns:
         The trials, the best one and the leaderboard.
@@ -290,7 +300,7 @@ def tune(
         raise ValueError("work_dir is required with storage_url: workers read the training table from it.")
     deadline = time.time() + config.budget_s if config.budget_s is not None else None
     context = SearchContext(X=X, y=y, task=task, recipe=recipe, plan=plan, target=target, scheme=scheme,
-                            config=config, deadline=deadline)
+                            config=config, deadline=deadline, finish_folds=finish_folds)
     name = study_name or f"shipml-{uuid.uuid4().hex[:12]}"
     storage = open_storage(storage_url)
     try:
@@ -417,6 +427,7 @@ def context_from_attrs(attrs: dict[str, Any]) -> SearchContext:
         scheme=CVScheme(**attrs["scheme"]),
         config=TuningConfig.from_dict(attrs["config"]),
         deadline=attrs["deadline"],
+        finish_folds=attrs.get("finish_folds", 0.0),
     )
 
 
@@ -436,6 +447,7 @@ class _Pick:
     kind: Literal["default", "portfolio", "grid", "search"]
     grid_index: int  # grid and portfolio trials: which point
     limit_s: float  # this trial's time limit
+    deadline: float | None  # when the search ends (a trial that won must be finished by then)
     prunable: bool
 
 
@@ -447,6 +459,7 @@ class _Family:
     spent_s: float = 0.0
     fold_s: list[float] = field(default_factory=list)  # mean fold time of each trial that ran folds
     best: float = -math.inf  # signed
+    best_fold_s: float = 0.0  # mean fold time of the best complete trial
 
 
 _STRONG_FIRST = ("lightgbm", "hist_gradient_boosting")
@@ -475,12 +488,19 @@ def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float
         # After the defaults round, spend the rest of the budget on the leading families only:
         # an even split over every family starves the ones that can still improve.
         active = sorted(active, key=lambda f: -stats[f].best)[:_KEEP_SEARCHING]
-    remaining = math.inf if deadline is None else deadline - time.time()
+    # Keep back the time that evaluating and refitting the leader would take if the search ended now.
+    reserve = context.finish_folds * max(stats.values(), key=lambda f: f.best).best_fold_s
+    remaining = math.inf if deadline is None else deadline - time.time() - reserve
     if remaining <= 0:
         return "budget"
     order = sorted(active, key=lambda f: (stats[f].trials, -stats[f].best, context.families.index(f)))
+    # Each family's mean fold time. Pruned trials count too: a family too slow for its share is
+    # only ever pruned. Unknown (no trial yet): 0, so its default trial starts and the fold
+    # checks stop it.
+    fold_s = {f: float(np.mean(stats[f].fold_s)) if stats[f].fold_s else 0.0 for f in active}
+    cost = {f: fold_s[f] * context.scheme.n_folds for f in active}
     # First the fair share of the time left; if nothing fits, whatever is left.
-    share = remaining / len(active)
+    share = _fair_share(remaining, list(cost.values()))
     waiting = sum(1 for f in active if stats[f].trials == 0)
     if waiting:
         # Defaults round: keep for each family still waiting what a typical default trial took
@@ -496,13 +516,35 @@ def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float
                 limit = min(limit, config.per_model_s - family.spent_s)
             if family.trials == 0 and not config.models and name not in _STRONG_FIRST and config.budget_s:
                 limit = min(limit, _OTHER_DEFAULT_SHARE * config.budget_s)
-            # Pruned trials count too: a family too slow for its share is only ever pruned.
-            # Unknown (no trial yet): 0, so its default trial starts and the fold check stops it.
-            estimate = float(np.mean(family.fold_s)) * context.scheme.n_folds if family.fold_s else 0.0
-            if estimate <= limit:
+            if cost[name] <= limit and not _unfinishable(context.scheme.n_folds, fold_s[name], context, deadline):
                 return _Pick(model=name, kind=_kind(name, family.trials, context), grid_index=family.trials - 1,
-                             limit_s=limit, prunable=family.trials > 0 and not context.grids)
+                             limit_s=limit, deadline=deadline, prunable=family.trials > 0 and not context.grids)
     return "budget"
+
+
+def _fair_share(remaining: float, costs: Sequence[float]) -> float:
+    """A max-min fair share of the time left between families whose trials cost ``costs``.
+
+    A family whose trials need less than an even split takes only what they need, and the rest
+    is split evenly between the others. (With a plain even split, a family of cheap, quickly
+    pruned trials kept winning the turn while the strong, slower ones no longer fitted their
+    split: 160 pruned ridge trials filled the last 10 s of a minute on ``deliveries``.)
+    """
+    left, n = remaining, len(costs)
+    for cost in sorted(costs):
+        if cost * n > left:
+            return left / n
+        left -= cost
+        n -= 1
+    return max(remaining / len(costs), max(costs))  # every family fits: any of them may take its cost
+
+
+def _unfinishable(folds_left: int, fold_s: float, context: SearchContext, deadline: float | None) -> bool:
+    """Whether a trial with ``folds_left`` folds of ``fold_s`` to go could not be finished by
+    the deadline if it won: its own folds, then evaluating and refitting it (``finish_folds``)."""
+    if deadline is None or not context.finish_folds:
+        return False
+    return time.time() + fold_s * (folds_left + context.finish_folds) > deadline
 
 
 def _kind(name: str, trials: int, context: SearchContext) -> Literal["default", "portfolio", "grid", "search"]:
@@ -538,8 +580,9 @@ def _family_stats(
             default_s.append(float(result.get("duration_s", 0.0)))
         if t.state is TrialState.FAIL:
             family.failed += 1
-        elif t.state is TrialState.COMPLETE and t.value is not None:
-            family.best = max(family.best, float(t.value))
+        elif t.state is TrialState.COMPLETE and t.value is not None and float(t.value) > family.best:
+            family.best = float(t.value)
+            family.best_fold_s = float(result["duration_s"]) / max(1, result.get("folds", 0))
     return stats, default_s
 
 
@@ -574,6 +617,8 @@ def _run_trial(
             stop = "cancelled"
         elif elapsed + elapsed / fold > pick.limit_s:
             stop = "time limit"
+        elif _unfinishable(n_folds - fold, elapsed / fold, context, pick.deadline):
+            stop = "time limit"  # it could not be evaluated and refitted in time if it won
         elif pick.prunable and trial.should_prune():
             stop = "median pruner"
         if stop:
@@ -739,6 +784,7 @@ def _context_attrs(context: SearchContext) -> dict[str, Any]:
         "scheme": context.scheme.to_dict(),
         "config": context.config.to_dict(),
         "deadline": context.deadline,
+        "finish_folds": context.finish_folds,
         "n_rows": len(context.X),
     }
 

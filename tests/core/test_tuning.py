@@ -278,3 +278,45 @@ def test_in_automatic_mode_a_slow_family_default_gets_a_tenth_of_the_budget() ->
     assert automatic.limit_s <= 5.0  # a tenth of 50 s, though about 40 s are left
     chosen = pick(("lightgbm", "hist_gradient_boosting", "random_forest"))
     assert chosen.model == "random_forest" and chosen.limit_s > 30.0  # the user asked for it: no cap
+
+
+def test_the_time_to_finish_the_leader_and_any_slower_winner_is_kept_back() -> None:
+    X, y = _table(*CONCRETE[:2])
+
+    def pick(finish_folds: float, seconds_left: float):
+        config = TuningConfig(models=("lightgbm", "hist_gradient_boosting"), budget_s=60.0)
+        context = tuning.SearchContext(X=X, y=y, task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(),
+                                       target=CONCRETE[1], scheme=_scheme(Task.REGRESSION), config=config,
+                                       deadline=time.time() + seconds_left, finish_folds=finish_folds)
+        # The leader takes 0.5 s a fold, histogram boosting 2 s and has had fewer trials (its turn).
+        done = [_finished("lightgbm", 1.5, 0.9), _finished("lightgbm", 1.5, 0.85, kind="portfolio"),
+                _finished("hist_gradient_boosting", 6.0, 0.8)]
+        return tuning._pick(done, context, context.deadline)
+
+    without = pick(0.0, 30.0)
+    assert without.model == "hist_gradient_boosting" and without.limit_s == pytest.approx(30.0 / 2, abs=0.1)
+    kept = pick(8.0, 30.0)  # eight of the leader's 0.5 s folds are kept back
+    assert kept.limit_s == pytest.approx((30.0 - 4.0) / 2, abs=0.1)
+    # 13 s left: histogram boosting's trial (6 s) fits its share, but finishing it as the winner
+    # (16 s, 12 more than the leader's) would not, so only LightGBM may run.
+    assert pick(0.0, 13.0).model == "hist_gradient_boosting"
+    assert pick(8.0, 13.0).model == "lightgbm"
+    assert pick(8.0, 4.0) == "budget"  # not even the leader's finish fits any more
+
+
+def test_time_a_cheap_family_does_not_need_goes_to_the_others() -> None:
+    assert tuning._fair_share(9.0, [0.3, 4.0, 7.0]) == pytest.approx(4.7)  # an even split would be 3 s
+    assert tuning._fair_share(9.0, [5.0, 5.0, 5.0]) == pytest.approx(3.0)  # nobody fits: the even split
+    assert tuning._fair_share(9.0, [1.0, 1.0, 5.0]) == pytest.approx(5.0)  # everybody fits
+    assert tuning._fair_share(math.inf, [1.0, 2.0]) == math.inf
+
+    X, y = _table(*CONCRETE[:2])
+    config = TuningConfig(models=("ridge", "lightgbm"), budget_s=60.0)
+    context = tuning.SearchContext(X=X, y=y, task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(),
+                                   target=CONCRETE[1], scheme=_scheme(Task.REGRESSION), config=config,
+                                   deadline=time.time() + 8.0)
+    # LightGBM's trials take 5.4 s, more than half of the 8 s left; ridge's take 0.3 s, and
+    # ridge has had more trials, so LightGBM has the turn if it fits.
+    done = [_finished("ridge", 0.3, 0.7, kind=k) for k in ("default", "search", "search")]
+    done += [_finished("lightgbm", 5.4, 0.9), _finished("lightgbm", 5.4, 0.8, kind="portfolio")]
+    assert tuning._pick(done, context, context.deadline).model == "lightgbm"
