@@ -107,19 +107,34 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return status
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (field 3 on), or None if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _cpu_seconds(pid: int | None) -> float | None:
-    """CPU time (user + system, all threads) a process has used so far; None if unknown.
+    """CPU time (user + system, all threads) a server has used so far, its child processes
+    included (``mlflow models serve`` answers from a uvicorn child of its CLI); None if unknown.
 
     On a shared machine a server pinned to one core gets only part of it; the requests or rows
     per CPU-second it spent say what it would do with the core to itself.
     """
-    if pid is None:
+    if pid is None or _stat(pid) is None:
         return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo += parents.get(current, [])
+        if (fields := _stat(current)) is not None:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _per_cpu_second(count: float, before: float | None, after: float | None) -> float | None:
