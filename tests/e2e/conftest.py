@@ -115,18 +115,23 @@ def screenshots() -> Path:
 
 
 def settle(page) -> None:
-    """Wait until the app is not running a script (a rerun leaves stale copies of elements)."""
+    """Wait until the app is not running a script (a rerun leaves stale copies of elements).
+
+    The app root's ``data-test-script-state`` changes as soon as a rerun is requested or starts
+    (Streamlit's own end-to-end tests wait on it); the status widget appears only after a delay.
+    """
     from playwright.sync_api import expect
 
     page.wait_for_timeout(200)
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning", timeout=60_000)
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
 
 
 def click_until(page, button, outcome, *, tries: int = 3) -> None:
     """Click ``button`` until ``outcome`` shows, at most ``tries`` times.
 
-    Streamlit drops a click that lands while a rerun replaces the page's elements, and its
-    status widget appears only some time after a rerun starts, so ``settle`` cannot rule it out.
+    Streamlit drops a click that lands while a rerun replaces the page's elements; a rerun that
+    starts just after ``settle`` returns (a fragment's timer, a late message) cannot be ruled out.
     Only use this for a click whose repetition is harmless.
     """
     from playwright.sync_api import expect

@@ -12,7 +12,7 @@ from core.config import Settings
 from core.deploy import local
 from core.store.db import make_engine
 from tests.deploy.conftest import MODEL_NAME, register_trained, trained  # noqa: F401 - session fixture
-from tests.e2e.conftest import running_app, settle
+from tests.e2e.conftest import click_until, running_app, settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
@@ -46,8 +46,8 @@ def deploy_app(tmp_path_factory, trained) -> Iterator[tuple[str, Settings]]:  # 
 def test_deploy_locally_and_predict_from_the_try_it_form(page, deploy_app, screenshots) -> None:
     url, settings = deploy_app
     page.goto(url)
-    page.get_by_test_id("stSidebarNav").get_by_text("Deploy", exact=True).click()
-    expect(page.get_by_role("heading", name="Deploy", exact=True).first).to_be_visible()
+    click_until(page, page.get_by_test_id("stSidebarNav").get_by_text("Deploy", exact=True),
+                page.get_by_role("heading", name="Deploy", exact=True).first)
     expect(page.get_by_text("No deployment yet.")).to_be_visible()
     settle(page)
     page.get_by_role("button", name="Deploy", exact=True).click()

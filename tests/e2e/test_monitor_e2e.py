@@ -53,8 +53,8 @@ def test_monitor_shows_health_charts_and_an_alert_fires(page, monitor_app, train
     rows = json.loads(pd.read_parquet(trained / "reference.parquet").head(30).to_json(orient="records"))
     _traffic(row.endpoint, rows, 5)
     page.goto(url)
-    page.get_by_test_id("stSidebarNav").get_by_text("Monitor", exact=True).click()
-    expect(page.get_by_role("heading", name="Monitor", exact=True).first).to_be_visible()
+    click_until(page, page.get_by_test_id("stSidebarNav").get_by_text("Monitor", exact=True),
+                page.get_by_role("heading", name="Monitor", exact=True).first)
     settle(page)
     expect(page.get_by_role("combobox", name="Deployment")).to_have_value(f"#{row.id} {MODEL_NAME} v1 (local, RUNNING)")
 
