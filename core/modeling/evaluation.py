@@ -464,6 +464,7 @@ def evaluate(
     seed: int,
     X_holdout: pd.DataFrame | None = None,
     y_holdout: pd.Series | None = None,
+    cv: CVResult | None = None,
 ) -> EvaluationReport:
     """Cross-validate a model and the dummy baseline on the same folds, then score the holdout.
 
@@ -477,6 +478,8 @@ def evaluate(
         seed: Seed of the baseline.
         X_holdout: Holdout features; the model is then fitted on all of ``X`` and scored once.
         y_holdout: Holdout target.
+        cv: The model's cross-validation on exactly these rows and ``scheme``'s folds, when it
+            was already run (tuning's, for its winner); None runs it.
 
     Returns:
         The report.
@@ -488,7 +491,8 @@ def evaluate(
     check_metric(metric, task)
     if (X_holdout is None) != (y_holdout is None):
         raise BadInput("A holdout needs both its features and its target.")
-    cv = cross_validate(make_pipeline, X, y, task=task, scheme=scheme, metric=metric)
+    if cv is None:
+        cv = cross_validate(make_pipeline, X, y, task=task, scheme=scheme, metric=metric)
     base = cross_validate(lambda: baseline(task, seed=seed), X, y, task=task, scheme=scheme, metric=metric)
     names = [metric] + [name for name in cv.fold_scores if name != metric]
     summaries = tuple(_summary(name, cv.fold_scores[name], base.fold_scores.get(name, ())) for name in names)

@@ -31,7 +31,9 @@ How the search goes:
   overrun. A single fold is never interrupted, so the budget holds to within about one fold.
   When the winner is evaluated and refitted inside the same budget (``finish_folds``), the time
   that would take for the leading trial is kept back from the deadline, and a trial that could
-  not be finished in time if it won is not started, or is stopped between folds.
+  not be finished in time if it won is not started, or is stopped between folds. A trial run by
+  ``tune``'s own process keeps its cross-validation for the evaluation to reuse (when the report
+  uses the same folds), so its finish is shorter (``finish_folds_reused``).
 * **Trial cap.** ``max_trials`` counts every trial of the study, workers' included. Optuna
   numbers trials densely under a lock, so a trial numbered at or past the cap (two processes
   racing for the last slot) is closed at once as failed with the user attribute ``over_cap``
@@ -51,7 +53,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -63,7 +65,7 @@ from threadpoolctl import threadpool_limits
 
 from core.data.profile import Task
 from core.errors import BadInput, StorageError
-from core.modeling.evaluation import CVScheme, cross_validate
+from core.modeling.evaluation import CVResult, CVScheme, cross_validate
 from core.modeling.metrics import check_metric, default_metric, signed
 from core.modeling.specs import ModelSpec, get_spec, specs_for
 from core.prep.pipeline import build_pipeline
@@ -205,6 +207,9 @@ class TuningResult:
             (grid done, or no family left to try).
         elapsed_s: Wall time of the call.
         study_name: The Optuna study's name (workers join it by this name).
+        best_cv: The best trial's cross-validation (all metrics, out-of-fold predictions), when
+            ``tune``'s own process ran it and was asked to keep it; None otherwise (a worker's
+            trial). The evaluation reuses it instead of fitting the same folds again.
     """
 
     trials: tuple[TrialRecord, ...]
@@ -213,6 +218,7 @@ class TuningResult:
     stopped: Stopped
     elapsed_s: float
     study_name: str
+    best_cv: CVResult | None = None
 
 
 @dataclass(frozen=True)
@@ -229,9 +235,17 @@ class SearchContext:
     config: TuningConfig
     deadline: float | None  # Unix time shared by all processes; None without a budget
     finish_folds: float = 0.0  # the winner's fits after the search, in tuning folds (see tune)
+    finish_folds_reused: float | None = None  # the same for a trial of owner_pid (see tune)
+    owner_pid: int = 0  # tune's process: the one whose trials' cross-validation is kept
     metric: str = field(init=False)
     families: tuple[str, ...] = field(init=False)
     grids: dict[str, tuple[dict[str, Any], ...]] = field(init=False)
+
+    def finish_for(self, pid: int | None) -> float:
+        """The winner's finish in tuning folds, for a trial run by process ``pid``."""
+        if self.finish_folds_reused is not None and pid == self.owner_pid:
+            return self.finish_folds_reused
+        return self.finish_folds
 
     def __post_init__(self) -> None:
         # Derived once, the same way in every process.
@@ -259,6 +273,7 @@ def tune(
     on_trial: Callable[[TrialRecord], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     finish_folds: float = 0.0,
+    finish_folds_reused: float | None = None,
 ) -> TuningResult:
     """Search model families and their parameters by cross-validation within the budget.
 
@@ -284,6 +299,9 @@ def tune(
             (evaluating and refitting it), counted in tuning folds. The search keeps that many of
             the leading trial's fold times free before the deadline, and stops a trial that could
             not be finished in time if it won. 0 spends the whole budget on the search.
+        finish_folds_reused: When set, this process keeps the cross-validation of its best trial
+            (``TuningResult.best_cv``) for the evaluation to reuse, and this is the finish of a
+            trial it ran; ``finish_folds`` stays that of a worker's trial.
 
     Returns:
         The trials, the best one and the leaderboard.
@@ -300,7 +318,9 @@ def tune(
         raise ValueError("work_dir is required with storage_url: workers read the training table from it.")
     deadline = time.time() + config.budget_s if config.budget_s is not None else None
     context = SearchContext(X=X, y=y, task=task, recipe=recipe, plan=plan, target=target, scheme=scheme,
-                            config=config, deadline=deadline, finish_folds=finish_folds)
+                            config=config, deadline=deadline, finish_folds=finish_folds,
+                            finish_folds_reused=finish_folds_reused, owner_pid=os.getpid())
+    kept = _BestCV(context.metric) if finish_folds_reused is not None else None
     name = study_name or f"shipml-{uuid.uuid4().hex[:12]}"
     storage = open_storage(storage_url)
     try:
@@ -314,10 +334,13 @@ def tune(
             assert work_dir is not None
             attrs |= _share_table(X, y, target=target, work_dir=work_dir)
         study.set_user_attr(STUDY_ATTR, attrs)
-        _, stopped = run_trials(study, context, deadline=deadline, should_stop=should_stop, on_trial=on_trial)
+        _, stopped = run_trials(study, context, deadline=deadline, should_stop=should_stop, on_trial=on_trial,
+                                keep_cv=kept.offer if kept else None)
         if stopped == "cancelled":
             study.set_user_attr(CANCELLED_ATTR, True)
         result = _result(study, context.metric, stopped, time.perf_counter() - started)
+        if kept and result.best is not None and kept.number == result.best.number:
+            result = replace(result, best_cv=kept.cv)
     finally:
         close_storage(storage)
     if result.trials and all(t.state == "failed" for t in result.trials):
@@ -334,6 +357,7 @@ def run_trials(
     max_own_trials: int | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_trial: Callable[[TrialRecord], None] | None = None,
+    keep_cv: Callable[[TrialRecord, CVResult], None] | None = None,
 ) -> tuple[list[TrialRecord], Stopped]:
     """Run trials of ``study`` until its cap, the deadline, a cancel, or nothing is left to try.
 
@@ -344,6 +368,7 @@ def run_trials(
         max_own_trials: Stop after this many trials of this process.
         should_stop: Polled between folds and trials; True cancels.
         on_trial: Called after each trial this process runs.
+        keep_cv: Called with each complete trial of this process and its cross-validation.
 
     Returns:
         This process's trials and why it stopped.
@@ -366,7 +391,9 @@ def run_trials(
             trial.set_user_attr("over_cap", True)
             study.tell(trial, state=TrialState.FAIL)
             return ran, "trials"
-        record, cancelled = _run_trial(study, trial, context, pick, should_stop)
+        record, cancelled, cv = _run_trial(study, trial, context, pick, should_stop)
+        if keep_cv is not None and cv is not None:
+            keep_cv(record, cv)
         ran.append(record)
         if on_trial is not None:
             on_trial(record)
@@ -428,6 +455,8 @@ def context_from_attrs(attrs: dict[str, Any]) -> SearchContext:
         config=TuningConfig.from_dict(attrs["config"]),
         deadline=attrs["deadline"],
         finish_folds=attrs.get("finish_folds", 0.0),
+        finish_folds_reused=attrs.get("finish_folds_reused"),
+        owner_pid=attrs.get("owner_pid", 0),
     )
 
 
@@ -460,6 +489,7 @@ class _Family:
     fold_s: list[float] = field(default_factory=list)  # mean fold time of each trial that ran folds
     best: float = -math.inf  # signed
     best_fold_s: float = 0.0  # mean fold time of the best complete trial
+    best_pid: int | None = None  # the process that ran it
 
 
 _STRONG_FIRST = ("lightgbm", "hist_gradient_boosting")
@@ -489,7 +519,8 @@ def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float
         # an even split over every family starves the ones that can still improve.
         active = sorted(active, key=lambda f: -stats[f].best)[:_KEEP_SEARCHING]
     # Keep back the time that evaluating and refitting the leader would take if the search ended now.
-    reserve = context.finish_folds * max(stats.values(), key=lambda f: f.best).best_fold_s
+    leader = max(stats.values(), key=lambda f: f.best)
+    reserve = context.finish_for(leader.best_pid) * leader.best_fold_s
     remaining = math.inf if deadline is None else deadline - time.time() - reserve
     if remaining <= 0:
         return "budget"
@@ -540,11 +571,12 @@ def _fair_share(remaining: float, costs: Sequence[float]) -> float:
 
 
 def _unfinishable(folds_left: int, fold_s: float, context: SearchContext, deadline: float | None) -> bool:
-    """Whether a trial with ``folds_left`` folds of ``fold_s`` to go could not be finished by
-    the deadline if it won: its own folds, then evaluating and refitting it (``finish_folds``)."""
-    if deadline is None or not context.finish_folds:
+    """Whether a trial of this process with ``folds_left`` folds of ``fold_s`` to go could not be
+    finished by the deadline if it won: its own folds, then evaluating and refitting it."""
+    finish = context.finish_for(os.getpid())
+    if deadline is None or not finish:
         return False
-    return time.time() + fold_s * (folds_left + context.finish_folds) > deadline
+    return time.time() + fold_s * (folds_left + finish) > deadline
 
 
 def _kind(name: str, trials: int, context: SearchContext) -> Literal["default", "portfolio", "grid", "search"]:
@@ -583,6 +615,7 @@ def _family_stats(
         elif t.state is TrialState.COMPLETE and t.value is not None and float(t.value) > family.best:
             family.best = float(t.value)
             family.best_fold_s = float(result["duration_s"]) / max(1, result.get("folds", 0))
+            family.best_pid = t.user_attrs.get("worker_pid")
     return stats, default_s
 
 
@@ -595,8 +628,11 @@ def _run_trial(
     context: SearchContext,
     pick: _Pick,
     should_stop: Callable[[], bool] | None,
-) -> tuple[TrialRecord, bool]:
-    """Cross-validate one candidate and tell the study; returns the record and whether it was cancelled."""
+) -> tuple[TrialRecord, bool, CVResult | None]:
+    """Cross-validate one candidate and tell the study.
+
+    Returns the record, whether it was cancelled, and the cross-validation of a complete trial.
+    """
     started = time.perf_counter()
     spec = get_spec(pick.model, context.task)
     trial.set_user_attr("model", pick.model)
@@ -626,6 +662,7 @@ def _run_trial(
 
     params: dict[str, Any] = {}
     folds: tuple[float, ...] = ()
+    cv: CVResult | None = None
     error = ""
     try:
         # Convergence and feature-name warnings of hundreds of candidates are noise to a user.
@@ -653,7 +690,7 @@ def _run_trial(
     except optuna.TrialPruned:
         state = TrialState.PRUNED
     except Exception as exc:  # an estimator's error fails this trial, not the search
-        state = TrialState.FAIL
+        state, cv = TrialState.FAIL, None  # its scores may exist, but the trial did not count
         error = _one_line(exc)
     score: float | None = None
     std: float | None = None
@@ -669,7 +706,7 @@ def _run_trial(
     study.tell(trial, signed(context.metric, score) if state is TrialState.COMPLETE else None, state=state)
     record = TrialRecord(number=trial.number, model=pick.model, params=params, score=score, score_std=std,
                          fold_scores=folds, duration_s=result["duration_s"], state=_STATES[state], error=error)
-    return record, stop == "cancelled"
+    return record, stop == "cancelled", cv
 
 
 def _params(spec: ModelSpec, trial: optuna.Trial, context: SearchContext, pick: _Pick) -> dict[str, Any]:
@@ -714,6 +751,23 @@ def _grid_points(spec: ModelSpec, task: Task, n_rows: int) -> tuple[dict[str, An
 
 
 # --- results ------------------------------------------------------------------------------------
+
+
+class _BestCV:
+    """The cross-validation of the best complete trial offered so far (ranked as ``_result`` ranks)."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.key: tuple[float, int] | None = None
+        self.number: int | None = None
+        self.cv: CVResult | None = None
+
+    def offer(self, record: TrialRecord, cv: CVResult) -> None:
+        if record.score is None:
+            return
+        key = (signed(self.metric, record.score), -record.number)
+        if self.key is None or key > self.key:
+            self.key, self.number, self.cv = key, record.number, cv
 
 
 def _record(trial: FrozenTrial) -> TrialRecord | None:
@@ -785,6 +839,8 @@ def _context_attrs(context: SearchContext) -> dict[str, Any]:
         "config": context.config.to_dict(),
         "deadline": context.deadline,
         "finish_folds": context.finish_folds,
+        "finish_folds_reused": context.finish_folds_reused,
+        "owner_pid": context.owner_pid,
         "n_rows": len(context.X),
     }
 

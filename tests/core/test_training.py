@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from core.data.profile import Task
-from core.modeling.evaluation import CVScheme
+from core.modeling.evaluation import CVScheme, cross_validate, holdout_split
+from core.modeling.specs import get_spec
+from core.prep.pipeline import build_pipeline
 from core.modeling.tuning import TuningConfig
 from core.prep.plan import FeaturePlan
 from core.prep.steps import Recipe
@@ -49,16 +51,24 @@ def test_finish_folds_counts_the_winners_fits_in_search_folds() -> None:
     # Report CV: 5 fits on 4/5 of the training rows; holdout: 1 on all of them; shipped: 1 on 1/0.8 of them.
     assert finish_folds(five, five, 0.2) == pytest.approx((4 + 1 + 1.25) / 0.8)
     assert finish_folds(five, ten, 0.2) == pytest.approx((4 + 1 + 1.25) / 0.9)  # a small table's longer folds
+    assert finish_folds(five, five, 0.2, reuse_cv=True) == pytest.approx((1 + 1.25) / 0.8)  # no report CV
 
 
-def test_the_budget_covers_a_slow_winners_evaluation_and_refit(engine, settings) -> None:
-    # One slow family, so the winner is slow and its evaluation and refit (about eight of its
-    # folds) is a large part of the budget: a fixed share kept back for them ran over by ~20 %.
+def _regression_table(rows: int, columns: int = 30) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(6_000, 30))
-    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(30)]).assign(y=X[:, :5].sum(axis=1) + rng.normal(size=6_000))
+    X = rng.normal(size=(rows, columns))
+    return pd.DataFrame(X, columns=[f"x{i}" for i in range(columns)]).assign(y=X[:, :5].sum(axis=1) + rng.normal(size=rows))
+
+
+@pytest.mark.parametrize("reuse", [False, True], ids=["cv-refitted", "cv-reused"])
+def test_the_budget_covers_a_slow_winners_evaluation_and_refit(engine, settings, reuse: bool) -> None:
+    # One slow family, so the winner is slow and its evaluation and refit (about eight of its
+    # folds, three when tuning's CV is reused) is a large part of the budget: a fixed share kept
+    # back for them ran over by ~20 %. A tuning seed other than the app's rules out the reuse.
+    frame = _regression_table(6_000)
     budget = 12.0
-    config = TuningConfig(models=("hist_gradient_boosting",), budget_s=budget, seed=0)
+    config = TuningConfig(models=("hist_gradient_boosting",), budget_s=budget,
+                          seed=settings.random_seed if reuse else settings.random_seed + 1)
     request = TrainRequest(model_name="slow", target="y", config=config)
     started = time.monotonic()
     outcome = train_model(frame, dataset_hash="0" * 64, recipe=Recipe(), plan=FeaturePlan(), request=request,
@@ -66,3 +76,33 @@ def test_the_budget_covers_a_slow_winners_evaluation_and_refit(engine, settings)
     elapsed = time.monotonic() - started
     assert outcome.tuning.stopped == "budget"
     assert elapsed <= 1.1 * budget, elapsed
+
+
+def test_the_winners_tuning_cross_validation_is_the_report_when_the_folds_match(engine, settings) -> None:
+    frame = _regression_table(int(SMALL_TABLE_ROWS / 0.8) + 100, columns=6)  # large enough to keep 5 folds
+    config = TuningConfig(models=("ridge", "knn"), search="random", budget_s=None, max_trials=4, seed=settings.random_seed)
+    request = TrainRequest(model_name="reused", target="y", config=config)
+    outcome = train_model(frame, dataset_hash="0" * 64, recipe=Recipe(), plan=FeaturePlan(), request=request,
+                          engine=engine, settings=settings)
+    assert outcome.tuning.best_cv is not None and outcome.report.cv is outcome.tuning.best_cv
+    # What the report would have computed: the same folds fitted again give the same numbers.
+    best = outcome.tuning.best
+    X, y = frame.drop(columns="y"), frame["y"]
+    X_train, _, y_train, _ = holdout_split(X, y, task=Task.REGRESSION, scheme=outcome.report.scheme, share=0.2)
+    fresh = cross_validate(
+        lambda: build_pipeline(Recipe(), FeaturePlan(), target="y", seed=settings.random_seed,
+                               estimator=get_spec(best.model, Task.REGRESSION).build(best.params, task=Task.REGRESSION,
+                                                                                     seed=settings.random_seed)),
+        X_train, y_train, task=Task.REGRESSION, scheme=outcome.report.scheme, metric="rmse",
+    )
+    assert fresh.fold_scores == outcome.report.cv.fold_scores
+    np.testing.assert_array_equal(fresh.oof_pred, outcome.report.cv.oof_pred)
+
+
+def test_a_small_tables_report_cross_validates_the_winner_again(engine, settings) -> None:
+    config = TuningConfig(models=("ridge",), budget_s=None, max_trials=2, seed=settings.random_seed)
+    request = TrainRequest(model_name="small", target="y", config=config)
+    outcome = train_model(_regression_table(400, columns=6), dataset_hash="0" * 64, recipe=Recipe(), plan=FeaturePlan(),
+                          request=request, engine=engine, settings=settings)
+    assert outcome.tuning.best_cv is None  # tuned with 10 folds, reported with 5
+    assert len(outcome.report.cv.fold_scores["rmse"]) == outcome.report.scheme.n_folds == 5

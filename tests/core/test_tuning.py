@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from functools import cache
 
@@ -41,7 +42,7 @@ def _scheme(task: Task, n_folds: int = 3) -> CVScheme:
 def _tune(data: tuple[str, str, Task], n_folds: int = 3, **kwargs) -> TuningResult:
     name, target, task = data
     X, y = _table(name, target)
-    options = {k: kwargs.pop(k) for k in ("on_trial", "should_stop") if k in kwargs}
+    options = {k: kwargs.pop(k) for k in ("on_trial", "should_stop", "finish_folds_reused") if k in kwargs}
     return tune(X, y, task=task, recipe=Recipe(), plan=FeaturePlan(), target=target,
                 scheme=_scheme(task, n_folds), config=TuningConfig(**kwargs), **options)
 
@@ -256,9 +257,10 @@ def test_portfolio_configurations_follow_the_defaults() -> None:
     assert params[1 + len(portfolio)] not in params[:1 + len(portfolio)]  # then the sampler
 
 
-def _finished(model: str, duration_s: float, value: float, kind: str = "default") -> optuna.trial.FrozenTrial:
+def _finished(model: str, duration_s: float, value: float, kind: str = "default", pid: int = 0) -> optuna.trial.FrozenTrial:
     return optuna.trial.create_trial(
-        value=value, user_attrs={"model": model, "result": {"kind": kind, "duration_s": duration_s, "folds": 3}},
+        value=value,
+        user_attrs={"model": model, "worker_pid": pid, "result": {"kind": kind, "duration_s": duration_s, "folds": 3}},
     )
 
 
@@ -302,6 +304,32 @@ def test_the_time_to_finish_the_leader_and_any_slower_winner_is_kept_back() -> N
     assert pick(0.0, 13.0).model == "hist_gradient_boosting"
     assert pick(8.0, 13.0).model == "lightgbm"
     assert pick(8.0, 4.0) == "budget"  # not even the leader's finish fits any more
+
+
+def test_a_leader_whose_cross_validation_is_kept_needs_less_time_kept_back() -> None:
+    X, y = _table(*CONCRETE[:2])
+    done = [_finished("lightgbm", 1.5, 0.9, pid=os.getpid()), _finished("hist_gradient_boosting", 6.0, 0.8)]
+
+    def pick(owner_pid: int):
+        config = TuningConfig(models=("lightgbm", "hist_gradient_boosting"), budget_s=60.0)
+        context = tuning.SearchContext(X=X, y=y, task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(),
+                                       target=CONCRETE[1], scheme=_scheme(Task.REGRESSION), config=config,
+                                       deadline=time.time() + 30.0, finish_folds=8.0, finish_folds_reused=3.0,
+                                       owner_pid=owner_pid)
+        return tuning._pick(done, context, context.deadline)
+
+    # The leader (0.5 s folds) ran in the owner process: 3 of its folds kept back, not 8.
+    assert pick(os.getpid()).limit_s == pytest.approx((30.0 - 1.5) / 2, abs=0.1)
+    assert pick(os.getpid() + 1).limit_s == pytest.approx((30.0 - 4.0) / 2, abs=0.1)  # a worker's leader
+
+
+def test_the_best_trials_cross_validation_is_kept_only_when_asked() -> None:
+    kwargs = dict(models=("logistic_regression", "knn"), search="random", budget_s=None, max_trials=4,
+                  metric="accuracy", seed=0)
+    kept = _tune(PENGUINS, finish_folds_reused=2.0, **kwargs)
+    assert kept.best is not None and kept.best_cv is not None
+    assert kept.best_cv.fold_scores["accuracy"] == kept.best.fold_scores
+    assert _tune(PENGUINS, **kwargs).best_cv is None
 
 
 def test_time_a_cheap_family_does_not_need_goes_to_the_others() -> None:
