@@ -332,6 +332,34 @@ def test_the_best_trials_cross_validation_is_kept_only_when_asked() -> None:
     assert _tune(PENGUINS, **kwargs).best_cv is None
 
 
+def _pruned(model: str, stop: str) -> optuna.trial.FrozenTrial:
+    return optuna.trial.create_trial(
+        state=optuna.trial.TrialState.PRUNED,
+        user_attrs={"model": model, "result": {"kind": "search", "duration_s": 0.1, "folds": 1, "stop": stop}},
+    )
+
+
+@pytest.mark.parametrize(
+    ("ridge_score", "pruned", "stop", "expected"),
+    [
+        (0.7, 4, "median pruner", "ridge"),  # four in a row: ridge still has the turn (fewer trials)
+        (0.7, 5, "median pruner", "lightgbm"),  # five: ridge is not tuned further
+        (0.7, 5, "time limit", "ridge"),  # stopped for time, which says nothing of its scores
+        (0.95, 5, "median pruner", "ridge"),  # the leading family is never given up
+    ],
+)
+def test_a_family_the_median_pruner_keeps_stopping_is_given_up(ridge_score, pruned, stop, expected) -> None:
+    X, y = _table(*CONCRETE[:2])
+    config = TuningConfig(models=("lightgbm", "ridge"), budget_s=60.0)
+    context = tuning.SearchContext(X=X, y=y, task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(),
+                                   target=CONCRETE[1], scheme=_scheme(Task.REGRESSION), config=config,
+                                   deadline=time.time() + 50.0)
+    done = [_finished("lightgbm", 1.5, 0.9), _finished("ridge", 0.3, ridge_score)]
+    done += [_finished("lightgbm", 1.5, 0.85, kind="portfolio") for _ in range(6)]
+    done += [_pruned("ridge", stop) for _ in range(pruned)]
+    assert tuning._pick(done, context, context.deadline).model == expected
+
+
 def test_time_a_cheap_family_does_not_need_goes_to_the_others() -> None:
     assert tuning._fair_share(9.0, [0.3, 4.0, 7.0]) == pytest.approx(4.7)  # an even split would be 3 s
     assert tuning._fair_share(9.0, [5.0, 5.0, 5.0]) == pytest.approx(3.0)  # nobody fits: the even split
