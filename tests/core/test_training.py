@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
 
 from core.data.profile import Task
 from core.modeling.evaluation import CVScheme, cross_validate, holdout_split
@@ -61,25 +61,40 @@ def _regression_table(rows: int, columns: int = 30) -> pd.DataFrame:
     return pd.DataFrame(X, columns=[f"x{i}" for i in range(columns)]).assign(y=X[:, :5].sum(axis=1) + rng.normal(size=rows))
 
 
+def _fold_seconds(frame: pd.DataFrame, settings) -> float:
+    """How long one tuning fold of the default histogram boosting takes on this machine (warm)."""
+    X, y = frame.drop(columns="y").head(int(0.64 * len(frame))), frame["y"].head(int(0.64 * len(frame)))
+    spec = get_spec("hist_gradient_boosting", Task.REGRESSION)
+    times = []
+    with threadpool_limits(limits=1):  # as tuning runs it
+        for _ in range(2):  # the first fit is cold (imports, thread pools)
+            pipeline = build_pipeline(Recipe(), FeaturePlan(), target="y", seed=settings.random_seed,
+                                      estimator=spec.build(None, task=Task.REGRESSION, seed=settings.random_seed))
+            started = time.perf_counter()
+            pipeline.fit(X, y)
+            times.append(time.perf_counter() - started)
+    return times[-1]
+
+
 @pytest.mark.parametrize("reuse", [False, True], ids=["cv-refitted", "cv-reused"])
 def test_the_budget_covers_a_slow_winners_evaluation_and_refit(engine, settings, reuse: bool) -> None:
     # One slow family, so the winner is slow and its evaluation and refit (about eight of its
     # folds, three when tuning's CV is reused) is a large part of the budget: a fixed share kept
     # back for them ran over by ~20 %. A tuning seed other than the app's rules out the reuse.
     frame = _regression_table(6_000)
-    budget = 12.0
+    # The budget is counted in this machine's folds: a fixed 12 s held about 17 here but under
+    # 13 on the slower CI machine, too few for the first trial's 5 folds and the winner's 8 (the
+    # only trial was stopped as unfinishable, and nothing finished).
+    budget = max(12.0, 25 * _fold_seconds(frame, settings))
     config = TuningConfig(models=("hist_gradient_boosting",), budget_s=budget,
                           seed=settings.random_seed if reuse else settings.random_seed + 1)
     request = TrainRequest(model_name="slow", target="y", config=config)
-    # A cold first fit (imports, thread pools) can look too slow to finish and stop the only
-    # trial; this test is about the budget's accounting, so the family is warmed up first.
-    HistGradientBoostingRegressor(max_iter=5).fit(frame[["x0"]].head(200), frame["y"].head(200))
     started = time.monotonic()
     outcome = train_model(frame, dataset_hash="0" * 64, recipe=Recipe(), plan=FeaturePlan(), request=request,
                           engine=engine, settings=settings)
     elapsed = time.monotonic() - started
     assert outcome.tuning.stopped == "budget"
-    assert elapsed <= 1.1 * budget, elapsed
+    assert elapsed <= 1.1 * budget, (elapsed, budget)
 
 
 def test_the_winners_tuning_cross_validation_is_the_report_when_the_folds_match(engine, settings) -> None:
