@@ -465,7 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", help="the metric to optimise (default: ROC AUC, balanced accuracy or R²)")
     p.add_argument("--class-weight", action="store_true", help="weight classes by their inverse frequency")
     p.add_argument("--cv", choices=["kfold", "stratified", "group", "time"], help="default: chosen from the task")
-    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--folds", type=int, default=5,
+                   help="the report's cross-validation folds (default 5); on small tables tuning uses more "
+                        "(see the README)")
     p.add_argument("--time-column", help="a datetime column: use a time-series split")
     p.add_argument("--group-column", help="rows sharing a value stay in one fold")
     p.add_argument("--recipe", help="cleaning recipe JSON")

@@ -54,10 +54,13 @@ import itertools
 import json
 import math
 import os
+import signal
+import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -617,6 +620,8 @@ def _family_stats(
         family.spent_s += float(result.get("duration_s", 0.0))
         if result.get("folds"):
             family.fold_s.append(float(result["duration_s"]) / result["folds"])
+        elif result.get("stop") == "time limit":  # stopped inside its first fold: at least that long
+            family.fold_s.append(float(result["duration_s"]))
         if result.get("kind") == "default":
             default_s.append(float(result.get("duration_s", 0.0)))
         if t.state is TrialState.PRUNED and result.get("stop") == "median pruner":
@@ -654,7 +659,16 @@ def _run_trial(
     stop = ""  # why the trial was stopped early, if it was
     running = [math.nan, 0]  # the last running mean, folds done
 
+    reporting = threading.Event()  # set while after_fold writes to the study: not interrupted then
+
     def after_fold(fold: int, mean: float) -> None:
+        reporting.set()
+        try:
+            check_fold(fold, mean)
+        finally:
+            reporting.clear()
+
+    def check_fold(fold: int, mean: float) -> None:
         nonlocal stop
         running[:] = [mean, fold]
         if math.isfinite(mean):
@@ -694,14 +708,17 @@ def _run_trial(
                 return build_pipeline(context.recipe, context.plan, target=context.target, estimator=estimator,
                                       seed=context.config.seed)
 
-            cv = cross_validate(make_pipeline, context.X, context.y, task=context.task, scheme=context.scheme,
-                                metric=context.metric, after_fold=after_fold)
+            with _time_limit(pick.limit_s - (time.perf_counter() - started), reporting):
+                cv = cross_validate(make_pipeline, context.X, context.y, task=context.task, scheme=context.scheme,
+                                    metric=context.metric, after_fold=after_fold)
         folds = tuple(float(v) for v in cv.fold_scores[context.metric])
         if not any(math.isfinite(v) for v in folds):
             raise BadInput(f"{context.metric} is undefined on every fold.")
         state = TrialState.COMPLETE
     except optuna.TrialPruned:
         state = TrialState.PRUNED
+    except _OverTime:
+        state, stop = TrialState.PRUNED, "time limit"
     except Exception as exc:  # an estimator's error fails this trial, not the search
         state, cv = TrialState.FAIL, None  # its scores may exist, but the trial did not count
         error = _one_line(exc)
@@ -720,6 +737,41 @@ def _run_trial(
     record = TrialRecord(number=trial.number, model=pick.model, params=params, score=score, score_std=std,
                          fold_scores=folds, duration_s=result["duration_s"], state=_STATES[state], error=error)
     return record, stop == "cancelled", cv
+
+
+class _OverTime(BaseException):
+    """A trial ran past its time limit inside a fold (a BaseException, like KeyboardInterrupt,
+    so that no estimator's ``except Exception`` swallows it)."""
+
+
+@contextmanager
+def _time_limit(seconds: float, reporting: threading.Event) -> Iterator[None]:
+    """Raise :class:`_OverTime` inside the block once ``seconds`` have passed.
+
+    The checks between folds cannot stop a fold that runs long: one sampled histogram-boosting
+    configuration spent 22 s in its first fold with about 13 s of the minute left, and the
+    minute became 71 s. A SIGALRM handler interrupts the fit at the next Python
+    statement instead (every family's fit loops in Python: boosting rounds, trees, epochs). Not
+    while ``reporting`` is set (the trial is writing to the study; the fold checks then stop it),
+    and only in the main thread of a POSIX process, where signals are delivered; elsewhere the
+    fold checks alone apply.
+    """
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable or not math.isfinite(seconds):
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        if not reporting.is_set():
+            raise _OverTime
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _params(spec: ModelSpec, trial: optuna.Trial, context: SearchContext, pick: _Pick) -> dict[str, Any]:

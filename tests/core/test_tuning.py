@@ -4,13 +4,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import signal
+import threading
 import time
 from functools import cache
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
+from threadpoolctl import threadpool_limits
 
 from core.config import SAMPLES_DIR
 from core.data.profile import Task
@@ -376,3 +380,45 @@ def test_time_a_cheap_family_does_not_need_goes_to_the_others() -> None:
     done = [_finished("ridge", 0.3, 0.7, kind=k) for k in ("default", "search", "search")]
     done += [_finished("lightgbm", 5.4, 0.9), _finished("lightgbm", 5.4, 0.8, kind="portfolio")]
     assert tuning._pick(done, context, context.deadline).model == "lightgbm"
+
+
+def _slow_fold_table() -> tuple[pd.DataFrame, pd.Series, float]:
+    """A table on which one fold of the default histogram boosting takes a while, and that time (warm)."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(20_000, 20)), columns=[f"x{i}" for i in range(20)])
+    y = X.iloc[:, :5].sum(axis=1) + rng.normal(size=len(X))
+    fit_rows = int(len(X) * 2 / 3)  # a training fold of 3
+    spec = get_spec("hist_gradient_boosting", Task.REGRESSION)
+    with threadpool_limits(limits=1):
+        for _ in range(2):  # the second fit is warm
+            started = time.perf_counter()
+            spec.build(None, task=Task.REGRESSION, seed=0).fit(X.head(fit_rows), y.head(fit_rows))
+            fold_s = time.perf_counter() - started
+    return X, y, fold_s
+
+
+def _one_hgb_trial(X: pd.DataFrame, y: pd.Series, limit_s: float) -> TuningResult:
+    config = TuningConfig(models=("hist_gradient_boosting",), budget_s=None, max_trials=1, per_model_s=limit_s)
+    return tune(X, y, task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(), target="y",
+                scheme=_scheme(Task.REGRESSION), config=config)
+
+
+def test_a_fold_that_runs_past_the_trials_limit_is_interrupted() -> None:
+    # The checks between folds cannot stop a long first fold (22 s with 13 s of a minute left).
+    X, y, fold_s = _slow_fold_table()
+    before = signal.getsignal(signal.SIGALRM)
+    (trial,) = _one_hgb_trial(X, y, limit_s=fold_s / 4).trials
+    assert trial.state == "pruned" and not trial.fold_scores
+    assert trial.duration_s < fold_s / 2, (trial.duration_s, fold_s)
+    assert signal.getsignal(signal.SIGALRM) is before and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_outside_the_main_thread_the_fold_runs_to_its_end() -> None:
+    # Signals reach only the main thread, so there the checks between folds stop the trial.
+    X, y, fold_s = _slow_fold_table()
+    results: list[TuningResult] = []
+    worker = threading.Thread(target=lambda: results.append(_one_hgb_trial(X, y, limit_s=fold_s / 4)))
+    worker.start()
+    worker.join()
+    (trial,) = results[0].trials
+    assert trial.state == "pruned" and trial.duration_s >= 0.8 * fold_s, (trial.duration_s, fold_s)
