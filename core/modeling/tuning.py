@@ -33,7 +33,8 @@ How the search goes:
   all of it when no family fits its share, so unused time flows to the others; with
   ``per_model_s`` the family's total time is capped too. A family is started only when its
   mean trial time fits; a running trial stops between folds (pruned) when the next fold would
-  overrun. A single fold is never interrupted, so the budget holds to within about one fold.
+  overrun, and a fold still running when the trial's time is up is interrupted (SIGALRM, in
+  the main thread; elsewhere the budget holds only to within about one fold).
   When the winner is evaluated and refitted inside the same budget (``finish_folds``), the time
   that would take for the leading trial is kept back from the deadline, and a trial that could
   not be finished in time if it won is not started, or is stopped between folds. A trial run by
