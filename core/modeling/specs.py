@@ -259,7 +259,7 @@ def _lightgbm_space(trial: optuna.Trial, task: Task, n_rows: int) -> Params:
 # (noisy binary targets). A config of large trees (127 leaves) was dropped for the subsampled
 # one: cross-validated on the benchmark's larger tables with two splits each, it scored below it
 # on 7 of 8 for LightGBM (0.0003 above on the eighth) and on 6 of 6 for histogram boosting, at
-# 1.4-3.5x the cost (30-37 s a cross-validation for histogram boosting on one core).
+# 1.25-3.5x the cost (30-37 s a cross-validation for histogram boosting on one core).
 _LIGHTGBM_PORTFOLIO: tuple[Params, ...] = (
     {"n_estimators": 1_000, "learning_rate": 0.05, "num_leaves": 8, "min_child_samples": 5,
      "colsample_bytree": 0.6},
