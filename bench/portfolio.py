@@ -25,8 +25,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from bench.automl import DATASETS, Dataset, split
-from bench.automl import _metric as test_metric
+from bench.automl import DATASETS, Dataset, _write_predictions, score, split
 from core.modeling.evaluation import cross_validate
 from core.modeling.specs import get_spec
 from core.modeling.tuning import TuningConfig
@@ -41,13 +40,13 @@ def score_configs(dataset: Dataset, family: str, candidates: list[dict], seed: i
     """(parameters, cross-validated score, test score, cross-validation seconds) of each of the
     family's portfolio configurations, then of each candidate."""
     split(dataset, folder, seed)
-    train, test = pd.read_csv(folder / "train.csv"), pd.read_csv(folder / "test.csv")
+    train = pd.read_csv(folder / "train.csv")
     config = TuningConfig(metric=dataset.metric, seed=seed)
     data = prepare(train, Recipe(), FeaturePlan(), TrainRequest(model_name="portfolio", target=dataset.target, config=config),
                    seed=seed)
     spec, metric = get_spec(family, data.task), data.config.metric_for(data.task)
     configs = [dict(p) for p in spec.portfolio(task=data.task)] + candidates
-    X_test, y_test = test.drop(columns=dataset.target), test[dataset.target]
+    X_test = pd.read_csv(folder / "test_X.csv")
     rows = []
     for params in configs:
         def make(params=params):
@@ -59,15 +58,8 @@ def score_configs(dataset: Dataset, family: str, candidates: list[dict], seed: i
             cv = cross_validate(make, data.X, data.y, task=data.task, scheme=data.scheme, metric=metric)
             cv_s = time.perf_counter() - started
             model = make().fit(data.X, data.y)
-        if dataset.task == "binary":  # the positive class as bench.automl scores it
-            positive = sorted(train[dataset.target].astype(str).unique())[1]
-            column = [str(c) for c in model.classes_].index(positive)
-            truth, pred = np.asarray(y_test.astype(str) == positive), model.predict_proba(X_test)[:, column]
-        elif dataset.task == "multiclass":
-            truth, pred = y_test.astype(str).to_numpy(), model.predict(X_test).astype(str)
-        else:
-            truth, pred = y_test.to_numpy(float), model.predict(X_test)
-        rows.append((params, float(np.nanmean(cv.fold_scores[metric])), test_metric(dataset.task, truth, pred), cv_s))
+        _write_predictions(model, X_test, folder / "pred.csv")  # scored as bench.automl scores
+        rows.append((params, float(np.nanmean(cv.fold_scores[metric])), score(dataset, folder, folder / "pred.csv"), cv_s))
     return rows
 
 

@@ -771,8 +771,10 @@ def _time_limit(seconds: float, reporting: threading.Event) -> Iterator[None]:
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:  # restored even if the alarm fired just before it was cancelled
+            signal.signal(signal.SIGALRM, previous)
 
 
 def _params(spec: ModelSpec, trial: optuna.Trial, context: SearchContext, pick: _Pick) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from threadpoolctl import threadpool_limits
 
 from core.data.profile import Task
 from core.modeling.evaluation import CVScheme, cross_validate, holdout_split
@@ -16,6 +15,7 @@ from core.prep.pipeline import build_pipeline
 from core.prep.plan import FeaturePlan
 from core.prep.steps import Recipe
 from core.training import SMALL_TABLE_FOLDS, SMALL_TABLE_ROWS, TrainRequest, finish_folds, train_model, tuning_scheme
+from tests.core.timing import warm_fit_seconds
 
 
 def _target(n: int, *, rare: int = 0) -> pd.Series:
@@ -62,18 +62,13 @@ def _regression_table(rows: int, columns: int = 30) -> pd.DataFrame:
 
 
 def _fold_seconds(frame: pd.DataFrame, settings) -> float:
-    """How long one tuning fold of the default histogram boosting takes on this machine (warm)."""
-    X, y = frame.drop(columns="y").head(int(0.64 * len(frame))), frame["y"].head(int(0.64 * len(frame)))
+    """How long one tuning fold of the default histogram boosting takes on this machine."""
+    rows = int(0.64 * len(frame))  # a training fold of 5, after the 20 % holdout
     spec = get_spec("hist_gradient_boosting", Task.REGRESSION)
-    times = []
-    with threadpool_limits(limits=1):  # as tuning runs it
-        for _ in range(2):  # the first fit is cold (imports, thread pools)
-            pipeline = build_pipeline(Recipe(), FeaturePlan(), target="y", seed=settings.random_seed,
-                                      estimator=spec.build(None, task=Task.REGRESSION, seed=settings.random_seed))
-            started = time.perf_counter()
-            pipeline.fit(X, y)
-            times.append(time.perf_counter() - started)
-    return times[-1]
+    return warm_fit_seconds(
+        lambda: build_pipeline(Recipe(), FeaturePlan(), target="y", seed=settings.random_seed,
+                               estimator=spec.build(None, task=Task.REGRESSION, seed=settings.random_seed)),
+        frame.drop(columns="y").head(rows), frame["y"].head(rows))
 
 
 @pytest.mark.parametrize("reuse", [False, True], ids=["cv-refitted", "cv-reused"])

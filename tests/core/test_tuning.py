@@ -14,7 +14,6 @@ import optuna
 import pandas as pd
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
-from threadpoolctl import threadpool_limits
 
 from core.config import SAMPLES_DIR
 from core.data.profile import Task
@@ -27,6 +26,7 @@ from core.modeling.tuning import TuningConfig, TuningResult, tune
 from core.prep.plan import FeaturePlan
 from core.prep.recipe import prepare_training_table
 from core.prep.steps import Recipe
+from tests.core.timing import warm_fit_seconds
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -383,17 +383,13 @@ def test_time_a_cheap_family_does_not_need_goes_to_the_others() -> None:
 
 
 def _slow_fold_table() -> tuple[pd.DataFrame, pd.Series, float]:
-    """A table on which one fold of the default histogram boosting takes a while, and that time (warm)."""
+    """A table on which one fold of the default histogram boosting takes a while, and that time."""
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(20_000, 20)), columns=[f"x{i}" for i in range(20)])
     y = X.iloc[:, :5].sum(axis=1) + rng.normal(size=len(X))
-    fit_rows = int(len(X) * 2 / 3)  # a training fold of 3
+    rows = int(len(X) * 2 / 3)  # a training fold of 3
     spec = get_spec("hist_gradient_boosting", Task.REGRESSION)
-    with threadpool_limits(limits=1):
-        for _ in range(2):  # the second fit is warm
-            started = time.perf_counter()
-            spec.build(None, task=Task.REGRESSION, seed=0).fit(X.head(fit_rows), y.head(fit_rows))
-            fold_s = time.perf_counter() - started
+    fold_s = warm_fit_seconds(lambda: spec.build(None, task=Task.REGRESSION, seed=0), X.head(rows), y.head(rows))
     return X, y, fold_s
 
 
