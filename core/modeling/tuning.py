@@ -12,7 +12,10 @@ How the search goes:
   a tenth of the budget: a forest of 200 full-depth trees on a mid-sized table would otherwise
   eat half of a minute). Then only the three leading families keep being tuned, round-robin:
   the one with the fewest trials goes next, ties to the better best score. A family's first
-  tuned trials are its ``portfolio`` configurations, if it has any (bayes and random only).
+  tuned trials are its ``portfolio`` configurations, if it has any (bayes and random only),
+  never median-pruned either: one fold is too noisy to drop a configuration known to do well
+  (on ``mlc_churn`` it stopped three of five after a fold or two, among them the configuration
+  of histogram boosting that cross-validates best there).
   A family whose last ``_GIVE_UP_AFTER`` trials were all stopped by the median pruner is not
   tuned further, unless it leads: the pruner compares with every family's trials, so a family
   far behind the leaders has each trial pruned, and its cheap turns would fill the end of the
@@ -45,7 +48,8 @@ How the search goes:
   racing for the last slot) is closed at once as failed with the user attribute ``over_cap``
   and left out of every result.
 
-Every trial keeps the user attributes ``model``, ``worker_pid``, ``params`` (what the spec's
+Every trial keeps the user attributes ``model``, ``worker_pid``, ``runner`` (host and pid: the
+process that ran it, unique across machines), ``params`` (what the spec's
 ``build`` takes) and ``result`` (scores, duration, state details), from which
 :class:`TrialRecord` is rebuilt in any process.
 """
@@ -56,6 +60,7 @@ import json
 import math
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -244,15 +249,15 @@ class SearchContext:
     config: TuningConfig
     deadline: float | None  # Unix time shared by all processes; None without a budget
     finish_folds: float = 0.0  # the winner's fits after the search, in tuning folds (see tune)
-    finish_folds_reused: float | None = None  # the same for a trial of owner_pid (see tune)
-    owner_pid: int = 0  # tune's process: the one whose trials' cross-validation is kept
+    finish_folds_reused: float | None = None  # the same for a trial run by owner (see tune)
+    owner: str = ""  # tune's process (runner_id()): the one whose trials' cross-validation is kept
     metric: str = field(init=False)
     families: tuple[str, ...] = field(init=False)
     grids: dict[str, tuple[dict[str, Any], ...]] = field(init=False)
 
-    def finish_for(self, pid: int | None) -> float:
-        """The winner's finish in tuning folds, for a trial run by process ``pid``."""
-        if self.finish_folds_reused is not None and pid == self.owner_pid:
+    def finish_for(self, runner: str | None) -> float:
+        """The winner's finish in tuning folds, for a trial run by process ``runner``."""
+        if self.finish_folds_reused is not None and runner == self.owner:
             return self.finish_folds_reused
         return self.finish_folds
 
@@ -328,7 +333,7 @@ def tune(
     deadline = time.time() + config.budget_s if config.budget_s is not None else None
     context = SearchContext(X=X, y=y, task=task, recipe=recipe, plan=plan, target=target, scheme=scheme,
                             config=config, deadline=deadline, finish_folds=finish_folds,
-                            finish_folds_reused=finish_folds_reused, owner_pid=os.getpid())
+                            finish_folds_reused=finish_folds_reused, owner=runner_id())
     kept = _BestCV(context.metric) if finish_folds_reused is not None else None
     name = study_name or f"shipml-{uuid.uuid4().hex[:12]}"
     storage = open_storage(storage_url)
@@ -465,7 +470,7 @@ def context_from_attrs(attrs: dict[str, Any]) -> SearchContext:
         deadline=attrs["deadline"],
         finish_folds=attrs.get("finish_folds", 0.0),
         finish_folds_reused=attrs.get("finish_folds_reused"),
-        owner_pid=attrs.get("owner_pid", 0),
+        owner=attrs.get("owner", ""),
     )
 
 
@@ -474,6 +479,12 @@ def make_sampler_and_pruner(
 ) -> tuple[optuna.samplers.BaseSampler, optuna.pruners.BasePruner]:
     """The sampler and pruner for ``config`` (workers pass their own seed so they differ)."""
     return _sampler(config, seed=seed), _pruner(config)
+
+
+def runner_id() -> str:
+    """This process, unique across the machines sharing a study: host name and pid (a worker on
+    another machine may have the owner's pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 # --- scheduling ---------------------------------------------------------------------------------
@@ -486,7 +497,7 @@ class _Pick:
     grid_index: int  # grid and portfolio trials: which point
     limit_s: float  # this trial's time limit
     deadline: float | None  # when the search ends (a trial that won must be finished by then)
-    prunable: bool
+    prunable: bool  # by the median pruner (sampled trials only); time limits stop any trial
 
 
 @dataclass
@@ -498,7 +509,7 @@ class _Family:
     fold_s: list[float] = field(default_factory=list)  # mean fold time of each trial that ran folds
     best: float = -math.inf  # signed
     best_fold_s: float = 0.0  # mean fold time of the best complete trial
-    best_pid: int | None = None  # the process that ran it
+    best_runner: str | None = None  # the process that ran it
     median_pruned_run: int = 0  # trials in a row, up to the latest, stopped by the median pruner
 
 
@@ -533,7 +544,7 @@ def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float
     active = [f for f in active if f == leading or stats[f].median_pruned_run < _GIVE_UP_AFTER]
     # Keep back the time that evaluating and refitting the leader would take if the search ended now.
     leader = max(stats.values(), key=lambda f: f.best)
-    reserve = context.finish_for(leader.best_pid) * leader.best_fold_s
+    reserve = context.finish_for(leader.best_runner) * leader.best_fold_s
     remaining = math.inf if deadline is None else deadline - time.time() - reserve
     if remaining <= 0:
         return "budget"
@@ -561,8 +572,9 @@ def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float
             if family.trials == 0 and not config.models and name not in _STRONG_FIRST and config.budget_s:
                 limit = min(limit, _OTHER_DEFAULT_SHARE * config.budget_s)
             if cost[name] <= limit and not _unfinishable(context.scheme.n_folds, fold_s[name], context, deadline):
-                return _Pick(model=name, kind=_kind(name, family.trials, context), grid_index=family.trials - 1,
-                             limit_s=limit, deadline=deadline, prunable=family.trials > 0 and not context.grids)
+                kind = _kind(name, family.trials, context)
+                return _Pick(model=name, kind=kind, grid_index=family.trials - 1, limit_s=limit, deadline=deadline,
+                             prunable=kind == "search")
     return "budget"
 
 
@@ -586,7 +598,7 @@ def _fair_share(remaining: float, costs: Sequence[float]) -> float:
 def _unfinishable(folds_left: int, fold_s: float, context: SearchContext, deadline: float | None) -> bool:
     """Whether a trial of this process with ``folds_left`` folds of ``fold_s`` to go could not be
     finished by the deadline if it won: its own folds, then evaluating and refitting it."""
-    finish = context.finish_for(os.getpid())
+    finish = context.finish_for(runner_id())
     if deadline is None or not finish:
         return False
     return time.time() + fold_s * (folds_left + finish) > deadline
@@ -634,7 +646,7 @@ def _family_stats(
         elif t.state is TrialState.COMPLETE and t.value is not None and float(t.value) > family.best:
             family.best = float(t.value)
             family.best_fold_s = float(result["duration_s"]) / max(1, result.get("folds", 0))
-            family.best_pid = t.user_attrs.get("worker_pid")
+            family.best_runner = t.user_attrs.get("runner")
     return stats, default_s
 
 
@@ -656,6 +668,7 @@ def _run_trial(
     spec = get_spec(pick.model, context.task)
     trial.set_user_attr("model", pick.model)
     trial.set_user_attr("worker_pid", os.getpid())
+    trial.set_user_attr("runner", runner_id())
     n_folds = context.scheme.n_folds
     stop = ""  # why the trial was stopped early, if it was
     running = [math.nan, 0]  # the last running mean, folds done
@@ -908,7 +921,7 @@ def _context_attrs(context: SearchContext) -> dict[str, Any]:
         "deadline": context.deadline,
         "finish_folds": context.finish_folds,
         "finish_folds_reused": context.finish_folds_reused,
-        "owner_pid": context.owner_pid,
+        "owner": context.owner,
         "n_rows": len(context.X),
     }
 

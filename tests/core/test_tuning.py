@@ -5,6 +5,7 @@ import dataclasses
 import math
 import os
 import signal
+import socket
 import threading
 import time
 from functools import cache
@@ -261,11 +262,28 @@ def test_portfolio_configurations_follow_the_defaults() -> None:
     assert params[1 + len(portfolio)] not in params[:1 + len(portfolio)]  # then the sampler
 
 
-def _finished(model: str, duration_s: float, value: float, kind: str = "default", pid: int = 0) -> optuna.trial.FrozenTrial:
+def _finished(model: str, duration_s: float, value: float, kind: str = "default", runner: str = "") -> optuna.trial.FrozenTrial:
     return optuna.trial.create_trial(
         value=value,
-        user_attrs={"model": model, "worker_pid": pid, "result": {"kind": kind, "duration_s": duration_s, "folds": 3}},
+        user_attrs={"model": model, "runner": runner, "result": {"kind": kind, "duration_s": duration_s, "folds": 3}},
     )
+
+
+def test_only_sampled_trials_are_median_pruned() -> None:
+    X, y = _table(*CONCRETE[:2])
+    config = TuningConfig(models=("lightgbm",), budget_s=60.0)
+    context = tuning.SearchContext(X=X, y=y, task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(),
+                                   target=CONCRETE[1], scheme=_scheme(Task.REGRESSION), config=config,
+                                   deadline=time.time() + 50.0)
+    portfolio = get_spec("lightgbm", Task.REGRESSION).portfolio(task=Task.REGRESSION)
+    assert not tuning._pick([], context, context.deadline).prunable  # the default
+    done = [_finished("lightgbm", 1.0, 0.9)]
+    for _ in portfolio:
+        pick = tuning._pick(done, context, context.deadline)
+        assert pick.kind == "portfolio" and not pick.prunable
+        done.append(_finished("lightgbm", 1.0, 0.9, kind="portfolio"))
+    pick = tuning._pick(done, context, context.deadline)
+    assert pick.kind == "search" and pick.prunable
 
 
 def test_in_automatic_mode_a_slow_family_default_gets_a_tenth_of_the_budget() -> None:
@@ -312,19 +330,21 @@ def test_the_time_to_finish_the_leader_and_any_slower_winner_is_kept_back() -> N
 
 def test_a_leader_whose_cross_validation_is_kept_needs_less_time_kept_back() -> None:
     X, y = _table(*CONCRETE[:2])
-    done = [_finished("lightgbm", 1.5, 0.9, pid=os.getpid()), _finished("hist_gradient_boosting", 6.0, 0.8)]
+    done = [_finished("lightgbm", 1.5, 0.9, runner=tuning.runner_id()), _finished("hist_gradient_boosting", 6.0, 0.8)]
 
-    def pick(owner_pid: int):
+    def pick(owner: str):
         config = TuningConfig(models=("lightgbm", "hist_gradient_boosting"), budget_s=60.0)
         context = tuning.SearchContext(X=X, y=y, task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(),
                                        target=CONCRETE[1], scheme=_scheme(Task.REGRESSION), config=config,
                                        deadline=time.time() + 30.0, finish_folds=8.0, finish_folds_reused=3.0,
-                                       owner_pid=owner_pid)
+                                       owner=owner)
         return tuning._pick(done, context, context.deadline)
 
     # The leader (0.5 s folds) ran in the owner process: 3 of its folds kept back, not 8.
-    assert pick(os.getpid()).limit_s == pytest.approx((30.0 - 1.5) / 2, abs=0.1)
-    assert pick(os.getpid() + 1).limit_s == pytest.approx((30.0 - 4.0) / 2, abs=0.1)  # a worker's leader
+    assert pick(tuning.runner_id()).limit_s == pytest.approx((30.0 - 1.5) / 2, abs=0.1)
+    # A worker's leader, on this machine or on another with the same pid: 8 folds kept back.
+    for worker in (f"{socket.gethostname()}:{os.getpid() + 1}", f"another-host:{os.getpid()}"):
+        assert pick(worker).limit_s == pytest.approx((30.0 - 4.0) / 2, abs=0.1)
 
 
 def test_the_best_trials_cross_validation_is_kept_only_when_asked() -> None:
