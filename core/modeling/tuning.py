@@ -12,10 +12,7 @@ How the search goes:
   a tenth of the budget: a forest of 200 full-depth trees on a mid-sized table would otherwise
   eat half of a minute). Then only the three leading families keep being tuned, round-robin:
   the one with the fewest trials goes next, ties to the better best score. A family's first
-  tuned trials are its ``portfolio`` configurations, if it has any (bayes and random only),
-  never median-pruned either: one fold is too noisy to drop a configuration known to do well
-  (on ``mlc_churn`` it stopped three of five after a fold or two, among them the configuration
-  of histogram boosting that cross-validates best there).
+  tuned trials are its ``portfolio`` configurations, if it has any (bayes and random only).
   A family whose last ``_GIVE_UP_AFTER`` trials were all stopped by the median pruner is not
   tuned further, unless it leads: the pruner compares with every family's trials, so a family
   far behind the leaders has each trial pruned, and its cheap turns would fill the end of the
@@ -497,7 +494,7 @@ class _Pick:
     grid_index: int  # grid and portfolio trials: which point
     limit_s: float  # this trial's time limit
     deadline: float | None  # when the search ends (a trial that won must be finished by then)
-    prunable: bool  # by the median pruner (sampled trials only); time limits stop any trial
+    prunable: bool
 
 
 @dataclass
@@ -572,9 +569,8 @@ def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float
             if family.trials == 0 and not config.models and name not in _STRONG_FIRST and config.budget_s:
                 limit = min(limit, _OTHER_DEFAULT_SHARE * config.budget_s)
             if cost[name] <= limit and not _unfinishable(context.scheme.n_folds, fold_s[name], context, deadline):
-                kind = _kind(name, family.trials, context)
-                return _Pick(model=name, kind=kind, grid_index=family.trials - 1, limit_s=limit, deadline=deadline,
-                             prunable=kind == "search")
+                return _Pick(model=name, kind=_kind(name, family.trials, context), grid_index=family.trials - 1,
+                             limit_s=limit, deadline=deadline, prunable=family.trials > 0 and not context.grids)
     return "budget"
 
 

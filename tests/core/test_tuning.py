@@ -269,23 +269,6 @@ def _finished(model: str, duration_s: float, value: float, kind: str = "default"
     )
 
 
-def test_only_sampled_trials_are_median_pruned() -> None:
-    X, y = _table(*CONCRETE[:2])
-    config = TuningConfig(models=("lightgbm",), budget_s=60.0)
-    context = tuning.SearchContext(X=X, y=y, task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(),
-                                   target=CONCRETE[1], scheme=_scheme(Task.REGRESSION), config=config,
-                                   deadline=time.time() + 50.0)
-    portfolio = get_spec("lightgbm", Task.REGRESSION).portfolio(task=Task.REGRESSION)
-    assert not tuning._pick([], context, context.deadline).prunable  # the default
-    done = [_finished("lightgbm", 1.0, 0.9)]
-    for _ in portfolio:
-        pick = tuning._pick(done, context, context.deadline)
-        assert pick.kind == "portfolio" and not pick.prunable
-        done.append(_finished("lightgbm", 1.0, 0.9, kind="portfolio"))
-    pick = tuning._pick(done, context, context.deadline)
-    assert pick.kind == "search" and pick.prunable
-
-
 def test_in_automatic_mode_a_slow_family_default_gets_a_tenth_of_the_budget() -> None:
     X, y = _table(*CONCRETE[:2])
 
