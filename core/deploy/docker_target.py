@@ -87,6 +87,7 @@ def run(image: str, *, deployment_id: int, port: int, token: str | None, data: P
         raise BadInput("no such image on the Docker engine; build or pull it first") from None
     mount = _data_mount(data) if data is not None else {}
     labels = {LABEL: str(int(deployment_id)), **({DATA_LABEL: str(data.resolve())} if data is not None else {})}
+    started = int(time.time()) - 1  # events are asked for by whole seconds
     try:
         container = docker.containers.run(
             image, detach=True, name=name, **mount,
@@ -108,9 +109,10 @@ def run(image: str, *, deployment_id: int, port: int, token: str | None, data: P
             container.reload()
             # With a restart policy a crashing service shows as "restarting", not "exited".
             if container.status in ("exited", "dead", "restarting") or container.attrs.get("RestartCount"):
-                code = container.attrs.get("State", {}).get("ExitCode")
+                code = _first_exit_code(docker, container.id, since=started)
                 remove(container.id)
-                raise BadInput(f"the container stopped during start-up (exit code {code}); see its logs")
+                detail = f" (exit code {code})" if code is not None else ""
+                raise BadInput(f"the container stopped during start-up{detail}; see its logs")
             try:
                 if http.get(f"{url}/health/ready").status_code == 200:
                     return RunningContainer(container_id=container.id, port=port, endpoint=url)
@@ -119,6 +121,33 @@ def run(image: str, *, deployment_id: int, port: int, token: str | None, data: P
             time.sleep(0.3)
     remove(container.id)
     raise BadInput(f"the container was not ready within {timeout_s:.0f} s; see its logs")
+
+
+def _first_exit_code(docker, container_id: str, *, since: int) -> int | None:
+    """The exit code of the container's first stop since ``since`` (Unix seconds), or None.
+
+    Read from the engine's ``die`` events, not the container's state: with the restart policy
+    a container that crashed may already be running again when the wait loop looks, and its
+    state then reads exit code 0 (CI once reported 0 for an entrypoint that exits with 3).
+    """
+    import docker as sdk
+    import requests
+
+    try:
+        events = docker.events(since=since, until=int(time.time()) + 1, decode=True,
+                               filters={"container": container_id, "event": "die"})
+    except (sdk.errors.APIError, requests.RequestException):
+        return None
+    try:
+        for event in events:
+            code = event.get("Actor", {}).get("Attributes", {}).get("exitCode")
+            if code is not None:
+                return int(code)
+    except (requests.RequestException, ValueError):
+        return None
+    finally:
+        events.close()
+    return None
 
 
 def _data_mount(data: Path) -> dict:

@@ -150,8 +150,17 @@ def test_an_image_that_cannot_serve_fails_cleanly(engine, settings, registered, 
     with pytest.raises(BadInput, match="no such image"):
         deploy.deploy(engine, model="pen guins@1", target="docker", settings=settings,
                       image="shipml-test/does-not-exist:v1", ready_timeout_s=10)
+    # It crashes a second in, and its restart keeps running without ever being ready: when the
+    # wait loop looks, the container's own state mostly reads exit code 0; the crash's code is 3.
+    once, _ = docker_client.images.build(fileobj=io.BytesIO(
+        f'FROM {base_image}\nENTRYPOINT ["/bin/sh", "-c", "if [ -e /data/crashed ]; then trap \'exit 0\' TERM; '
+        f'sleep 60 & wait; else touch /data/crashed; sleep 1; exit 3; fi"]\n'.encode()),
+        tag="shipml-test/crashes-once:v1", rm=True, network_mode="host")
+    with pytest.raises(BadInput, match=r"stopped during start-up \(exit code 3\)"):
+        deploy.deploy(engine, model="pen guins@1", target="docker", settings=settings, image=once.tags[0],
+                      ready_timeout_s=30)
     rows = deploy.list_deployments(engine)
-    assert [r.status for r in rows] == [deploy.FAILED] * 3
+    assert [r.status for r in rows] == [deploy.FAILED] * 4
     # Nothing left behind: no container of this workspace's failed deployments (other tests, in other
     # workers or runs, use the same engine meanwhile, so a before/after count would race).
     for row in rows:
