@@ -1,6 +1,8 @@
 """Features: choose the columns the model sees and how each becomes features."""
 from __future__ import annotations
 
+from typing import get_args
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -8,7 +10,7 @@ import streamlit as st
 from core import datasets
 from core.data.profile import infer_task
 from core.errors import BadInput
-from core.prep.plan import ColumnTransform, FeaturePlan, Interaction
+from core.prep.plan import ColumnTransform, Encoding, FeaturePlan, Interaction
 from core.data.kinds import infer_kind
 from core.prep.recipe import build_cleaning_pipeline, prepare_training_table, recipe_to_json
 from core.prep.selection import auto_plan, importance_preview
@@ -97,9 +99,11 @@ def transforms_section(plan: FeaturePlan, chosen: list[str], numeric: list[str],
                                            index=["standard", "minmax", "robust", "none"].index(current.scaling),
                                            disabled=fields["bins"] is not None)
     elif kind in ("categorical", "identifier", "boolean"):
-        fields["encoding"] = c[0].selectbox("Encoding", ["onehot", "ordinal", "target"],
-                                            index=["onehot", "ordinal", "target"].index(current.encoding),
-                                            help="Target encoding is fit inside folds, so it never sees the row it encodes.")
+        fields["encoding"] = c[0].selectbox("Encoding", list(get_args(Encoding)),
+                                            index=list(get_args(Encoding)).index(current.encoding),
+                                            help="auto: ordinal codes for tree models (forests, boosting), one-hot "
+                                                 "for the others. Target encoding is fit inside folds, so it never "
+                                                 "sees the row it encodes.")
     elif kind == "datetime":
         fields["date_parts"] = tuple(st.multiselect("Date parts", ["year", "month", "day", "dayofweek", "hour", "weekend"],
                                                     default=list(current.date_parts)))

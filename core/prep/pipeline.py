@@ -5,7 +5,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from lightgbm import LGBMModel
 from sklearn.base import BaseEstimator
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.pipeline import Pipeline
 
 from core.errors import BadInput
@@ -13,6 +22,10 @@ from core.prep.features import FeatureBuilder, FeatureInfo, feature_summary
 from core.prep.plan import FeaturePlan
 from core.prep.recipe import build_cleaning_pipeline, prepare_training_table
 from core.prep.steps import Recipe
+
+# Models that get ordinal codes for "auto" categorical columns (FeatureBuilder's ``trees``).
+_TREE_ENSEMBLES = (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor,
+                   HistGradientBoostingClassifier, HistGradientBoostingRegressor, LGBMModel)
 
 
 def build_pipeline(
@@ -43,7 +56,7 @@ def build_pipeline(
         raise BadInput(f"The target {target!r} cannot also be a feature: remove it from the feature plan.")
     steps = [
         ("clean", build_cleaning_pipeline(recipe, target=target)),
-        ("features", FeatureBuilder(plan, random_state=seed)),
+        ("features", FeatureBuilder(plan, random_state=seed, trees=isinstance(estimator, _TREE_ENSEMBLES))),
     ]
     if estimator is not None:
         steps.append(("model", estimator))

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Scaling = Literal["none", "standard", "minmax", "robust"]
 PowerTransform = Literal["none", "log", "yeo_johnson"]
-Encoding = Literal["onehot", "ordinal", "target"]
+# "auto": ordinal codes for tree ensembles, one-hot for every other model (see FeatureBuilder).
+Encoding = Literal["auto", "onehot", "ordinal", "target"]
 
 
 class ColumnTransform(BaseModel):
@@ -21,7 +22,7 @@ class ColumnTransform(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     scaling: Scaling = "standard"
     power: PowerTransform = "none"
-    encoding: Encoding = "onehot"
+    encoding: Encoding = "auto"
     bins: int | None = Field(default=None, ge=2, le=100)  # numeric: quantile bins instead of the value
     date_parts: tuple[Literal["year", "month", "day", "dayofweek", "hour", "weekend"], ...] = (
         "year",

@@ -32,6 +32,26 @@ def test_build_pipeline_steps() -> None:
     assert [name for name, _ in full.steps] == ["clean", "features", "model"]
 
 
+def test_auto_encoding_gives_tree_models_ordinal_codes_and_others_one_hot(churn: pd.DataFrame) -> None:
+    from lightgbm import LGBMClassifier
+    from sklearn.ensemble import RandomForestClassifier
+
+    from core.prep.recipe import prepare_training_table
+
+    X, y = prepare_training_table(churn.head(600), Recipe(), target="churn")
+
+    def state_features(plan: FeaturePlan, estimator) -> list[str]:
+        fitted = build_pipeline(Recipe(), plan, target="churn", estimator=estimator).fit(X, y)
+        return [n for n in fitted.named_steps["features"].get_feature_names_out() if n.startswith("state")]
+
+    auto = FeaturePlan()
+    assert state_features(auto, LGBMClassifier(n_estimators=5, verbose=-1)) == ["state"]
+    assert state_features(auto, RandomForestClassifier(n_estimators=5)) == ["state"]
+    assert len(state_features(auto, LogisticRegression())) > 10  # one column per (frequent) state
+    chosen = FeaturePlan(transforms={"state": ColumnTransform(encoding="onehot")})  # a user's choice stands
+    assert len(state_features(chosen, LGBMClassifier(n_estimators=5, verbose=-1))) > 10
+
+
 def test_pipeline_is_the_model(churn: pd.DataFrame) -> None:
     from core.prep.recipe import prepare_training_table
 
