@@ -9,6 +9,10 @@ fitted on all training rows, and the cross-validation's wall time, one thread::
 
     python -m bench.portfolio --family lightgbm --datasets deliveries,concrete --seeds 42,1
     python -m bench.portfolio --family hist_gradient_boosting --candidate '{"max_leaf_nodes": 15}'
+    python -m bench.portfolio --datasets mlc_churn --candidate '{}' --encoding onehot
+
+(``--candidate '{}'`` adds the family's defaults; ``--encoding`` sets every text column's
+categorical encoding, by default ``auto``.)
 
 Choose by the cross-validated column; the test column is there to see that it generalises. The
 benchmark's tables are the ones the search is judged on, so check a change on the two tables it
@@ -22,6 +26,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pandas as pd
@@ -32,7 +37,7 @@ from core.modeling.evaluation import cross_validate
 from core.modeling.specs import get_spec
 from core.modeling.tuning import TuningConfig
 from core.prep.pipeline import build_pipeline
-from core.prep.plan import FeaturePlan
+from core.prep.plan import ColumnTransform, Encoding, FeaturePlan
 from core.prep.steps import Recipe
 from core.training import TrainRequest, prepare
 
@@ -42,13 +47,15 @@ HELD_OUT = {d.name: d for d in (Dataset("taxi", "taxi.csv", "tip", "binary"),
 
 
 def score_configs(dataset: Dataset, family: str, candidates: list[dict], seed: int,
-                  folder: Path) -> list[tuple[dict, float, float, float]]:
+                  folder: Path, encoding: Encoding = "auto") -> list[tuple[dict, float, float, float]]:
     """(parameters, cross-validated score, test score, cross-validation seconds) of each of the
     family's portfolio configurations, then of each candidate."""
     split(dataset, folder, seed)
     train = pd.read_csv(folder / "train.csv")
+    text = train.drop(columns=[dataset.target]).select_dtypes(include="object").columns
+    plan = FeaturePlan(transforms={c: ColumnTransform(encoding=encoding) for c in text})
     config = TuningConfig(metric=dataset.metric, seed=seed)
-    data = prepare(train, Recipe(), FeaturePlan(), TrainRequest(model_name="portfolio", target=dataset.target, config=config),
+    data = prepare(train, Recipe(), plan, TrainRequest(model_name="portfolio", target=dataset.target, config=config),
                    seed=seed)
     spec, metric = get_spec(family, data.task), data.config.metric_for(data.task)
     configs = [dict(p) for p in spec.portfolio(task=data.task)] + candidates
@@ -57,7 +64,7 @@ def score_configs(dataset: Dataset, family: str, candidates: list[dict], seed: i
     for params in configs:
         def make(params=params):
             estimator = spec.build(params, task=data.task, seed=seed)
-            return build_pipeline(Recipe(), FeaturePlan(), target=dataset.target, seed=seed, estimator=estimator)
+            return build_pipeline(Recipe(), plan, target=dataset.target, seed=seed, estimator=estimator)
 
         with threadpool_limits(limits=1):  # as a trial runs
             started = time.perf_counter()
@@ -76,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"comma-separated, from: {', '.join(DATASETS | HELD_OUT)}")
     parser.add_argument("--seeds", default="42,1", help="split seeds, comma-separated")
     parser.add_argument("--candidate", action="append", default=[], help="extra parameters as JSON (repeatable)")
+    parser.add_argument("--encoding", default="auto", choices=get_args(Encoding), help="of every text column")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")  # convergence and feature-name warnings of the fits
     candidates = [json.loads(c) for c in args.candidate]
@@ -83,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.datasets.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
-                rows = score_configs((DATASETS | HELD_OUT)[name], args.family, candidates, seed, Path(tmp) / f"{name}-{seed}")
+                rows = score_configs((DATASETS | HELD_OUT)[name], args.family, candidates, seed, Path(tmp) / f"{name}-{seed}",
+                                     args.encoding)
                 if not legend:
                     legend = True
                     print("\n".join(f"P{i}: {json.dumps(params)}" for i, (params, *_) in enumerate(rows)))
