@@ -101,9 +101,9 @@ def transforms_section(plan: FeaturePlan, chosen: list[str], numeric: list[str],
     elif kind in ("categorical", "identifier", "boolean"):
         fields["encoding"] = c[0].selectbox("Encoding", list(get_args(Encoding)),
                                             index=list(get_args(Encoding)).index(current.encoding),
-                                            help="auto: ordinal codes for tree models (forests, boosting), one-hot "
-                                                 "for the others. Target encoding is fit inside folds, so it never "
-                                                 "sees the row it encodes.")
+                                            help="auto: one-hot, but ordinal codes in tree models (forests, "
+                                                 "boosting) for a column of more than 10 levels. Target encoding is "
+                                                 "fit inside folds, so it never sees the row it encodes.")
     elif kind == "datetime":
         fields["date_parts"] = tuple(st.multiselect("Date parts", ["year", "month", "day", "dayofweek", "hour", "weekend"],
                                                     default=list(current.date_parts)))

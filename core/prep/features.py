@@ -51,6 +51,7 @@ MISSING_LABEL = "(missing)"
 MAX_CATEGORIES = 50
 # One-hot: a level seen in fewer than this share of training rows counts as infrequent.
 MIN_CATEGORY_SHARE = 0.005
+AUTO_ORDINAL_MIN_LEVELS = 10  # "auto" categoricals with more levels get ordinal codes in tree models
 DEFAULT_MAX_DENSE_FEATURES = 2_000
 _TOKEN = re.compile(r"c\d+")  # positional column names inside the ColumnTransformer
 # LightGBM rejects feature names with JSON syntax characters; one-hot names carry user values.
@@ -162,12 +163,13 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         plan: Which columns to use and how to transform each; ``None`` means the default plan.
         max_dense_features: Above this many output features ``transform`` returns CSR, not a frame.
         random_state: Seed for the target encoder's internal cross-fitting folds.
-        trees: The model is a tree ensemble: categorical columns planned ``auto`` get ordinal
-            codes, not one-hot columns. A tree splits codes into groups of levels as well, and
-            one column per level of a many-level category dilutes its splits and its column
-            sampling: on ``mlc_churn`` (51 states) ordinal codes cross-validated above one-hot
-            for LightGBM's default and all three portfolio configurations, on both split seeds
-            tried (bench/RESULTS.md).
+        trees: The model is a tree ensemble: categorical columns planned ``auto`` with more
+            than ``AUTO_ORDINAL_MIN_LEVELS`` levels get ordinal codes, not one-hot columns. A
+            tree splits codes into groups of levels as well, and one column per level of a
+            many-level category dilutes its splits and its column sampling, while a few levels
+            are split best one by one: LightGBM cross-validated higher with ordinal codes on
+            ``mlc_churn`` (51 states) and with one-hot columns on ``deliveries`` (7 days), in
+            nearly every configuration and split tried (bench/RESULTS.md).
 
     Attributes (after fit):
         kinds_: Kind of each used column, in input order, then interactions (NUMERIC).
@@ -302,7 +304,8 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         by column, so sharing changes nothing but speed.
         """
         if spec.encoding == "auto":
-            spec = spec.model_copy(update={"encoding": "ordinal" if self.trees else "onehot"})
+            many = series.nunique() > AUTO_ORDINAL_MIN_LEVELS
+            spec = spec.model_copy(update={"encoding": "ordinal" if self.trees and many else "onehot"})
         if kind == ColumnKind.DATETIME:
             parts = Pipeline([
                 ("parts", DateParts(tuple(spec.date_parts))),

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Scaling = Literal["none", "standard", "minmax", "robust"]
 PowerTransform = Literal["none", "log", "yeo_johnson"]
-# "auto": ordinal codes for tree ensembles, one-hot for every other model (see FeatureBuilder).
+# "auto": one-hot, except ordinal codes for a many-level column in a tree ensemble (see FeatureBuilder).
 Encoding = Literal["auto", "onehot", "ordinal", "target"]
 
 

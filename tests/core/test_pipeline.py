@@ -48,6 +48,9 @@ def test_auto_encoding_gives_tree_models_ordinal_codes_and_others_one_hot(churn:
     assert state_features(auto, LGBMClassifier(n_estimators=5, verbose=-1)) == ["state"]
     assert state_features(auto, RandomForestClassifier(n_estimators=5)) == ["state"]
     assert len(state_features(auto, LogisticRegression())) > 10  # one column per (frequent) state
+    # A category of few levels stays one-hot in a tree model too: area_code has three.
+    fitted = build_pipeline(Recipe(), auto, target="churn", estimator=LGBMClassifier(n_estimators=5, verbose=-1)).fit(X, y)
+    assert len([n for n in fitted.named_steps["features"].get_feature_names_out() if n.startswith("area_code")]) == 3
     chosen = FeaturePlan(transforms={"state": ColumnTransform(encoding="onehot")})  # a user's choice stands
     assert len(state_features(chosen, LGBMClassifier(n_estimators=5, verbose=-1))) > 10
 
