@@ -169,7 +169,8 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
             many-level category dilutes its splits and its column sampling, while a few levels
             are split best one by one: LightGBM cross-validated higher with ordinal codes on
             ``mlc_churn`` (51 states) and with one-hot columns on ``deliveries`` (7 days), in
-            nearly every configuration and split tried (bench/RESULTS.md).
+            nearly every configuration and split tried (bench/RESULTS.md). A binned numeric
+            column planned ``auto`` follows the same rule (ordinal bins keep their order).
 
     Attributes (after fit):
         kinds_: Kind of each used column, in input order, then interactions (NUMERIC).
