@@ -40,19 +40,17 @@ def test_auto_encoding_gives_tree_models_ordinal_codes_and_others_one_hot(churn:
 
     X, y = prepare_training_table(churn.head(600), Recipe(), target="churn")
 
-    def state_features(plan: FeaturePlan, estimator) -> list[str]:
+    def features(plan: FeaturePlan, estimator, column: str = "state") -> list[str]:
         fitted = build_pipeline(Recipe(), plan, target="churn", estimator=estimator).fit(X, y)
-        return [n for n in fitted.named_steps["features"].get_feature_names_out() if n.startswith("state")]
+        return [n for n in fitted.named_steps["features"].get_feature_names_out() if n.startswith(column)]
 
-    auto = FeaturePlan()
-    assert state_features(auto, LGBMClassifier(n_estimators=5, verbose=-1)) == ["state"]
-    assert state_features(auto, RandomForestClassifier(n_estimators=5)) == ["state"]
-    assert len(state_features(auto, LogisticRegression())) > 10  # one column per (frequent) state
-    # A category of few levels stays one-hot in a tree model too: area_code has three.
-    fitted = build_pipeline(Recipe(), auto, target="churn", estimator=LGBMClassifier(n_estimators=5, verbose=-1)).fit(X, y)
-    assert len([n for n in fitted.named_steps["features"].get_feature_names_out() if n.startswith("area_code")]) == 3
+    auto, lightgbm = FeaturePlan(), LGBMClassifier(n_estimators=5, verbose=-1)
+    assert features(auto, lightgbm) == ["state"]
+    assert features(auto, RandomForestClassifier(n_estimators=5)) == ["state"]
+    assert len(features(auto, LogisticRegression())) > 10  # one column per (frequent) state
+    assert len(features(auto, lightgbm, "area_code")) == 3  # few levels stay one-hot in a tree model too
     chosen = FeaturePlan(transforms={"state": ColumnTransform(encoding="onehot")})  # a user's choice stands
-    assert len(state_features(chosen, LGBMClassifier(n_estimators=5, verbose=-1))) > 10
+    assert len(features(chosen, lightgbm)) > 10
 
 
 def test_pipeline_is_the_model(churn: pd.DataFrame) -> None:
