@@ -30,6 +30,7 @@ Run from the repository root with the app's Python::
     python -m bench.automl --quick                          # budget 15 s, two datasets
     python -m bench.automl --budget 30 --datasets penguins,concrete
     python -m bench.automl --peer-python ''                 # skip FLAML
+    python -m bench.automl --over-seeds s42.json s1.json    # several seeds' --json-out, read together
 
 Prints a Markdown table, a detail table (families, trials, times) and the raw results as JSON.
 """
@@ -407,6 +408,40 @@ def detail_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def seeds_table(runs: list[dict]) -> str:
+    """The target read over several split seeds: per dataset, ShipML's lead over the better peer
+    on each seed, each contender's mean test score over the seeds, and ShipML's lead on the means.
+
+    ``runs`` are the raw results (``--json-out``) of runs on different seeds; where two hold the
+    same dataset and seed, the later one counts (a rerun of some tables after a change). A
+    contender with a missing or failed score on some seed gets no mean.
+    """
+    labels = {"shipml": "ShipML", "flaml": "FLAML", "lightgbm": "LightGBM default"}
+    seeds = list(dict.fromkeys(run["seed"] for run in runs))
+    by_dataset: dict[str, dict[int, dict]] = {}
+    for run in runs:
+        for row in run["rows"]:
+            by_dataset.setdefault(row["dataset"], {})[run["seed"]] = row
+    lines = [
+        "| dataset | " + " | ".join(f"seed {s}: ShipML − best peer" for s in seeds) + " | "
+        + " | ".join(f"mean {label}" for label in labels.values()) + " | ShipML − best peer, on the means |",
+        "|---|" + "---:|" * (len(seeds) + len(labels) + 1),
+    ]
+    for name, rows in by_dataset.items():
+        leads = [f"{rows[s]['vs_best_peer']['diff']:+.4f}" if "vs_best_peer" in rows.get(s, {}) else "–"
+                 for s in seeds]
+        means = {}
+        for key in labels:
+            scores = [rows[s]["results"].get(key, {}).get("score") if s in rows else None for s in seeds]
+            if all(score is not None for score in scores):
+                means[key] = statistics.fmean(scores)
+        peers = [v for k, v in means.items() if k != "shipml"]
+        lead = f"{means['shipml'] - max(peers):+.4f}" if "shipml" in means and peers else "–"
+        cells = [f"{means[k]:.4f}" if k in means else "–" for k in labels]
+        lines.append(f"| {name} | " + " | ".join(leads + cells + [lead]) + " |")
+    return "\n".join(lines)
+
+
 def code_state() -> dict:
     """The commit, and a hash of the files the result depends on (they may be uncommitted)."""
     import hashlib
@@ -430,7 +465,14 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep splits, models and predictions in this folder")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--over-seeds", type=Path, nargs="+", metavar="JSON",
+                        help="run nothing: read --json-out files of runs on different seeds and print the "
+                             "target read over them (mean scores, ShipML's lead per seed)")
     args = parser.parse_args()
+
+    if args.over_seeds:
+        print(seeds_table([json.loads(path.read_text()) for path in args.over_seeds]))
+        return
 
     if args.worker:  # child process: train, write predictions, report one JSON line
         dataset = DATASETS[args.datasets]
