@@ -412,6 +412,29 @@ def test_a_fold_that_runs_past_the_trials_limit_is_interrupted() -> None:
     assert signal.getsignal(signal.SIGALRM) is before and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
+def test_a_forest_default_fits_as_many_trees_as_its_time_limit_allows() -> None:
+    # Its 200 trees on every fold would take twice the limit: the default trial used to be
+    # stopped, and the family got no leaderboard row.
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(3_000, 8)), columns=[f"x{i}" for i in range(8)])
+    y = X.iloc[:, :3].sum(axis=1) + rng.normal(size=len(X))
+    spec = get_spec("random_forest", Task.REGRESSION)
+    fold_s = warm_fit_seconds(lambda: spec.build(None, task=Task.REGRESSION, seed=0), X.head(2_000), y.head(2_000))
+    config = TuningConfig(models=("random_forest",), budget_s=None, max_trials=1, per_model_s=1.5 * fold_s)
+    (trial,) = tune(X, y, task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(), target="y",
+                    scheme=_scheme(Task.REGRESSION), config=config).trials
+    assert trial.state == "complete", trial
+    assert tuning._PROBE_TREES <= trial.params["n_estimators"] < 200
+    assert trial.duration_s <= 1.5 * fold_s
+
+
+def test_without_a_time_limit_a_forest_default_keeps_its_trees() -> None:
+    config = TuningConfig(models=("extra_trees",), budget_s=None, max_trials=1)
+    (trial,) = tune(*_table(*CONCRETE[:2]), task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(),
+                    target=CONCRETE[1], scheme=_scheme(Task.REGRESSION), config=config).trials
+    assert trial.params == get_spec("extra_trees", Task.REGRESSION).defaults(task=Task.REGRESSION)
+
+
 def test_outside_the_main_thread_the_fold_runs_to_its_end() -> None:
     # Signals reach only the main thread, so there the checks between folds stop the trial.
     X, y, fold_s = _slow_fold_table()
