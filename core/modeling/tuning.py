@@ -722,11 +722,14 @@ def _run_trial(
                 return build_pipeline(context.recipe, context.plan, target=context.target, estimator=estimator,
                                       seed=context.config.seed)
 
+            def time_left() -> float:
+                return pick.limit_s - (time.perf_counter() - started)
+
             if pick.kind == "default" and pick.model in _FORESTS and math.isfinite(pick.limit_s):
-                with _time_limit(pick.limit_s - (time.perf_counter() - started), reporting):
-                    params = _sized_forest(params, context, make, pick.limit_s - (time.perf_counter() - started))
+                with _time_limit(time_left(), reporting):
+                    params = _sized_forest(params, context, make, time_left())
             trial.set_user_attr("params", params)
-            with _time_limit(pick.limit_s - (time.perf_counter() - started), reporting):
+            with _time_limit(time_left(), reporting):
                 cv = cross_validate(lambda: make(params), context.X, context.y, task=context.task,
                                     scheme=context.scheme, metric=context.metric, after_fold=after_fold)
         folds = tuple(float(v) for v in cv.fold_scores[context.metric])

@@ -170,7 +170,8 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
             are split best one by one: LightGBM cross-validated higher with ordinal codes on
             ``mlc_churn`` (51 states) and with one-hot columns on ``deliveries`` (7 days), in
             nearly every configuration and split tried (bench/RESULTS.md). A binned numeric
-            column planned ``auto`` follows the same rule (ordinal bins keep their order).
+            column planned ``auto`` is judged by its distinct values too, not its bins, so in a
+            tree model its bins are nearly always ordinal (they keep their order).
 
     Attributes (after fit):
         kinds_: Kind of each used column, in input order, then interactions (NUMERIC).
@@ -305,8 +306,8 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         by column, so sharing changes nothing but speed.
         """
         if spec.encoding == "auto":
-            many = series.nunique() > AUTO_ORDINAL_MIN_LEVELS
-            spec = spec.model_copy(update={"encoding": "ordinal" if self.trees and many else "onehot"})
+            ordinal = self.trees and series.nunique() > AUTO_ORDINAL_MIN_LEVELS  # counted for trees only
+            spec = spec.model_copy(update={"encoding": "ordinal" if ordinal else "onehot"})
         if kind == ColumnKind.DATETIME:
             parts = Pipeline([
                 ("parts", DateParts(tuple(spec.date_parts))),
