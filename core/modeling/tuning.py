@@ -673,6 +673,7 @@ def _run_trial(
     n_folds = context.scheme.n_folds
     stop = ""  # why the trial was stopped early, if it was
     running = [math.nan, 0]  # the last running mean, folds done
+    folds_started = [started]  # when the folds began: after a forest's timing fits, which no fold repeats
 
     reporting = threading.Event()  # set while after_fold writes to the study: not interrupted then
 
@@ -690,12 +691,13 @@ def _run_trial(
             trial.report(signed(context.metric, mean), fold)
         if fold >= n_folds:
             return  # done: nothing left to save
-        elapsed = time.perf_counter() - started
+        now = time.perf_counter()
+        per_fold = (now - folds_started[0]) / fold
         if should_stop is not None and should_stop():
             stop = "cancelled"
-        elif elapsed + elapsed / fold > pick.limit_s:
+        elif now - started + per_fold > pick.limit_s:
             stop = "time limit"
-        elif _unfinishable(n_folds - fold, elapsed / fold, context, pick.deadline):
+        elif _unfinishable(n_folds - fold, per_fold, context, pick.deadline):
             stop = "time limit"  # it could not be evaluated and refitted in time if it won
         elif pick.prunable and trial.should_prune():
             stop = "median pruner"
@@ -729,6 +731,7 @@ def _run_trial(
                 with _time_limit(time_left(), reporting):
                     params = _sized_forest(params, context, make, time_left())
             trial.set_user_attr("params", params)
+            folds_started[0] = time.perf_counter()
             with _time_limit(time_left(), reporting):
                 cv = cross_validate(lambda: make(params), context.X, context.y, task=context.task,
                                     scheme=context.scheme, metric=context.metric, after_fold=after_fold)
@@ -769,9 +772,8 @@ def _sized_forest(params: dict[str, Any], context: SearchContext, make: Callable
     no row on the leaderboard. A forest's time is a fixed cost (features, set-up) plus a cost
     per tree, so two small fits on the largest fold, of ``_PROBE_TREES`` trees and of four times
     as many, give both, and from them how many trees fit every fold in ``_SIZING_MARGIN`` of the
-    time left (the checks between folds count the timing fits too: a forest planned to the last
-    second was stopped on ``lending_club``). Fewer trees make a forest a little noisier, not a
-    different model.
+    time left (the rest is slack for a machine that slows down after the timing fits). Fewer
+    trees make a forest a little noisier, not a different model.
     """
     train, valid = max(fold_indices(context.X, context.y, context.scheme), key=lambda fold: len(fold[0]))
     started = time.perf_counter()

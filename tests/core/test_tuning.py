@@ -430,6 +430,25 @@ def test_a_forest_default_fits_as_many_trees_as_its_time_limit_allows(monkeypatc
     assert trial.duration_s <= 2.5 * fold_s
 
 
+def test_the_checks_between_folds_project_with_the_folds_not_the_timing_fits(monkeypatch) -> None:
+    # Timing fits that take most of the limit (a machine slowing down, held still here by a
+    # sleep) must not count as a fold: the old projection, elapsed / folds done, read the first
+    # fold as taking that long and stopped a forest whose folds fitted easily.
+    sized = tuning._sized_forest
+
+    def slow_timing_fits(*args, **kwargs):
+        chosen = sized(*args, **kwargs)
+        time.sleep(6.0)
+        return chosen
+
+    monkeypatch.setattr(tuning, "_sized_forest", slow_timing_fits)
+    config = TuningConfig(models=("random_forest",), budget_s=None, max_trials=1, per_model_s=10.0)
+    X, y = _table(*CONCRETE[:2])
+    (trial,) = tune(X.head(300), y.head(300), task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(),
+                    target=CONCRETE[1], scheme=_scheme(Task.REGRESSION), config=config).trials
+    assert trial.state == "complete", trial
+
+
 def test_without_a_time_limit_a_forest_default_keeps_its_trees() -> None:
     config = TuningConfig(models=("extra_trees",), budget_s=None, max_trials=1)
     (trial,) = tune(*_table(*CONCRETE[:2]), task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(),
