@@ -34,7 +34,8 @@ def metrics_table(report) -> None:
             "cross-validated": f"{m.mean:.4f} ± {m.std:.4f}",
             "baseline": f"{m.baseline_mean:.4f} ± {m.baseline_std:.4f}",
             "holdout": (report.holdout or {}).get(m.name),
-            "better than baseline": m.better_than_baseline,
+            # Words, not a checkbox: an empty box is easy to miss in a monitoring meeting.
+            "vs baseline": "better" if m.better_than_baseline else "⚠ no better than baseline",
         }
         for m in report.metrics
     ]

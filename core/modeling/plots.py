@@ -385,6 +385,8 @@ def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True) -
         figure.add_trace(go.Scatter(x=done["number"], y=best, mode="lines", line={"shape": "hv", "color": "black"},
                                     name="best so far", hovertemplate="best after trial %{x}: %{y:.4g}<extra></extra>"))
     figure.update_layout(title="Trials", xaxis_title="trial", yaxis_title="score")
+    if scored["number"].max() < 10:
+        figure.update_xaxes(dtick=1)  # trial numbers are whole: no ticks at 0.2, 0.4... for a few trials
     return _style(figure)
 
 

@@ -51,10 +51,13 @@ def test_train_evaluate_and_models(app, store) -> None:
     _no_exceptions(at)
     assert any("Training finished" in s.value for s in at.success)
     assert any(m.label == "Trials done" and int(m.value) >= 2 for m in at.metric)
+    header = next(m.value for m in at.markdown if "**Job 1" in m.value)
+    assert header.endswith("· done") and header.count("done") == 1, header  # its stage does not repeat its status
 
     at.switch_page("pages/evaluate.py").run()
     _no_exceptions(at)
-    assert any("ROC AUC" in str(df.value) for df in at.dataframe)
+    metrics = next(df.value for df in at.dataframe if "vs baseline" in df.value.columns).set_index("metric")
+    assert metrics.loc["ROC AUC", "vs baseline"] == "better"
     charts = at.get("plotly_chart")
     assert len(charts) >= 5  # ROC, PR, confusion, calibration, lift
     next(b for b in at.button if b.label.startswith("Compute permutation importance")).click().run(timeout=180)

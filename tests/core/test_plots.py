@@ -157,6 +157,9 @@ def test_leaderboard_chart() -> None:
     assert names == ["&lt;b&gt;rf&lt;/b&gt;", "lightgbm", "pruned", "best so far"]
     assert list(figure.data[-1].y) == [0.80, 0.85, 0.90, 0.90]
     assert list(plots.leaderboard_chart(trials, greater_is_better=False).data[-1].y) == [0.80, 0.80, 0.80, 0.60]
+    assert figure.layout.xaxis.dtick == 1  # a few trials: whole trial numbers only
+    many = pd.DataFrame({"number": range(40), "model": "knn", "score": 0.5, "state": "COMPLETE"})
+    assert plots.leaderboard_chart(many).layout.xaxis.dtick is None  # plotly's own spacing
     assert _is_message(plots.leaderboard_chart(trials.iloc[5:]))
     with pytest.raises(BadInput):
         plots.leaderboard_chart(trials.drop(columns="state"))
