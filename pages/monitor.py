@@ -122,8 +122,11 @@ def health_section(row: Deployment, window: str) -> None:
     dist = health.prediction_distribution(log_engine(row), model_name=row.model_name, version=row.version, since=since,
                                           freq=BUCKETS[window])
     if "label" in dist.columns and not dist.empty:
-        right.plotly_chart(px.bar(dist, x="time", y="share", color="label", title="Predicted classes"),
-                           key="mon_dist")
+        classes = px.bar(dist, x="time", y="share", color="label", title="Predicted classes")
+        # A bar as wide as its bucket: left to plotly, one bucket's stacked bars are a millisecond
+        # wide and the time axis is labelled in fractions of a second.
+        classes.update_traces(width=pd.Timedelta(BUCKETS[window]).total_seconds() * 1000 * 0.8)
+        right.plotly_chart(classes, key="mon_dist")
     elif not dist.empty:
         right.plotly_chart(px.line(dist, x="time", y=["p10", "p50", "p90"], title="Predicted values"),
                            key="mon_dist")

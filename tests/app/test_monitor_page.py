@@ -162,6 +162,8 @@ def test_charts_csv_report_and_a_labels_file(app, engine, settings, registered, 
     assert volume == {"requests": 5, "rows": 20}
     predicted = {p["prediction"] for a in first + second for p in a["predictions"]}
     assert _series(charts["Predicted classes"]) == predicted
+    hour_ms = 3_600_000  # the default window, the last day, is bucketed by the hour
+    assert {t["width"] for t in charts["Predicted classes"]["data"]} == {0.8 * hour_ms}
 
     # Drift: the score-against-threshold chart and a CSV that no spreadsheet runs as a formula.
     at.button(key="mon_drift_go").click().run()
