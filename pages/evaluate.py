@@ -34,7 +34,7 @@ def metrics_table(report) -> None:
             "cross-validated": f"{m.mean:.4f} ± {m.std:.4f}",
             "baseline": f"{m.baseline_mean:.4f} ± {m.baseline_std:.4f}",
             "holdout": (report.holdout or {}).get(m.name),
-            # Words, not a checkbox: an empty box is easy to miss in a monitoring meeting.
+            # Words, not a checkbox: an empty box is easy to miss.
             "vs baseline": "better" if m.better_than_baseline else "⚠ no better than baseline",
         }
         for m in report.metrics
