@@ -110,7 +110,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     recipe = recipe_from_json(_read_text(args.recipe, "recipe")) if args.recipe else Recipe()
     models = tuple(m.strip() for m in (args.models or "").split(",") if m.strip())
     config = TuningConfig(models=models, search=args.search, budget_s=args.budget, max_trials=args.trials,
-                          metric=args.metric or "", class_weight=args.class_weight, seed=settings.random_seed)
+                          per_model_s=args.per_model, metric=args.metric or "", class_weight=args.class_weight,
+                          seed=settings.random_seed)
     name = args.name or Path(args.data).stem
     request = TrainRequest(model_name=name, target=args.target, config=config,
                            task=Task(args.task) if args.task else None, cv_kind=args.cv, n_folds=args.folds,
@@ -458,8 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--target", required=True)
     p.add_argument("--task", choices=["binary", "multiclass", "regression"], help="default: inferred from the target")
-    p.add_argument("--budget", type=float, default=60.0, help="seconds for tuning (default 60)")
+    p.add_argument("--budget", type=float, default=60.0,
+                   help="seconds for the whole training, evaluation and refit included (default 60)")
     p.add_argument("--trials", type=int, help="stop after this many trials")
+    p.add_argument("--per-model", type=float, metavar="SECONDS",
+                   help="cap on the time one model family's trials take together (default: the budget is shared)")
     p.add_argument("--models", help="comma-separated model names (default: every model for the task)")
     p.add_argument("--search", choices=["bayes", "random", "grid"], default="bayes")
     p.add_argument("--metric", help="the metric to optimise (default: ROC AUC, balanced accuracy or R²)")

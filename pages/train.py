@@ -60,11 +60,14 @@ def train_form(dataset, frame, target: str) -> None:
         specs = specs_for(task)
         models = st.multiselect("Models (empty: search across all)", [s.name for s in specs], default=[],
                                 format_func=lambda n: next(s.title for s in specs if s.name == n))
-        c = st.columns(3)
+        c = st.columns(4)
         search = c[0].radio("Search", ["bayes", "random", "grid"], horizontal=True,
                             format_func={"bayes": "Bayesian (TPE)", "random": "Random", "grid": "Grid"}.get)
         budget = c[1].slider("Time budget (seconds)", 10, 1800, 60, step=10)
         trials = c[2].number_input("Max trials (0 = no limit)", min_value=0, value=0)
+        per_model = c[3].number_input("Seconds per model (0 = shared)", min_value=0, value=0, step=10,
+                                      help="A cap on the time one model family's trials take together. "
+                                           "By default the budget is shared among the families.")
         c = st.columns(4)
         datetime_cols = [str(col) for col in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[col])]
         cv_kind = c[0].selectbox("Cross-validation", ["auto", "stratified", "kfold", "group", "time"])
@@ -81,7 +84,8 @@ def train_form(dataset, frame, target: str) -> None:
         request = TrainRequest(
             model_name=name.strip(), target=target, task=None if task_choice == "auto" else task,
             config=TuningConfig(models=tuple(models), search=search, budget_s=float(budget), max_trials=int(trials) or None,
-                                metric=metric, class_weight=class_weight, seed=settings().random_seed),
+                                per_model_s=float(per_model) or None, metric=metric, class_weight=class_weight,
+                                seed=settings().random_seed),
             cv_kind=None if cv_kind == "auto" else cv_kind, n_folds=int(folds), time_column=time_column,
             group_column=group_column, allow_shuffled_time=allow_shuffle, holdout_share=holdout,
         )

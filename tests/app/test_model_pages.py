@@ -41,10 +41,12 @@ def test_train_evaluate_and_models(app, store) -> None:
     next(m for m in at.multiselect if m.label.startswith("Models")).set_value(["logistic_regression", "lightgbm"])
     next(s for s in at.slider if s.label.startswith("Time budget")).set_value(10)
     next(n for n in at.number_input if n.label.startswith("Max trials")).set_value(3)
+    next(n for n in at.number_input if n.label.startswith("Seconds per model")).set_value(20)
     next(b for b in at.button if b.label == "Start training").click().run()
     _no_exceptions(at)
     (job,) = jobs.list_jobs(store)
     assert job.model_name == "mlc_churn"
+    assert jobs.request_from_json(job.request_json).config.per_model_s == 20.0
     _wait_done(store, job.id)
     assert jobs.get_job(store, job.id).status == "DONE", jobs.get_job(store, job.id).error
     at.run()

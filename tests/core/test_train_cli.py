@@ -22,7 +22,7 @@ def run(*args: str, workspace: Path) -> subprocess.CompletedProcess:
 
 def test_train_then_predict(tmp_path, sample_path) -> None:
     data = sample_path("penguins.csv")
-    out = run("train", "--data", str(data), "--target", "species", "--budget", "15",
+    out = run("train", "--data", str(data), "--target", "species", "--budget", "15", "--per-model", "8",
               "--models", "logistic_regression,lightgbm", "--out", str(tmp_path / "model"), workspace=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "registered penguins version 1" in out.stdout
@@ -32,6 +32,7 @@ def test_train_then_predict(tmp_path, sample_path) -> None:
     assert info["cv"]["holdout_share"] == 0.2 and "all rows" in info["cv"]["final_fit"]
     # A small table: tuned with 10 folds, reported with the 5 asked for.
     assert (info["cv"]["tuning_n_folds"], info["cv"]["n_folds"]) == (10, 5)
+    assert info["cv"]["tuning"]["per_model_s"] == 8.0
     labelled = pd.read_csv(data).dropna(subset=["species"])
     assert len(pd.read_parquet(tmp_path / "model" / "reference.parquet")) == len(labelled)
     test = pd.read_csv(data).drop(columns=["species"]).head(30)
@@ -52,6 +53,7 @@ def test_train_then_predict(tmp_path, sample_path) -> None:
     "args, message",
     [
         (["--budget", "0"], "budget"),
+        (["--per-model", "-5"], "time per model"),
         (["--models", "telepathy"], "telepathy"),
         (["--metric", "r2"], "r2"),
         (["--task", "regression"], "text"),
