@@ -61,8 +61,8 @@ def train_form(dataset, frame, target: str) -> None:
         models = st.multiselect("Models (empty: search across all)", [s.name for s in specs], default=[],
                                 format_func=lambda n: next(s.title for s in specs if s.name == n))
         c = st.columns(4)
-        search = c[0].radio("Search", ["bayes", "random", "grid"], horizontal=True,
-                            format_func={"bayes": "Bayesian (TPE)", "random": "Random", "grid": "Grid"}.get)
+        search = c[0].selectbox("Search", ["bayes", "random", "grid"],
+                                format_func={"bayes": "Bayesian (TPE)", "random": "Random", "grid": "Grid"}.get)
         budget = c[1].slider("Time budget (seconds)", 10, 1800, 60, step=10)
         trials = c[2].number_input("Max trials (0 = no limit)", min_value=0, value=0)
         per_model = c[3].number_input("Seconds per model (0 = shared)", min_value=0, value=0, step=10,
