@@ -294,7 +294,7 @@ def run_shipml(dataset: Dataset, folder: Path, budget: float, seed: int, python:
         if m := TRIAL_LINE.match(line):
             trials.append({"n": int(m[1]), "model": m[2], "state": m[3],
                            "score": float(m[4]) if m[4] else None, "at_s": round(at, 1)})
-    best = re.search(r"best model: (\S+) \((\d+) trials, stopped: (\w+)\)", done.stdout)
+    best = re.search(r"best model: (\S+) \((\d+) trials, stopped: ([\w ]+)\)", done.stdout)
     cv = re.search(r"^(.+?): (-?[\d.]+) ± ([\d.]+) \(baseline", done.stdout, re.M)
     holdout = re.search(r"^holdout .+?: (-?[\d.]+|nan)", done.stdout, re.M)
     predict = [python, "-m", "core", "predict", "--model", str(model_dir), "--data", str(folder / "test_X.csv"),

@@ -87,7 +87,7 @@ from core.prep.recipe import recipe_from_json, recipe_to_json
 from core.prep.steps import Recipe
 
 Search = Literal["grid", "random", "bayes"]
-Stopped = Literal["budget", "trials", "cancelled", "finished"]
+Stopped = Literal["budget", "model limits", "trials", "cancelled", "finished"]
 TrialStateName = Literal["complete", "pruned", "failed"]
 
 STUDY_ATTR = "shipml"  # the study user attribute holding everything a worker needs
@@ -216,7 +216,8 @@ class TuningResult:
         leaderboard: The best complete trial per family, best first, with columns ``model``,
             ``score``, ``score_std``, ``params``, ``trials`` (the family's trial count, all
             states) and ``duration_s`` (the family's total trial time).
-        stopped: Why the search ended: ``budget``, ``trials``, ``cancelled`` or ``finished``
+        stopped: Why the search ended: ``budget``, ``model limits`` (every family used its
+            ``per_model_s``), ``trials``, ``cancelled`` or ``finished``
             (grid done, or no family left to try).
         elapsed_s: Wall time of the call.
         study_name: The Optuna study's name (workers join it by this name).
@@ -537,7 +538,7 @@ def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float
             continue
         active.append(name)
     if not active:
-        return "budget" if out_of_time else "finished"
+        return "model limits" if out_of_time else "finished"
     if not context.grids and all(stats[f].trials for f in active) and len(active) > _KEEP_SEARCHING:
         # After the defaults round, spend the rest of the budget on the leading families only:
         # an even split over every family starves the ones that can still improve.
@@ -576,6 +577,9 @@ def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float
             if cost[name] <= limit and not _unfinishable(context.scheme.n_folds, fold_s[name], context, deadline):
                 return _Pick(model=name, kind=_kind(name, family.trials, context), grid_index=family.trials - 1,
                              limit_s=limit, deadline=deadline, prunable=family.trials > 0 and not context.grids)
+    if config.per_model_s is not None and all(
+            config.per_model_s - stats[f].spent_s < min(cost[f], remaining) for f in order):
+        return "model limits"  # the budget has time left, but no family's own limit has room for a trial
     return "budget"
 
 

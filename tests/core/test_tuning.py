@@ -165,7 +165,12 @@ def test_a_family_time_limit_stops_its_trials() -> None:
     spent = {m: sum(t.duration_s for t in result.trials if t.model == m) for m in ("knn", "lightgbm")}
     # A family may start a trial while under its limit and is stopped between folds after it.
     assert all(s <= 1.0 + 0.6 for s in spent.values()), spent
-    assert result.stopped in ("budget", "trials")
+    assert result.stopped in ("model limits", "trials")
+
+
+def test_a_search_whose_families_all_used_their_time_says_so() -> None:
+    result = _tune(PENGUINS, models=("logistic_regression", "knn"), budget_s=60.0, per_model_s=0.5)
+    assert result.stopped == "model limits" and result.elapsed_s < 30
 
 
 def test_cancel_between_trials_returns_the_partial_result() -> None:
