@@ -34,6 +34,9 @@ from core.store.models import JobTrial, TrainingJob, utcnow
 from core.training import TrainingCancelled, TrainRequest, train_model
 
 ACTIVE = ("QUEUED", "RUNNING")
+# Why a finished job's search ended, in words: a DONE job's stage holds TuningResult.stopped.
+STOP_REASONS = {"budget": "the time budget ran out", "model limits": "every model used its own time limit",
+                "trials": "the trial cap was reached", "finished": "every candidate was tried"}
 HEARTBEAT_TIMEOUT_S = 120.0  # a live job beats at least every few seconds (between folds)
 _CANCEL_POLL_S = 0.5
 
@@ -140,7 +143,7 @@ def run_job(engine: Engine, job_id: int, *, settings: Settings) -> str:
         )
         report_file = job_dir(job_id, settings=settings) / "report.joblib"
         joblib.dump(outcome.report, report_file)
-        beat(status="DONE", stage="done", finished_at=utcnow(), version_id=outcome.version.id,
+        beat(status="DONE", stage=outcome.tuning.stopped, finished_at=utcnow(), version_id=outcome.version.id,
              warnings_json=json.dumps(outcome.warnings))
         return "DONE"
     except TrainingCancelled:

@@ -129,7 +129,9 @@ def job_panel(job_id: int) -> None:
         warnings = json.loads(job.warnings_json or "[]")
         for warning in warnings:
             st.warning(warning)
-        st.success("Training finished and the model is registered.", icon=":material/check_circle:")
+        reason = jobs.STOP_REASONS.get(job.stage)  # None for jobs finished before it was recorded
+        st.success(f"Training finished{f' ({reason})' if reason else ''} and the model is registered.",
+                   icon=":material/check_circle:")
         st.page_link("pages/evaluate.py", label="See the evaluation", icon=":material/analytics:")
     elif job.error:
         st.error(job.error, icon=":material/error:")

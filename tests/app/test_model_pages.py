@@ -51,7 +51,8 @@ def test_train_evaluate_and_models(app, store) -> None:
     assert jobs.get_job(store, job.id).status == "DONE", jobs.get_job(store, job.id).error
     at.run()
     _no_exceptions(at)
-    assert any("Training finished" in s.value for s in at.success)
+    finished = next(s.value for s in at.success if "Training finished" in s.value)
+    assert f"({jobs.STOP_REASONS[jobs.get_job(store, job.id).stage]})" in finished  # why the search ended
     assert any(m.label == "Trials done" and int(m.value) >= 2 for m in at.metric)
     header = next(m.value for m in at.markdown if "**Job 1" in m.value)
     assert header.endswith("· done") and header.count("done") == 1, header  # its stage does not repeat its status

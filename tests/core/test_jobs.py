@@ -45,6 +45,7 @@ def test_a_job_trains_registers_and_reports(engine, settings, penguins) -> None:
     assert job.status == "DONE", (job.error, (jobs.job_dir(job_id, settings=settings) / "log.txt").read_text()[-2000:])
     trials = jobs.job_trials(engine, job_id)
     assert len(trials) == job.trials_done >= 2
+    assert job.stage == ("trials" if job.trials_done == 4 else "budget")  # why its search ended
     assert set(trials["model"]) == {"logistic_regression", "random_forest"}
     version = jobs.job_version(engine, job)
     assert version.status == "READY" and version.dataset_hash == penguins.content_hash

@@ -119,7 +119,7 @@ def test_train_and_evaluate_in_the_browser(page, app_url, screenshots) -> None:
     trials = page.get_by_label("Max trials (0 = no limit)")
     trials.fill("2")  # no Enter: inside a form it would submit
     page.get_by_role("button", name="Start training").click()
-    expect(page.get_by_text("Training finished and the model is registered.")).to_be_visible(timeout=180_000)
+    expect(page.get_by_text("Training finished (the trial cap was reached)")).to_be_visible(timeout=180_000)
     expect(page.get_by_text("Job 1 · mlc_churn")).to_be_visible()  # the first and only job
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
     page.screenshot(path=str(screenshots / "train.png"), full_page=True)
