@@ -4,6 +4,7 @@ Only rendering helpers live here; all computing is in ``core``.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -141,3 +142,15 @@ def md(text: object) -> str:
 def show_error(exc: BadInput) -> None:
     """An error for the user, escaped: core messages quote column, model and file names."""
     st.error(md(exc), icon=":material/error:")
+
+
+def readable_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """A trials table for people: each trial's parameters as ``name=value`` pairs, not JSON."""
+
+    def pairs(text: str) -> str:
+        params = json.loads(text or "{}")
+        return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+    out = trials.drop(columns="params_json")
+    out.insert(trials.columns.get_loc("params_json"), "params", trials["params_json"].map(pairs))
+    return out

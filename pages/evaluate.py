@@ -9,7 +9,7 @@ from core.errors import BadInput
 from core.modeling import plots
 from core.modeling.evaluation import permutation_importance_table
 from core.prep.recipe import prepare_training_table
-from pages.common import dataset_frame, engine, md, require_dataset, settings, show_error
+from pages.common import dataset_frame, engine, md, readable_trials, require_dataset, settings, show_error
 
 
 @st.cache_resource(max_entries=8)
@@ -105,7 +105,7 @@ if job.id in st.session_state.get("importance_jobs", set()):
 
 st.subheader("Leaderboard: every trial")
 trials = jobs.job_trials(engine(), job.id)
-st.dataframe(trials.sort_values("score", ascending=False), hide_index=True, width="stretch")
+st.dataframe(readable_trials(trials).sort_values("score", ascending=False), hide_index=True, width="stretch")
 
 if len(done) > 1:
     st.subheader("Compare two runs")

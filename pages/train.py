@@ -16,7 +16,8 @@ from core.modeling.tuning import TuningConfig
 from core.prep.steps import DropColumns
 from core.store.models import utcnow
 from core.training import TrainRequest
-from pages.common import dataset_frame, dataset_profile, engine, md, require_dataset, settings, show_error
+from pages.common import (dataset_frame, dataset_profile, engine, md, readable_trials, require_dataset, settings,
+                          show_error)
 
 STATUS_ICON = {"QUEUED": ":material/schedule:", "RUNNING": ":material/progress_activity:", "DONE": ":material/check_circle:",
                "FAILED": ":material/error:", "CANCELLED": ":material/cancel:"}
@@ -119,8 +120,8 @@ def job_panel(job_id: int) -> None:
         better_up = METRICS[request.config.metric].greater_is_better if request.config.metric else True
         st.plotly_chart(leaderboard_chart(trials, greater_is_better=better_up), width="stretch",
                         key=f"lb_{job.id}_{len(trials)}")
-        board = (trials[trials["state"] == "complete"].sort_values("score", ascending=False)
-                 .drop_duplicates("model")[["model", "score", "score_std", "duration_s", "params_json"]])
+        board = (readable_trials(trials[trials["state"] == "complete"]).sort_values("score", ascending=False)
+                 .drop_duplicates("model")[["model", "score", "score_std", "duration_s", "params"]])
         st.dataframe(board, hide_index=True, width="stretch")
     if job.status in jobs.ACTIVE:
         if st.button("Cancel", icon=":material/stop:", key=f"cancel_{job.id}"):

@@ -54,6 +54,9 @@ def test_train_evaluate_and_models(app, store) -> None:
     finished = next(s.value for s in at.success if "Training finished" in s.value)
     assert f"({jobs.STOP_REASONS[jobs.get_job(store, job.id).stage]})" in finished  # why the search ended
     assert any(m.label == "Trials done" and int(m.value) >= 2 for m in at.metric)
+    board = next(df.value for df in at.dataframe if "params" in df.value.columns).set_index("model")
+    params = board.loc["logistic_regression", "params"]
+    assert params.startswith("C=") and "{" not in params, params  # name=value pairs, not JSON
     header = next(m.value for m in at.markdown if "**Job 1" in m.value)
     assert header.endswith("· done") and header.count("done") == 1, header  # its stage does not repeat its status
 
