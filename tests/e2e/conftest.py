@@ -127,6 +127,13 @@ def settle(page) -> None:
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=60_000)
 
 
+def screenshot(page, path: Path) -> None:
+    """A full-page screenshot of the settled page (the README's come from these): taken during a
+    rerun, it can show a widget twice, its stale copy next to the new one."""
+    settle(page)
+    page.screenshot(path=str(path), full_page=True)
+
+
 def click_until(page, button, outcome, *, tries: int = 3) -> None:
     """Click ``button`` until ``outcome`` shows, at most ``tries`` times.
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import click_until, settle
+from tests.e2e.conftest import click_until, screenshot, settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
@@ -57,14 +57,14 @@ def test_upload_fix_and_features(page, app_url, tmp_path, screenshots) -> None:
     _choose(page, "Target: the column to predict", "bought")
     expect(page.get_by_text(re.compile(r"Detected issues \(\d+\)"))).to_be_visible()
     expect(page.get_by_text("duplicate", exact=False).first).to_be_visible()
-    page.screenshot(path=str(screenshots / "upload.png"), full_page=True)
+    screenshot(page, screenshots / "upload.png")
 
     # A second "Fix" would only fix the next issue too, which the rest of the test allows.
     click_until(page, page.get_by_role("button", name="Fix").first, page.get_by_text("In the recipe").first)
 
     _goto(page, "Clean")
     expect(page.get_by_text("1. ", exact=False).first).to_be_visible()
-    page.screenshot(path=str(screenshots / "clean.png"), full_page=True)
+    screenshot(page, screenshots / "clean.png")
 
     _goto(page, "Features")
     count = page.get_by_test_id("stMetric").filter(has_text="Features the model will see").get_by_test_id("stMetricValue")
@@ -78,7 +78,7 @@ def test_upload_fix_and_features(page, app_url, tmp_path, screenshots) -> None:
     page.get_by_role("button", name="Save feature plan").click()
     expect(page.get_by_text("Nothing saved yet")).to_have_count(0)
     expect(page.get_by_test_id("stDataFrame").last).to_be_visible()
-    page.screenshot(path=str(screenshots / "features.png"), full_page=True)
+    screenshot(page, screenshots / "features.png")
 
     # A refresh starts a new session: the dataset, its recipe and plan come back from the store.
     page.reload()
@@ -122,10 +122,10 @@ def test_train_and_evaluate_in_the_browser(page, app_url, screenshots) -> None:
     expect(page.get_by_text("Training finished (the trial cap was reached)")).to_be_visible(timeout=180_000)
     expect(page.get_by_text("Job 1 · mlc_churn")).to_be_visible()  # the first and only job
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
-    page.screenshot(path=str(screenshots / "train.png"), full_page=True)
+    screenshot(page, screenshots / "train.png")
 
     page.get_by_role("link", name="See the evaluation").click()
     expect(page.get_by_role("heading", name="Evaluate", exact=True).first).to_be_visible()
     expect(page.get_by_role("tab", name="ROC")).to_be_visible()
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
-    page.screenshot(path=str(screenshots / "evaluate.png"), full_page=True)
+    screenshot(page, screenshots / "evaluate.png")

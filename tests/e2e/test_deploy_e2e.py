@@ -12,7 +12,7 @@ from core.config import Settings
 from core.deploy import local
 from core.store.db import make_engine
 from tests.deploy.conftest import MODEL_NAME, register_trained, trained  # noqa: F401 - session fixture
-from tests.e2e.conftest import click_until, running_app, settle
+from tests.e2e.conftest import click_until, running_app, screenshot, settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
@@ -73,4 +73,4 @@ def test_deploy_locally_and_predict_from_the_try_it_form(page, deploy_app, scree
     settle(page)
     page.set_viewport_size({"width": 1400, "height": 2100})  # the whole page, examples included
     settle(page)
-    page.screenshot(path=str(screenshots / "deploy.png"), full_page=True)
+    screenshot(page, screenshots / "deploy.png")

@@ -18,7 +18,7 @@ from core.monitoring import alerts
 from core.store.db import make_engine
 from core.store.models import Deployment
 from tests.deploy.conftest import MODEL_NAME, trained  # noqa: F401 - session fixture
-from tests.e2e.conftest import click_until, running_app, settle
+from tests.e2e.conftest import click_until, running_app, screenshot, settle
 from tests.e2e.test_deploy_e2e import _register
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
@@ -102,4 +102,4 @@ def test_monitor_shows_health_charts_and_an_alert_fires(page, monitor_app, train
     page.get_by_role("heading", name="Monitor", exact=True).first.scroll_into_view_if_needed()
     page.mouse.wheel(0, -5000)  # the app scrolls inside its main container: back to the top
     page.wait_for_timeout(300)
-    page.screenshot(path=str(screenshots / "monitor.png"), full_page=True)
+    screenshot(page, screenshots / "monitor.png")
