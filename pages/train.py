@@ -139,11 +139,13 @@ def job_panel(job_id: int) -> None:
 
 
 @st.fragment(run_every=1.0)
-def live_job_panel(job_id: int) -> None:
-    """While a job runs: its panel refreshed every second, and one full rerun when it ends."""
+def live_job_panel(job_id: int, listed_status: str) -> None:
+    """While a job runs: its panel refreshed every second, and a full rerun when its status moves
+    on (queued to running, or to its end): the job list above shows the status too, and a
+    finished job is shown without polling."""
     jobs.reap_dead_jobs(engine())
-    if jobs.get_job(engine(), job_id).status not in jobs.ACTIVE:
-        st.rerun()  # the whole page, which then shows the finished job without polling
+    if jobs.get_job(engine(), job_id).status != listed_status:
+        st.rerun()  # the whole page
     job_panel(job_id)
 
 
@@ -168,4 +170,8 @@ if history:
     chosen = st.selectbox("Job", ids, index=ids.index(watched) if watched in ids else 0,
                           format_func=lambda i: next(f"#{j.id} · {j.model_name} · {j.status.lower()} · {j.created_at:%Y-%m-%d %H:%M}"
                                                      for j in history if j.id == i))
-    (live_job_panel if jobs.get_job(engine(), chosen).status in jobs.ACTIVE else job_panel)(chosen)
+    listed = next(j.status for j in history if j.id == chosen)
+    if listed in jobs.ACTIVE:
+        live_job_panel(chosen, listed)
+    else:
+        job_panel(chosen)

@@ -129,3 +129,20 @@ def test_train_and_evaluate_in_the_browser(page, app_url, screenshots) -> None:
     expect(page.get_by_role("tab", name="ROC")).to_be_visible()
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
     screenshot(page, screenshots / "evaluate.png")
+
+
+def test_a_running_job_is_listed_as_running_and_can_be_cancelled(page, app_url) -> None:
+    # Runs after the test above, on the same app: this is the dataset's second job.
+    page.goto(app_url)
+    expect(page.get_by_role("heading", name="Upload & profile").first).to_be_visible()
+    _choose(page, "Project", "Demo")
+    _choose(page, "Dataset", "mlc_churn.csv", exact=False)
+    _goto(page, "Train")
+    page.get_by_role("button", name="Start training").click()  # every family, a minute
+    # The job list sits outside the panel that refreshes itself: it must follow the status too.
+    jobs_box = page.get_by_role("combobox", name="Job", exact=True)
+    expect(jobs_box).to_have_value(re.compile(r"^#2 · mlc_churn · running"), timeout=60_000)
+    expect(page.get_by_text("Trials done")).to_be_visible()
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_text("Job 2 · mlc_churn").locator("..")).to_contain_text("cancelled", timeout=60_000)
+    expect(jobs_box).to_have_value(re.compile(r"^#2 · mlc_churn · cancelled"))
