@@ -7,7 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from core import registry
+from core.data.profile import Task
 from core.errors import BadInput
+from core.modeling.metrics import METRICS, default_metric, metrics_for
 from pages.common import engine, md, show_error
 
 st.title("Models")
@@ -24,9 +26,13 @@ for alias, number in alias_map.items():
     by_version.setdefault(number, []).append(alias)
 
 
-def _primary(metrics_json: str) -> str:
-    metrics = {k: v for k, v in json.loads(metrics_json or "{}").items() if isinstance(v, dict) and "mean" in v}
-    return ", ".join(f"{k} {v['mean']:.4f}" for k, v in list(metrics.items())[:3])
+def _headline(version) -> str:
+    """The metric the version was tuned for, then the task's next two, as cross-validated means."""
+    metrics = json.loads(version.metrics_json or "{}")
+    task = Task(version.task)
+    tuned = (json.loads(version.cv_json or "{}").get("tuning") or {}).get("metric") or default_metric(task)
+    names = [n for n in dict.fromkeys((tuned, *metrics_for(task))) if isinstance(metrics.get(n), dict)]
+    return ", ".join(f"{METRICS[n].label} {metrics[n]['mean']:.4f}" for n in names[:3])
 
 
 table = pd.DataFrame(
@@ -35,7 +41,7 @@ table = pd.DataFrame(
         "status": [v.status for v in versions],
         "aliases": [", ".join(by_version.get(v.version, [])) for v in versions],
         "family": [v.model_family for v in versions],
-        "metrics (CV mean)": [_primary(v.metrics_json) for v in versions],
+        "metrics (CV mean, the tuned one first)": [_headline(v) for v in versions],
         "data": [v.dataset_hash[:12] for v in versions],
         "created": [v.created_at for v in versions],
     }

@@ -73,6 +73,9 @@ def test_train_evaluate_and_models(app, store) -> None:
     at.switch_page("pages/models.py").run()
     _no_exceptions(at)
     assert registry.list_model_names(store) == ["mlc_churn"]
+    versions = next(df.value for df in at.dataframe if "family" in df.value.columns)
+    headline = versions.filter(like="metrics").iloc[0, 0]
+    assert headline.startswith("ROC AUC 0."), headline  # the metric it was tuned for comes first
     next(b for b in at.button if b.label == "Point alias here").click().run()
     _no_exceptions(at)
     assert registry.aliases(store, name="mlc_churn") == {"champion": 1}
