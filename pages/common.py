@@ -145,12 +145,12 @@ def show_error(exc: BadInput) -> None:
 
 
 def readable_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """A trials table for people: each trial's parameters as ``name=value`` pairs, not JSON."""
+    """A trials table for people: each trial's parameters as ``name=value`` pairs, not JSON, in
+    the last column."""
 
     def pairs(text: str) -> str:
         params = json.loads(text or "{}")
         return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
-    out = trials.drop(columns="params_json")
-    out.insert(trials.columns.get_loc("params_json"), "params", trials["params_json"].map(pairs))
-    return out
+    # Last: a long parameter list placed earlier pushes the scores off the right edge.
+    return trials.drop(columns="params_json").assign(params=trials["params_json"].map(pairs))
