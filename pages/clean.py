@@ -7,7 +7,7 @@ from core import datasets
 from core.errors import BadInput
 from core.prep import steps as S
 from core.prep.recipe import preview_recipe, recipe_from_json, recipe_to_json, recipe_to_python
-from pages.common import dataset_frame, engine, md, require_dataset, show_error
+from pages.common import dataset_frame, engine, md, require_dataset, save_recipe, show_error
 
 STEP_TITLES = {
     "drop_duplicates": "Drop duplicate rows",
@@ -27,9 +27,7 @@ def _previews(content_hash: str, recipe_json: str, target: str | None, _frame):
 
 
 def _save(dataset_id: int, old: S.Recipe, new: S.Recipe) -> None:
-    """Save a new recipe and remember the old one for undo."""
-    st.session_state.setdefault("recipe_undo", {}).setdefault(dataset_id, []).append(old)
-    datasets.save_preparation(engine(), dataset_id, recipe=new)
+    save_recipe(dataset_id, old, new)
     st.rerun()
 
 

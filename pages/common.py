@@ -16,6 +16,7 @@ from core.config import Settings, get_settings
 from core.data.issues import Issue, detect_issues
 from core.data.profile import TableProfile, profile_table
 from core.errors import BadInput
+from core.prep.steps import Recipe
 from core.store import crud
 from core.store.db import make_engine, session_scope
 from core.store.models import Dataset
@@ -142,6 +143,13 @@ def md(text: object) -> str:
 def show_error(exc: BadInput) -> None:
     """An error for the user, escaped: core messages quote column, model and file names."""
     st.error(md(exc), icon=":material/error:")
+
+
+def save_recipe(dataset_id: int, old: Recipe, new: Recipe) -> None:
+    """Save a dataset's new cleaning recipe, keeping the old one for the Clean page's Undo
+    (whichever page made the change: a Fix on Upload, a dropped leakage suspect on Train)."""
+    st.session_state.setdefault("recipe_undo", {}).setdefault(dataset_id, []).append(old)
+    datasets.save_preparation(engine(), dataset_id, recipe=new)
 
 
 def readable_trials(trials: pd.DataFrame) -> pd.DataFrame:

@@ -16,8 +16,8 @@ from core.modeling.tuning import TuningConfig
 from core.prep.steps import DropColumns
 from core.store.models import utcnow
 from core.training import TrainRequest
-from pages.common import (dataset_frame, dataset_profile, engine, md, readable_trials, require_dataset, settings,
-                          show_error)
+from pages.common import (dataset_frame, dataset_profile, engine, md, readable_trials, require_dataset, save_recipe,
+                          settings, show_error)
 
 STATUS_ICON = {"QUEUED": ":material/schedule:", "RUNNING": ":material/progress_activity:", "DONE": ":material/check_circle:",
                "FAILED": ":material/error:", "CANCELLED": ":material/cancel:"}
@@ -39,7 +39,7 @@ def leakage_gate(dataset, issues, recipe) -> bool:
             st.caption(md(issue.explanation))
             left, right = st.columns(2)
             if left.button("Drop the column", key=f"leak_drop_{k}", icon=":material/delete:"):
-                datasets.save_preparation(engine(), dataset.id, recipe=recipe.with_step(issue.fix))
+                save_recipe(dataset.id, recipe, recipe.with_step(issue.fix))
                 st.rerun()
             if right.button("Keep it: it is known at prediction time", key=f"leak_keep_{k}"):
                 confirmed.add(column)

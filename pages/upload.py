@@ -19,6 +19,7 @@ from pages.common import (
     dataset_profile,
     engine,
     md,
+    save_recipe,
     select_dataset,
     settings,
     show_error,
@@ -199,7 +200,7 @@ def issues_section(dataset, issues, recipe) -> None:
                 elif issue.fix in in_recipe:
                     st.caption(":material/check: In the recipe")
                 elif st.button("Fix", key=f"fix_{i}", icon=":material/build:", help=f"Add a '{issue.fix.kind}' step to the cleaning recipe"):
-                    datasets.save_preparation(engine(), dataset.id, recipe=recipe.with_step(issue.fix))
+                    save_recipe(dataset.id, recipe, recipe.with_step(issue.fix))
                     st.toast("Added to the cleaning recipe")
                     st.rerun()
 

@@ -59,6 +59,10 @@ def test_fix_adds_a_step_to_the_recipe(app, store) -> None:
     _no_exceptions(at)
     assert len(datasets.get_preparation(store, dataset_id).recipe.steps) == 1
     assert any("In the recipe" in c.value for c in at.caption)
+    at.switch_page("pages/clean.py").run()  # a change made on another page can be undone too
+    next(b for b in at.button if b.label == "Undo").click().run()
+    _no_exceptions(at)
+    assert datasets.get_preparation(store, dataset_id).recipe.steps == ()
 
 
 def test_sample_button_switches_dataset(app, store) -> None:
