@@ -104,7 +104,7 @@ def job_panel(job_id: int) -> None:
     """One job's progress and result, read from the store."""
     job = jobs.get_job(engine(), job_id)
     request = jobs.request_from_json(job.request_json)
-    stage = f" · {job.stage}" if job.status in jobs.ACTIVE else ""  # a finished job's stage repeats its status
+    stage = f" · {job.stage}" if job.status in jobs.ACTIVE else ""  # a finished job's is said below, in words
     st.markdown(f"{STATUS_ICON[job.status]} **Job {job.id} · {md(job.model_name)}** · {job.status.lower()}{stage}")
     elapsed = ((job.finished_at or utcnow()) - (job.started_at or job.created_at)).total_seconds()
     budget = request.config.budget_s or 0

@@ -58,7 +58,7 @@ def test_train_evaluate_and_models(app, store) -> None:
     params = board.loc["logistic_regression", "params"]
     assert params.startswith("C=") and "{" not in params, params  # name=value pairs, not JSON
     header = next(m.value for m in at.markdown if "**Job 1" in m.value)
-    assert header.endswith("· done") and header.count("done") == 1, header  # its stage does not repeat its status
+    assert header.endswith("· done") and header.count("done") == 1, header  # no stage after a job's end
 
     at.switch_page("pages/evaluate.py").run()
     _no_exceptions(at)
