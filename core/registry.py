@@ -392,6 +392,21 @@ def _load_verified(path: Path, expected_sha: str) -> Any:
 # --------------------------------------------------------------------------- cards and exports
 
 
+def tuned_metric(version: ModelVersion) -> str | None:
+    """The metric the version's search optimised: the one chosen, else its task's default (None
+    for a task this ShipML does not know)."""
+    from core.data.profile import Task  # late: only the card and the pages need the modelling side
+    from core.modeling.metrics import default_metric
+
+    chosen = (json.loads(version.cv_json or "{}").get("tuning") or {}).get("metric")
+    if chosen:
+        return chosen
+    try:
+        return default_metric(Task(version.task))
+    except (ValueError, BadInput):
+        return None
+
+
 def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) -> str:
     """A Markdown model card; every user-supplied string is escaped so it stays plain text.
 
@@ -400,6 +415,10 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
         aliases: The model's aliases (from ``aliases()``); those naming this version are shown.
     """
     own = sorted(a for a, v in (aliases or {}).items() if v == version.version)
+    tuned = tuned_metric(version)
+    metrics = json.loads(version.metrics_json or "{}")
+    if tuned in metrics:
+        metrics = {tuned: metrics[tuned], **metrics}  # the one it was chosen by, first
     created = version.created_at.strftime("%Y-%m-%d %H:%M UTC") if version.created_at else ""
     facts = {
         "Name": _md(version.model_name),
@@ -411,6 +430,7 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
         "Target": _md(version.target),
         "Task": _md(version.task),
         "Model family": _md(version.model_family),
+        "Optimised metric": _md(tuned or "not recorded"),
         "Training time": f"{version.training_seconds:.1f} s",
         "Artifact sha256": _md(version.sha256 or "not saved"),
     }
@@ -421,7 +441,7 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
         lines += [f"**Error:** {_md(version.error)}", ""]
     lines += _table(("Field", "Value"), facts)
     sections = (
-        ("Metrics", ("Metric", "Value"), _metric_rows(json.loads(version.metrics_json or "{}"))),
+        ("Metrics", ("Metric", "Value"), _metric_rows(metrics)),
         ("Parameters", ("Parameter", "Value"), _rows(json.loads(version.params_json or "{}"))),
         ("Cross-validation", ("Setting", "Value"), _rows(json.loads(version.cv_json or "{}"))),
         ("Library versions", ("Library", "Version"),

@@ -398,6 +398,21 @@ def test_model_card_shows_metrics_and_escapes_user_text(engine, settings: Settin
     assert r"| note | \| x \| \`y\` \# heading |" in lines
 
 
+def test_model_card_leads_its_metrics_with_the_one_the_search_optimised() -> None:
+    summary = {"mean": 0.8, "std": 0.01, "baseline": 0.5}
+    version = ModelVersion(
+        model_name="m", version=1, status="READY", artifact_file="a", reference_file="r",
+        dataset_hash="d" * 64, target="y", task="binary", recipe_json="{}", plan_json="{}",
+        model_family="lightgbm", params_json="{}", library_versions_json="{}", training_seconds=1.0,
+        metrics_json=json.dumps({"accuracy": summary, "f1": summary, "pr_auc": summary}),
+        cv_json=json.dumps({"tuning": {"metric": "pr_auc"}}),
+    )
+    lines = registry.model_card(version).splitlines()
+    assert "| Optimised metric | pr\\_auc |" in lines
+    first = lines.index("## Metrics") + 4  # the heading, a blank line, the table's header and rule
+    assert lines[first].startswith("| pr\\_auc | 0.8"), lines[first]
+
+
 def test_model_card_shows_cv_summaries_as_the_trainer_records_them() -> None:
     version = ModelVersion(
         model_name="m", version=3, status="READY", artifact_file="a", reference_file="r",
@@ -409,6 +424,7 @@ def test_model_card_shows_cv_summaries_as_the_trainer_records_them() -> None:
         cv_json="{}", library_versions_json="{}", training_seconds=3.0,
     )
     lines = registry.model_card(version).splitlines()
+    assert "| Optimised metric | r2 |" in lines  # none chosen: the task's default
     assert "| rmse | 1.235 ± 0.1 (baseline 2.5) |" in lines
     assert "| holdout: rmse | 1.3 |" in lines
     assert "| learning\\_rate | 0.05 |" in lines
