@@ -30,7 +30,7 @@ def _importance(job_id: int, _version, _frame, target: str, _recipe):
 def metrics_table(report) -> None:
     rows = [
         {
-            "metric": m.label,
+            "metric": f"{m.label} (optimised)" if m.name == report.primary_metric else m.label,
             "cross-validated": f"{m.mean:.4f} ± {m.std:.4f}",
             "baseline": f"{m.baseline_mean:.4f} ± {m.baseline_std:.4f}",
             "holdout": (report.holdout or {}).get(m.name),

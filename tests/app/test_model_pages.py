@@ -63,7 +63,7 @@ def test_train_evaluate_and_models(app, store) -> None:
     at.switch_page("pages/evaluate.py").run()
     _no_exceptions(at)
     metrics = next(df.value for df in at.dataframe if "vs baseline" in df.value.columns).set_index("metric")
-    assert metrics.loc["ROC AUC", "vs baseline"] == "better"
+    assert metrics.loc["ROC AUC (optimised)", "vs baseline"] == "better"  # the metric the search used
     charts = at.get("plotly_chart")
     assert len(charts) >= 5  # ROC, PR, confusion, calibration, lift
     next(b for b in at.button if b.label.startswith("Compute permutation importance")).click().run(timeout=180)
