@@ -392,21 +392,6 @@ def _load_verified(path: Path, expected_sha: str) -> Any:
 # --------------------------------------------------------------------------- cards and exports
 
 
-def tuned_metric(version: ModelVersion) -> str | None:
-    """The metric the version's search optimised: the one chosen, else its task's default (None
-    for a task this ShipML does not know)."""
-    from core.data.profile import Task  # late: only the card and the pages need the modelling side
-    from core.modeling.metrics import default_metric
-
-    chosen = (json.loads(version.cv_json or "{}").get("tuning") or {}).get("metric")
-    if chosen:
-        return chosen
-    try:
-        return default_metric(Task(version.task))
-    except (ValueError, BadInput):
-        return None
-
-
 def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) -> str:
     """A Markdown model card; every user-supplied string is escaped so it stays plain text.
 
@@ -415,7 +400,13 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
         aliases: The model's aliases (from ``aliases()``); those naming this version are shown.
     """
     own = sorted(a for a, v in (aliases or {}).items() if v == version.version)
-    tuned = tuned_metric(version)
+    from core.data.profile import Task  # late: only the card needs the modelling side
+    from core.modeling.metrics import tuned_metric
+
+    try:
+        tuned = tuned_metric(json.loads(version.cv_json or "{}"), Task(version.task))
+    except ValueError:  # a task this ShipML does not know
+        tuned = None
     metrics = json.loads(version.metrics_json or "{}")
     if tuned in metrics:
         metrics = {tuned: metrics[tuned], **metrics}  # the one it was chosen by, first

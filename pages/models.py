@@ -9,7 +9,7 @@ import streamlit as st
 from core import registry
 from core.data.profile import Task
 from core.errors import BadInput
-from core.modeling.metrics import METRICS, metrics_for
+from core.modeling.metrics import METRICS, metrics_for, tuned_metric
 from pages.common import engine, md, show_error
 
 st.title("Models")
@@ -29,8 +29,9 @@ for alias, number in alias_map.items():
 def _headline(version) -> str:
     """The metric the version was tuned for, then the task's next two, as cross-validated means."""
     metrics = json.loads(version.metrics_json or "{}")
-    names = [n for n in dict.fromkeys((registry.tuned_metric(version), *metrics_for(Task(version.task))))
-             if isinstance(metrics.get(n), dict)]
+    task = Task(version.task)
+    tuned = tuned_metric(json.loads(version.cv_json or "{}"), task)
+    names = [n for n in dict.fromkeys((tuned, *metrics_for(task))) if isinstance(metrics.get(n), dict)]
     return ", ".join(f"{METRICS[n].label} {metrics[n]['mean']:.4f}" for n in names[:3])
 
 

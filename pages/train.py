@@ -100,9 +100,8 @@ def train_form(dataset, frame, target: str) -> None:
             st.rerun()
 
 
-def job_panel(job_id: int) -> None:
-    """One job's progress and result, read from the store."""
-    job = jobs.get_job(engine(), job_id)
+def job_panel(job) -> None:
+    """One job's progress and result (its trials read from the store)."""
     request = jobs.request_from_json(job.request_json)
     stage = f" · {job.stage}" if job.status in jobs.ACTIVE else ""  # a finished job's is said below, in words
     st.markdown(f"{STATUS_ICON[job.status]} **Job {job.id} · {md(job.model_name)}** · {job.status.lower()}{stage}")
@@ -144,9 +143,10 @@ def live_job_panel(job_id: int, listed_status: str) -> None:
     on (queued to running, or to its end): the job list above shows the status too, and a
     finished job is shown without polling."""
     jobs.reap_dead_jobs(engine())
-    if jobs.get_job(engine(), job_id).status != listed_status:
+    job = jobs.get_job(engine(), job_id)
+    if job.status != listed_status:
         st.rerun()  # the whole page
-    job_panel(job_id)
+    job_panel(job)
 
 
 st.title("Train")
@@ -170,8 +170,8 @@ if history:
     chosen = st.selectbox("Job", ids, index=ids.index(watched) if watched in ids else 0,
                           format_func=lambda i: next(f"#{j.id} · {j.model_name} · {j.status.lower()} · {j.created_at:%Y-%m-%d %H:%M}"
                                                      for j in history if j.id == i))
-    listed = next(j.status for j in history if j.id == chosen)
-    if listed in jobs.ACTIVE:
-        live_job_panel(chosen, listed)
+    job = next(j for j in history if j.id == chosen)
+    if job.status in jobs.ACTIVE:
+        live_job_panel(job.id, job.status)
     else:
-        job_panel(chosen)
+        job_panel(job)

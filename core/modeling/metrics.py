@@ -90,6 +90,12 @@ def default_metric(task: Task) -> str:
     return _DEFAULTS[Task(task)]
 
 
+def tuned_metric(cv: dict | None, task: Task) -> str:
+    """The metric a model version's search optimised, from the cross-validation settings it
+    recorded (``cv["tuning"]["metric"]``): the one chosen, else the task's default."""
+    return ((cv or {}).get("tuning") or {}).get("metric") or default_metric(task)
+
+
 def metrics_for(task: Task) -> tuple[str, ...]:
     """The names of the metrics that apply to ``task``, in display order.
 

@@ -85,8 +85,7 @@ class PerformanceReport:
 def model_info_from_metadata(meta: dict) -> ModelInfo:
     """From an exported model's ``model.json`` (or the same fields of a registry row)."""
     task = str(meta["task"])
-    tuning = (meta.get("cv") or {}).get("tuning") or {}
-    primary = tuning.get("metric") or mm.default_metric(Task(task))
+    primary = mm.tuned_metric(meta.get("cv"), Task(task))
     training = {name: float(v["mean"]) for name, v in (meta.get("metrics") or {}).items()
                 if isinstance(v, dict) and "mean" in v and v["mean"] is not None}
     return ModelInfo(name=str(meta["name"]), version=int(meta["version"]), task=task, primary_metric=primary,
