@@ -42,10 +42,17 @@ How the search goes:
   not be finished in time if it won is not started, or is stopped between folds. A trial run by
   ``tune``'s own process keeps its cross-validation for the evaluation to reuse (when the report
   uses the same folds), so its finish is shorter (``finish_folds_reused``).
-* **Trial cap.** ``max_trials`` counts every trial of the study, workers' included. Optuna
-  numbers trials densely under a lock, so a trial numbered at or past the cap (two processes
-  racing for the last slot) is closed at once as failed with the user attribute ``over_cap``
-  and left out of every result.
+* **Repeats.** A sampled configuration that a finished trial of the family already ran (with
+  an outcome that does not depend on time: complete, failed, or stopped by the median pruner)
+  is not run again: TPE and random sampling repeat themselves on small discrete spaces (a
+  third of a minute's k-nearest-neighbours trials on ``penguins`` were repeats). The repeat is
+  told to the study as pruned, with ``repeat_of`` in its result, which steers TPE away from it,
+  and is left out of every result. A family whose last ``_USED_UP_AFTER`` sampled
+  configurations were all repeats has used up its space and is not tuned further.
+* **Trial cap.** ``max_trials`` counts every trial of the study except repeats, workers'
+  included. Optuna numbers trials densely under a lock, so a trial whose number leaves no room
+  under the cap (two processes racing for the last slot) is closed at once as failed with the
+  user attribute ``over_cap`` and left out of every result.
 
 Every trial keeps the user attributes ``model``, ``worker_pid``, ``runner`` (host and pid: the
 process that ran it, unique across machines), ``params`` (what the spec's
@@ -211,7 +218,7 @@ class TuningResult:
     """The outcome of a search.
 
     Attributes:
-        trials: Every finished trial of the study (workers' included), by number.
+        trials: Every finished trial of the study (workers' included, repeats left out), by number.
         best: The complete trial with the best score (the earliest on a tie), or None.
         leaderboard: The best complete trial per family, best first, with columns ``model``,
             ``score``, ``score_std``, ``params``, ``trials`` (the family's trial count, all
@@ -395,17 +402,21 @@ def run_trials(
         if max_own_trials is not None and len(ran) >= max_own_trials:
             return ran, "trials"
         trials = study.get_trials(deepcopy=False)
-        if cap is not None and len(trials) >= cap:
+        counted = sum(1 for t in trials if not _is_repeat(t))
+        if cap is not None and counted >= cap:
             return ran, "trials"
         pick = _pick(trials, context, deadline)
         if isinstance(pick, str):
             return ran, pick  # type: ignore[return-value]
         trial = study.ask()
-        if cap is not None and trial.number >= cap:  # another process took the last slot
+        # Trials are numbered densely: the ones numbered since the list was read are other processes'.
+        if cap is not None and counted + trial.number - len(trials) >= cap:  # they took the last slot
             trial.set_user_attr("over_cap", True)
             study.tell(trial, state=TrialState.FAIL)
             return ran, "trials"
-        record, cancelled, cv = _run_trial(study, trial, context, pick, should_stop)
+        record, cancelled, cv = _run_trial(study, trial, context, pick, should_stop, trials)
+        if record is None:
+            continue  # a repeat: nothing ran
         if keep_cv is not None and cv is not None:
             keep_cv(record, cv)
         ran.append(record)
@@ -511,11 +522,13 @@ class _Family:
     best_fold_s: float = 0.0  # mean fold time of the best complete trial
     best_runner: str | None = None  # the process that ran it
     median_pruned_run: int = 0  # trials in a row, up to the latest, stopped by the median pruner
+    repeat_run: int = 0  # sampled configurations in a row, up to the latest, that were repeats
 
 
 _STRONG_FIRST = ("lightgbm", "hist_gradient_boosting")
 _KEEP_SEARCHING = 3  # families that keep being tuned once every family has had its default trial
 _GIVE_UP_AFTER = 5  # median-pruned trials in a row after which a family that does not lead stops
+_USED_UP_AFTER = 10  # repeats in a row after which a family's search space counts as used up
 _OTHER_DEFAULT_SHARE = 0.1  # automatic mode: the most of the budget a non-boosting default trial may use
 _FORESTS = ("random_forest", "extra_trees")  # default trials sized to their time limit (_sized_forest)
 _PROBE_TREES = 10  # the smaller of _sized_forest's two timing fits; the other has four times as many
@@ -533,6 +546,8 @@ def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float
             continue  # its defaults (and anything since) failed: its other trials most likely will too
         if context.grids and family.trials - 1 >= len(context.grids[name]):
             continue  # grid done
+        if family.repeat_run >= _USED_UP_AFTER:
+            continue  # the sampler keeps proposing what already ran: little is left to find
         if config.per_model_s is not None and family.spent_s >= config.per_model_s:
             out_of_time = True
             continue
@@ -630,11 +645,15 @@ def _family_stats(
         family = stats.get(t.user_attrs.get("model", ""))
         if family is None:
             continue
+        if _is_repeat(t):
+            family.repeat_run += 1
+            continue
         family.trials += 1
         if t.state not in _STATES:
             continue
         result = t.user_attrs.get("result", {})
         family.finished += 1
+        family.repeat_run = 0
         family.spent_s += float(result.get("duration_s", 0.0))
         if result.get("folds"):
             family.fold_s.append(float(result["duration_s"]) / result["folds"])
@@ -664,10 +683,12 @@ def _run_trial(
     context: SearchContext,
     pick: _Pick,
     should_stop: Callable[[], bool] | None,
-) -> tuple[TrialRecord, bool, CVResult | None]:
-    """Cross-validate one candidate and tell the study.
+    earlier: Sequence[FrozenTrial],
+) -> tuple[TrialRecord | None, bool, CVResult | None]:
+    """Cross-validate one candidate and tell the study; ``earlier`` are the study's trials before it.
 
-    Returns the record, whether it was cancelled, and the cross-validation of a complete trial.
+    Returns the record (None for a repeat, which does not run), whether it was cancelled, and
+    the cross-validation of a complete trial.
     """
     started = time.perf_counter()
     spec = get_spec(pick.model, context.task)
@@ -720,6 +741,12 @@ def _run_trial(
         with warnings.catch_warnings(), threadpool_limits(limits=1):
             warnings.simplefilter("ignore")
             params = _plain(_params(spec, trial, context, pick))
+            if pick.kind == "search" and (same := _same_run(earlier, pick.model, params)) is not None:
+                trial.set_user_attr("params", params)
+                trial.set_user_attr("result", {"kind": pick.kind, "repeat_of": same, "folds": 0,
+                                               "duration_s": time.perf_counter() - started})
+                study.tell(trial, state=TrialState.PRUNED)  # pruned, not complete: TPE then looks elsewhere
+                return None, False, None
             balanced = context.config.class_weight and spec.supports_class_weight
             weight = "balanced" if balanced and context.task is not Task.REGRESSION else None
 
@@ -765,6 +792,21 @@ def _run_trial(
     record = TrialRecord(number=trial.number, model=pick.model, params=params, score=score, score_std=std,
                          fold_scores=folds, duration_s=result["duration_s"], state=_STATES[state], error=error)
     return record, stop == "cancelled", cv
+
+
+def _is_repeat(trial: FrozenTrial) -> bool:
+    return "repeat_of" in trial.user_attrs.get("result", {})
+
+
+def _same_run(trials: Sequence[FrozenTrial], model: str, params: dict[str, Any]) -> int | None:
+    """The number of a finished trial of ``model`` that ran ``params`` with an outcome that does
+    not depend on its time limit (complete, failed, or median-pruned), or None."""
+    for t in trials:
+        result = t.user_attrs.get("result", {})
+        settled = t.state in (TrialState.COMPLETE, TrialState.FAIL) or result.get("stop") == "median pruner"
+        if settled and t.user_attrs.get("model") == model and t.user_attrs.get("params") == params:
+            return t.number
+    return None
 
 
 def _sized_forest(params: dict[str, Any], context: SearchContext, make: Callable[[dict[str, Any]], Any],
@@ -895,8 +937,9 @@ class _BestCV:
 
 
 def _record(trial: FrozenTrial) -> TrialRecord | None:
-    """A finished trial as a record; None for a running, over-cap or foreign trial."""
-    if trial.state not in _STATES or "model" not in trial.user_attrs or trial.user_attrs.get("over_cap"):
+    """A finished trial as a record; None for a running, over-cap, repeated or foreign trial."""
+    if (trial.state not in _STATES or "model" not in trial.user_attrs or trial.user_attrs.get("over_cap")
+            or _is_repeat(trial)):
         return None
     result = trial.user_attrs.get("result", {})
     return TrialRecord(

@@ -372,6 +372,42 @@ def test_a_family_the_median_pruner_keeps_stopping_is_given_up(ridge_score, prun
     assert tuning._pick(done, context, context.deadline).model == expected
 
 
+@pytest.mark.parametrize("search", ["bayes", "random"])
+def test_a_configuration_that_already_ran_is_not_run_again(search) -> None:
+    # k-nearest neighbours has a small discrete space: both samplers propose the same
+    # configurations again well within 30 trials on penguins (10 of 60 TPE trials were one).
+    result = _tune(PENGUINS, models=("knn",), search=search, budget_s=None, max_trials=30, metric="accuracy", seed=0)
+    ran = [tuple(sorted(t.params.items())) for t in result.trials]
+    assert len(ran) == 30 and result.stopped == "trials"  # the cap counts configurations that ran
+    assert len(set(ran)) == len(ran)
+
+
+def _repeat(model: str) -> optuna.trial.FrozenTrial:
+    return optuna.trial.create_trial(
+        state=optuna.trial.TrialState.PRUNED,
+        user_attrs={"model": model, "result": {"kind": "search", "repeat_of": 1, "duration_s": 0.0, "folds": 0}},
+    )
+
+
+@pytest.mark.parametrize(("repeats", "ran_after", "expected"), [
+    (9, False, "ridge"),  # nine repeats in a row: ridge still has the turn (fewer trials)
+    (10, False, "lightgbm"),  # ten: its space is used up
+    (10, True, "ridge"),  # a configuration that ran since then: not used up after all
+])
+def test_a_family_whose_sampler_only_repeats_itself_is_done(repeats, ran_after, expected) -> None:
+    X, y = _table(*CONCRETE[:2])
+    config = TuningConfig(models=("lightgbm", "ridge"), budget_s=60.0)
+    context = tuning.SearchContext(X=X, y=y, task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(),
+                                   target=CONCRETE[1], scheme=_scheme(Task.REGRESSION), config=config,
+                                   deadline=time.time() + 50.0)
+    done = [_finished("lightgbm", 1.5, 0.9), _finished("ridge", 0.3, 0.95)]
+    done += [_finished("lightgbm", 1.5, 0.85, kind="portfolio") for _ in range(6)]
+    done += [_repeat("ridge") for _ in range(repeats)]
+    done += [_finished("ridge", 0.3, 0.9, kind="search")] if ran_after else []
+    assert tuning._pick(done, context, context.deadline).model == expected
+    assert not any(tuning._record(t) for t in done if tuning._is_repeat(t))  # on no board
+
+
 def test_time_a_cheap_family_does_not_need_goes_to_the_others() -> None:
     assert tuning._fair_share(9.0, [0.3, 4.0, 7.0]) == pytest.approx(4.7)  # an even split would be 3 s
     assert tuning._fair_share(9.0, [5.0, 5.0, 5.0]) == pytest.approx(3.0)  # nobody fits: the even split
