@@ -92,8 +92,7 @@ def run_job(engine: Engine, job_id: int, *, settings: Settings) -> str:
         session.add(job)
         dataset_id, request = job.dataset_id, request_from_json(job.request_json)
     last_poll = [0.0]
-    # An empty metric means the task's default, and every default metric is higher-is-better.
-    metric = request.config.metric or "roc_auc"
+    metric = ranking_metric(request)
 
     def beat(**fields) -> None:
         with session_scope(engine) as session:
@@ -112,11 +111,7 @@ def run_job(engine: Engine, job_id: int, *, settings: Settings) -> str:
             ))
             row = session.get(TrainingJob, job_id)
             row.trials_done += 1
-            # Compare in the "higher is better" direction: rmse or log loss improve downwards.
-            better = row.best_score is None or (
-                trial.score is not None and signed(metric, trial.score) > signed(metric, row.best_score)
-            )
-            if trial.score is not None and better:
+            if _improves(row.best_score, trial, metric):
                 row.best_score, row.best_model = trial.score, trial.model
             row.heartbeat_at = utcnow()
             session.add(row)
@@ -220,6 +215,29 @@ def job_trials(engine: Engine, job_id: int) -> pd.DataFrame:
         records = [r.model_dump(exclude={"id", "job_id"}) for r in rows]
     columns = ["number", "model", "params_json", "score", "score_std", "duration_s", "state", "error"]
     return pd.DataFrame(records, columns=columns)
+
+
+def ranking_metric(request: TrainRequest) -> str:
+    """The metric a job's trials are ranked by. An empty one means the task's default, and every
+    default metric is higher-is-better, as ROC AUC is."""
+    return request.config.metric or "roc_auc"
+
+
+def _improves(best: float | None, trial: TrialRecord, metric: str) -> bool:
+    """Whether ``trial`` beats the best score so far. Only a complete trial counts: a pruned
+    one's score is the mean of the folds it ran, which may be its lucky ones."""
+    if trial.state != "complete" or trial.score is None:
+        return False
+    # Compare in the "higher is better" direction: rmse or log loss improve downwards.
+    return best is None or signed(metric, trial.score) > signed(metric, best)
+
+
+def rank_trials(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """``trials`` (as :func:`job_trials` gives them) best first by ``metric``, whichever way it
+    points, ties to the earliest trial as the search breaks them; trials without a score last."""
+    key = [signed(metric, v) if pd.notna(v) else -float("inf") for v in trials["score"]]
+    ranked = trials.assign(_key=key).sort_values(["_key", "number"], ascending=[False, True], kind="stable")
+    return ranked.drop(columns="_key")
 
 
 def load_report(job_id: int, *, settings: Settings):

@@ -105,7 +105,7 @@ if job.id in st.session_state.get("importance_jobs", set()):
 
 st.subheader("Leaderboard: every trial")
 trials = jobs.job_trials(engine(), job.id)
-st.dataframe(readable_trials(trials).sort_values("score", ascending=False), hide_index=True, width="stretch")
+st.dataframe(readable_trials(jobs.rank_trials(trials, report.primary_metric)), hide_index=True, width="stretch")
 
 if len(done) > 1:
     st.subheader("Compare two runs")

@@ -116,11 +116,11 @@ def job_panel(job) -> None:
         st.progress(min(1.0, elapsed / budget), text=f"{job.stage}…")
     trials = jobs.job_trials(engine(), job.id)
     if not trials.empty:
-        better_up = METRICS[request.config.metric].greater_is_better if request.config.metric else True
-        st.plotly_chart(leaderboard_chart(trials, greater_is_better=better_up), width="stretch",
-                        key=f"lb_{job.id}_{len(trials)}")
-        board = (readable_trials(trials[trials["state"] == "complete"]).sort_values("score", ascending=False)
-                 .drop_duplicates("model")[["model", "score", "score_std", "duration_s", "params"]])
+        metric = jobs.ranking_metric(request)
+        st.plotly_chart(leaderboard_chart(trials, greater_is_better=METRICS[metric].greater_is_better),
+                        width="stretch", key=f"lb_{job.id}_{len(trials)}")
+        best_per_family = jobs.rank_trials(trials[trials["state"] == "complete"], metric).drop_duplicates("model")
+        board = readable_trials(best_per_family)[["model", "score", "score_std", "duration_s", "params"]]
         st.dataframe(board, hide_index=True, width="stretch")
     if job.status in jobs.ACTIVE:
         if st.button("Cancel", icon=":material/stop:", key=f"cancel_{job.id}"):

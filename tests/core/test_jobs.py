@@ -10,7 +10,7 @@ import pytest
 
 from core import datasets, jobs
 from core.data.ingest import read_bytes, read_path
-from core.modeling.tuning import TuningConfig
+from core.modeling.tuning import TrialRecord, TuningConfig
 from core.training import TrainRequest
 
 pytestmark = pytest.mark.xdist_group("jobs")
@@ -84,3 +84,20 @@ def test_bad_input_fails_the_job_with_a_clear_message(engine, settings) -> None:
     job_id = jobs.submit_job(engine, dataset_id=dataset.id, request=request, settings=settings)
     job = _wait(engine, job_id, lambda j: j.status not in jobs.ACTIVE)
     assert job.status == "FAILED" and "only one value" in job.error
+
+
+def test_trials_rank_by_their_metrics_direction_ties_to_the_earliest() -> None:
+    trials = pd.DataFrame({"number": [0, 1, 2, 3, 4], "score": [5.0, 3.0, None, 3.0, 9.0]})
+    assert list(jobs.rank_trials(trials, "rmse")["number"]) == [1, 3, 0, 4, 2]  # lower is better
+    assert list(jobs.rank_trials(trials, "r2")["number"]) == [4, 0, 1, 3, 2]
+
+
+def test_only_a_complete_trial_sets_the_best_score() -> None:
+    def trial(score: float, state: str = "complete") -> TrialRecord:
+        return TrialRecord(number=1, model="ridge", params={}, score=score, score_std=None, fold_scores=(),
+                           duration_s=1.0, state=state)
+
+    assert jobs._improves(None, trial(4.0), "rmse")
+    assert jobs._improves(5.0, trial(4.0), "rmse") and not jobs._improves(3.0, trial(4.0), "rmse")
+    assert not jobs._improves(5.0, trial(1.0, "pruned"), "rmse")  # the mean of the folds it ran
+    assert not jobs._improves(None, trial(1.0, "pruned"), "rmse")
