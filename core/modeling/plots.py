@@ -343,8 +343,9 @@ def partial_dependence_chart(
                                         hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
         else:
             figure.add_trace(go.Bar(x=labels, y=mean, name=label, hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
-    figure.update_layout(title=f"Partial dependence on '{name}' ({m:,} rows)", xaxis_title=name, yaxis_title=axis,
-                         showlegend=len(means) > 1)
+    # The column on a line of its own: three of these charts share a row, and a longer title was cut.
+    figure.update_layout(title=f"{name}<br><sup>partial dependence over {m:,} rows</sup>", xaxis_title=name,
+                         yaxis_title=axis, showlegend=len(means) > 1)
     if not ordered:
         figure.update_xaxes(type="category")
     return _style(figure)

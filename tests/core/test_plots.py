@@ -132,6 +132,7 @@ def test_partial_dependence(fixture: str, column: str, kind: str, lines: int, re
     figure = plots.partial_dependence_chart(model, X, column, task=Task(report.task), classes=report.cv.classes)
     assert _types(figure) == {kind} and len(figure.data) == lines
     assert 2 <= len(figure.data[0].x) <= 20
+    assert figure.layout.title.text.startswith(f"{column}<br>")  # the column first, on a line of its own
     if report.task != "regression":
         assert all(0 <= v <= 1 for trace in figure.data for v in trace.y)
     with pytest.raises(BadInput):
