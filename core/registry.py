@@ -24,7 +24,7 @@ import re
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import metadata
@@ -401,15 +401,12 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
     """
     own = sorted(a for a, v in (aliases or {}).items() if v == version.version)
     from core.data.profile import Task  # late: only the card needs the modelling side
-    from core.modeling.metrics import tuned_metric
+    from core.modeling.metrics import METRICS, tuned_metric
 
     try:
         tuned = tuned_metric(json.loads(version.cv_json or "{}"), Task(version.task))
     except ValueError:  # a task this ShipML does not know
         tuned = None
-    metrics = json.loads(version.metrics_json or "{}")
-    if tuned in metrics:
-        metrics = {tuned: metrics[tuned], **metrics}  # the one it was chosen by, first
     created = version.created_at.strftime("%Y-%m-%d %H:%M UTC") if version.created_at else ""
     facts = {
         "Name": _md(version.model_name),
@@ -421,7 +418,7 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
         "Target": _md(version.target),
         "Task": _md(version.task),
         "Model family": _md(version.model_family),
-        "Optimised metric": _md(tuned or "not recorded"),
+        "Optimised metric": _md(METRICS[tuned].label if tuned in METRICS else tuned or "not recorded"),
         "Training time": f"{version.training_seconds:.1f} s",
         "Artifact sha256": _md(version.sha256 or "not saved"),
     }
@@ -431,8 +428,8 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
     if version.error:
         lines += [f"**Error:** {_md(version.error)}", ""]
     lines += _table(("Field", "Value"), facts)
+    lines += ["", "## Metrics", ""] + _metric_table(json.loads(version.metrics_json or "{}"), first=tuned)
     sections = (
-        ("Metrics", ("Metric", "Value"), _metric_rows(metrics)),
         ("Parameters", ("Parameter", "Value"), _rows(json.loads(version.params_json or "{}"))),
         ("Cross-validation", ("Setting", "Value"), _rows(json.loads(version.cv_json or "{}"))),
         ("Library versions", ("Library", "Version"),
@@ -638,24 +635,35 @@ def _rows(values: dict) -> dict[str, str]:
     return {_md(key): _cell(value) for key, value in values.items()}
 
 
-def _metric_rows(metrics: dict) -> dict[str, str]:
-    """Metric rows: plain numbers, CV summaries ({"mean", "std", "baseline"}) or groups of them."""
-    rows: dict[str, str] = {}
-    for key, value in metrics.items():
-        if isinstance(value, dict) and "mean" in value:
-            text = _cell(value["mean"])
-            if value.get("std") is not None:
-                text += f" ± {_cell(value['std'])}"
-            if value.get("baseline") is not None:
-                text += f" (baseline {_cell(value['baseline'])})"
-            rows[_md(key)] = text
-        elif isinstance(value, dict):  # e.g. {"holdout": {"roc_auc": 0.9}}
-            rows |= {f"{_md(key)}: {_md(sub)}": _cell(inner) for sub, inner in value.items()}
-        else:
-            rows[_md(key)] = _cell(value)
-    return rows
+def _metric_table(metrics: dict, *, first: str | None) -> list[str]:
+    """One row per metric, ``first`` (the optimised one) first and the rest in display order:
+    its cross-validated mean ± std, the baseline's mean, and a column per group of single scores
+    (the trainer's ``{"holdout": {"rmse": 1.3}}``). Plain numbers go in the first column."""
+    from core.modeling.metrics import METRICS
+
+    groups = {k: v for k, v in metrics.items() if isinstance(v, dict) and "mean" not in v}
+    names = list(dict.fromkeys([k for k in metrics if k not in groups] + [m for g in groups.values() for m in g]))
+    if not names:
+        return ["none recorded"]
+    order = list(METRICS)
+    names.sort(key=lambda k: (k != first, order.index(k) if k in order else len(order)))
+    rows = []
+    for name in names:
+        value = metrics.get(name)
+        cv = baseline = ""
+        if isinstance(value, dict):  # a CV summary: {"mean", "std", "baseline"}
+            cv = _cell(value["mean"]) + (f" ± {_cell(value['std'])}" if value.get("std") is not None else "")
+            baseline = _cell(value["baseline"]) if value.get("baseline") is not None else ""
+        elif value is not None:
+            cv = _cell(value)
+        label = METRICS[name].label if name in METRICS else name
+        rows.append([_md(label), cv, baseline] + [_cell(g[name]) if name in g else "" for g in groups.values()])
+    header = ["Metric", "Cross-validated", "Baseline"] + [_md(k.capitalize()) for k in groups]
+    return _table(header, rows)
 
 
-def _table(header: tuple[str, str], rows: dict[str, str]) -> list[str]:
-    """A two-column table from cells that are already escaped."""
-    return [f"| {header[0]} | {header[1]} |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows.items()]
+def _table(header: Sequence[str], rows: dict[str, str] | Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table from cells that are already escaped (a dict: two columns, key and value)."""
+    cells = [list(r) for r in rows.items()] if isinstance(rows, dict) else [list(r) for r in rows]
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(r) + " |" for r in cells]

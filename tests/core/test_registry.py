@@ -383,7 +383,7 @@ def test_model_card_shows_metrics_and_escapes_user_text(engine, settings: Settin
     lines = card.splitlines()
 
     assert lines[0] == r"# Model card: churn\_model v2, version 1"
-    assert "| roc\\_auc | 0.9123 |" in lines and "| accuracy | 0.875 |" in lines
+    assert "| ROC AUC | 0.9123 |  |" in lines and "| Accuracy | 0.875 |  |" in lines  # plain numbers
     assert "| Aliases | champion |" in lines
     assert "| folds | 5 |" in lines and "| Status | READY |" in lines
     assert any(line.startswith("| sklearn | ") for line in lines)
@@ -392,9 +392,13 @@ def test_model_card_shows_metrics_and_escapes_user_text(engine, settings: Settin
     assert not any(line.lstrip().startswith("# heading") for line in lines)
     assert r"**Description:** \| x \| \`y\` \# heading" in lines
     assert "`" not in card.replace("\\`", "")
-    for line in lines:
-        if line.startswith("|"):
-            assert line.replace("\\|", "").count("|") == 3, line
+    table_width = 0
+    for line in lines:  # every row of a table has as many cells as its header
+        if not line.startswith("|"):
+            table_width = 0
+            continue
+        table_width = table_width or line.count("|")
+        assert line.replace("\\|", "").count("|") == table_width, line
     assert r"| note | \| x \| \`y\` \# heading |" in lines
 
 
@@ -408,9 +412,10 @@ def test_model_card_leads_its_metrics_with_the_one_the_search_optimised() -> Non
         cv_json=json.dumps({"tuning": {"metric": "pr_auc"}}),
     )
     lines = registry.model_card(version).splitlines()
-    assert "| Optimised metric | pr\\_auc |" in lines
+    assert "| Optimised metric | PR AUC (average precision) |" in lines
     first = lines.index("## Metrics") + 4  # the heading, a blank line, the table's header and rule
-    assert lines[first].startswith("| pr\\_auc | 0.8"), lines[first]
+    assert lines[first].startswith("| PR AUC (average precision) | 0.8"), lines[first]
+    assert lines[first + 1].startswith("| Accuracy |")  # then in display order, not alphabetical
 
 
 def test_model_card_shows_cv_summaries_as_the_trainer_records_them() -> None:
@@ -418,14 +423,16 @@ def test_model_card_shows_cv_summaries_as_the_trainer_records_them() -> None:
         model_name="m", version=3, status="READY", artifact_file="a", reference_file="r",
         dataset_hash="d" * 64, target="y", task="regression", recipe_json="{}", plan_json="{}",
         model_family="lightgbm", params_json='{"learning_rate": 0.05}',
-        metrics_json=json.dumps(
-            {"rmse": {"mean": 1.23456, "std": 0.1, "baseline": 2.5}, "holdout": {"rmse": 1.3}}
+        metrics_json=json.dumps(  # as stored: keys sorted, so the holdout's group comes first
+            {"holdout": {"mae": 0.9, "rmse": 1.3}, "mae": {"mean": 1.0, "std": 0.2, "baseline": 2.0},
+             "rmse": {"mean": 1.23456, "std": 0.1, "baseline": 2.5}}, sort_keys=True,
         ),
         cv_json="{}", library_versions_json="{}", training_seconds=3.0,
     )
     lines = registry.model_card(version).splitlines()
-    assert "| Optimised metric | r2 |" in lines  # none chosen: the task's default
-    assert "| rmse | 1.235 ± 0.1 (baseline 2.5) |" in lines
-    assert "| holdout: rmse | 1.3 |" in lines
+    assert "| Optimised metric | R² |" in lines  # none chosen: the task's default
+    table = lines[lines.index("## Metrics") + 2:][:4]
+    assert table == ["| Metric | Cross-validated | Baseline | Holdout |", "|---|---|---|---|",
+                     "| RMSE | 1.235 ± 0.1 | 2.5 | 1.3 |", "| MAE | 1 ± 0.2 | 2 | 0.9 |"]
     assert "| learning\\_rate | 0.05 |" in lines
     assert "## Cross-validation" in lines and "none recorded" in lines
