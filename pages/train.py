@@ -21,6 +21,7 @@ from pages.common import (dataset_frame, dataset_profile, engine, md, readable_t
 
 STATUS_ICON = {"QUEUED": ":material/schedule:", "RUNNING": ":material/progress_activity:", "DONE": ":material/check_circle:",
                "FAILED": ":material/error:", "CANCELLED": ":material/cancel:"}
+BUDGET_STEPS_S = (10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1200, 1800)
 
 
 def leakage_gate(dataset, issues, recipe) -> bool:
@@ -47,16 +48,23 @@ def leakage_gate(dataset, issues, recipe) -> bool:
     return False
 
 
+def _duration(seconds: int) -> str:
+    return f"{seconds} s" if seconds < 60 else f"{seconds / 60:g} min"
+
+
 def train_form(dataset, frame, target: str) -> None:
     y = frame[target].dropna()
     inferred = infer_task(y)
+    # Outside the form, so that choosing a task reruns the page: the metrics and models offered
+    # below depend on it (inside, they stayed the inferred task's until a submit failed).
+    task_choice = st.columns(3)[0].selectbox("Task", ["auto", "binary", "multiclass", "regression"],
+                                             format_func=lambda t: f"auto ({inferred.value})" if t == "auto" else t,
+                                             help="Inferred from the target; override it here.")
+    task = inferred if task_choice == "auto" else Task(task_choice)
     with st.form("train"):
-        c = st.columns(3)
+        c = st.columns(2)
         name = c[0].text_input("Model name", value=dataset.name.rsplit(".", 1)[0][:100], max_chars=100)
-        task_choice = c[1].selectbox("Task", ["auto", "binary", "multiclass", "regression"],
-                                     help=f"Inferred from the target: {inferred.value}")
-        task = inferred if task_choice == "auto" else Task(task_choice)
-        metric = c[2].selectbox("Optimise", metrics_for(task), index=metrics_for(task).index(default_metric(task)),
+        metric = c[1].selectbox("Optimise", metrics_for(task), index=metrics_for(task).index(default_metric(task)),
                                 format_func=lambda m: METRICS[m].label)
         specs = specs_for(task)
         models = st.multiselect("Models (empty: search across all)", [s.name for s in specs], default=[],
@@ -64,7 +72,8 @@ def train_form(dataset, frame, target: str) -> None:
         c = st.columns(4)
         search = c[0].selectbox("Search", ["bayes", "random", "grid"],
                                 format_func={"bayes": "Bayesian (TPE)", "random": "Random", "grid": "Grid"}.get)
-        budget = c[1].slider("Time budget (seconds)", 10, 1800, 60, step=10)
+        # Steps that grow with the budget: on a plain 10-1800 s slider a minute sat at the far left.
+        budget = c[1].select_slider("Time budget", BUDGET_STEPS_S, value=60, format_func=_duration)
         trials = c[2].number_input("Max trials (0 = no limit)", min_value=0, value=0)
         per_model = c[3].number_input("Seconds per model (0 = shared)", min_value=0, value=0, step=10,
                                       help="A cap on the time one model family's trials take together. "

@@ -39,7 +39,7 @@ def test_train_evaluate_and_models(app, store) -> None:
     at.switch_page("pages/train.py").run()
     _no_exceptions(at)
     next(m for m in at.multiselect if m.label.startswith("Models")).set_value(["logistic_regression", "lightgbm"])
-    next(s for s in at.slider if s.label.startswith("Time budget")).set_value(10)
+    next(s for s in at.select_slider if s.label == "Time budget").set_value(10)
     next(n for n in at.number_input if n.label.startswith("Max trials")).set_value(3)
     next(n for n in at.number_input if n.label.startswith("Seconds per model")).set_value(20)
     next(b for b in at.button if b.label == "Start training").click().run()
@@ -109,3 +109,14 @@ def test_leakage_suspects_must_be_dropped_or_confirmed_before_training(app, stor
     recipe = datasets.get_preparation(store, dataset.id).recipe
     assert [s.kind for s in recipe.steps] == ["drop_columns"] and recipe.steps[0].columns == ["refund_issued"]
     assert any(b.label == "Start training" for b in at.button)
+
+
+def test_choosing_a_task_changes_the_metrics_offered(app) -> None:
+    at = app("pages/train.py")
+    _no_exceptions(at)
+    optimise = next(s for s in at.selectbox if s.label == "Optimise")
+    assert optimise.value == "roc_auc"  # churn is inferred binary
+    next(s for s in at.selectbox if s.label == "Task").set_value("multiclass").run()
+    _no_exceptions(at)
+    optimise = next(s for s in at.selectbox if s.label == "Optimise")
+    assert optimise.value == "balanced_accuracy"  # the multiclass default, offered at once
