@@ -110,4 +110,5 @@ st.dataframe(readable_trials(jobs.rank_trials(trials, report.primary_metric)), h
 if len(done) > 1:
     st.subheader("Compare two runs")
     other = st.selectbox("Compare with", [i for i in labels if i != job.id], format_func=labels.get)
+    st.caption(f"A: {md(labels[job.id])} · B: {md(labels[other])}")
     st.dataframe(plots.compare_runs_table(report, _report(other)), width="stretch")

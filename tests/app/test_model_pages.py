@@ -69,6 +69,16 @@ def test_train_evaluate_and_models(app, store) -> None:
     next(b for b in at.button if b.label.startswith("Compute permutation importance")).click().run(timeout=180)
     _no_exceptions(at)
     assert len(at.get("plotly_chart")) >= len(charts) + 2  # importance + partial dependence
+    assert not any(h.value == "Compare two runs" for h in at.subheader)  # one run only
+
+    second = jobs.submit_job(store, dataset_id=job.dataset_id, request=jobs.request_from_json(job.request_json),
+                             settings=get_settings())
+    _wait_done(store, second)
+    at.run()
+    _no_exceptions(at)
+    compared = next(df.value for df in at.dataframe if "B - A" in df.value.columns).set_index("metric")
+    assert compared.loc["ROC AUC", "B - A"] == pytest.approx(compared.loc["ROC AUC", "B"] - compared.loc["ROC AUC", "A"])
+    assert any(c.value.startswith("A: \\#2") and "B: \\#1" in c.value for c in at.caption)  # the newest first
 
     at.switch_page("pages/models.py").run()
     _no_exceptions(at)
@@ -78,7 +88,7 @@ def test_train_evaluate_and_models(app, store) -> None:
     assert headline.startswith("ROC AUC 0."), headline  # the metric it was tuned for comes first
     next(b for b in at.button if b.label == "Point alias here").click().run()
     _no_exceptions(at)
-    assert registry.aliases(store, name="mlc_churn") == {"champion": 1}
+    assert registry.aliases(store, name="mlc_churn") == {"champion": 2}  # the newest version, shown first
     assert any("mlc" in m.value and "churn" in m.value for m in at.markdown)
 
 
