@@ -234,10 +234,13 @@ def _improves(best: float | None, trial: TrialRecord, metric: str) -> bool:
 
 def rank_trials(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     """``trials`` (as :func:`job_trials` gives them) best first by ``metric``, whichever way it
-    points, ties to the earliest trial as the search breaks them; trials without a score last."""
+    points, ties to the earliest trial as the search breaks them. Complete trials come first:
+    a stopped trial's score is the mean of its first folds only (on a time-series split, not
+    even a fair sample of them). Trials without a score come last."""
     key = [signed(metric, v) if pd.notna(v) else -float("inf") for v in trials["score"]]
-    ranked = trials.assign(_key=key).sort_values(["_key", "number"], ascending=[False, True], kind="stable")
-    return ranked.drop(columns="_key")
+    ranked = trials.assign(_stopped=trials["state"] != "complete", _key=key).sort_values(
+        ["_stopped", "_key", "number"], ascending=[True, False, True], kind="stable")
+    return ranked.drop(columns=["_stopped", "_key"])
 
 
 def load_report(job_id: int, *, settings: Settings):

@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import streamlit as st
 
 from core import datasets, jobs
 from core.data.profile import Task, infer_task
 from core.errors import BadInput
+from core.modeling.evaluation import date_columns, time_ordered_column
 from core.modeling.metrics import METRICS, default_metric, metrics_for
 from core.modeling.plots import leaderboard_chart
 from core.modeling.specs import specs_for
 from core.modeling.tuning import TuningConfig
+from core.prep.recipe import prepare_training_table, recipe_to_json
 from core.prep.steps import DropColumns
 from core.store.models import utcnow
 from core.training import TrainRequest
@@ -52,7 +53,14 @@ def _duration(seconds: int) -> str:
     return f"{seconds} s" if seconds < 60 else f"{seconds / 60:g} min"
 
 
-def train_form(dataset, frame, target: str) -> None:
+@st.cache_resource(max_entries=4, show_spinner="Looking for date columns…")
+def _time_columns(content_hash: str, recipe_json: str, target: str, _frame, _recipe) -> tuple[list[str], str | None]:
+    """The cleaned table's date columns and the one its rows are ordered by, if any."""
+    X, _ = prepare_training_table(_frame, _recipe, target=target)
+    return date_columns(X), time_ordered_column(X)
+
+
+def train_form(dataset, frame, target: str, recipe) -> None:
     y = frame[target].dropna()
     inferred = infer_task(y)
     # Outside the form, so that choosing a task reruns the page: the metrics and models offered
@@ -79,10 +87,15 @@ def train_form(dataset, frame, target: str) -> None:
                                       help="A cap on the time one model family's trials take together. "
                                            "By default the budget is shared among the families.")
         c = st.columns(4)
-        datetime_cols = [str(col) for col in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[col])]
+        # From the cleaned table: a date column the recipe parsed from text is a time column too.
+        dates, ordered = _time_columns(dataset.content_hash, recipe_to_json(recipe), target, frame, recipe)
         cv_kind = c[0].selectbox("Cross-validation", ["auto", "stratified", "kfold", "group", "time"])
         folds = c[1].number_input("Folds", min_value=2, max_value=20, value=5)
-        time_column = c[2].selectbox("Time column", [None, *datetime_cols], format_func=lambda v: "none" if v is None else v)
+        time_column = c[2].selectbox("Time column", [None, *dates], index=dates.index(ordered) + 1 if ordered else 0,
+                                     format_func=lambda v: "none" if v is None else v,
+                                     help=f"The rows are ordered by '{ordered}', so it is chosen: the folds then never "
+                                          "train on the future. Choose none for shuffled folds." if ordered else
+                                          "Choosing one splits the folds by time, so they never train on the future.")
         group_column = c[3].selectbox("Group column", [None, *[str(col) for col in frame.columns if col != target]],
                                       format_func=lambda v: "none" if v is None else v)
         c = st.columns(3)
@@ -169,7 +182,7 @@ _, issues = dataset_profile(dataset, prep.target)
 st.caption(f"{md(dataset.name)} · target **{md(prep.target)}** · {len(prep.recipe.steps)} cleaning step(s) · "
            f"feature plan {'saved' if prep.plan else 'default (all usable columns)'}")
 if leakage_gate(dataset, issues, prep.recipe):
-    train_form(dataset, frame, prep.target)
+    train_form(dataset, frame, prep.target, prep.recipe)
 jobs.reap_dead_jobs(engine())
 history = jobs.list_jobs(engine(), dataset_id=dataset.id)
 if history:

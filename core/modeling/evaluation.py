@@ -201,7 +201,7 @@ def choose_scheme(
             raise BadInput(f"'{scheme.group_column}' has {groups} groups, fewer than the {n_folds} folds.")
     if y is not None and task is not Task.REGRESSION:
         _check_class_counts(y, n_folds)
-    if scheme.kind != "time" and not time_column and (ordered := _time_ordered_column(frame)) is not None:
+    if scheme.kind != "time" and not time_column and (ordered := time_ordered_column(frame)) is not None:
         notes.append(f"Rows look time-ordered by '{ordered}'; consider a time-series split.")
     return scheme, tuple(notes)
 
@@ -749,7 +749,14 @@ def _as_dates(series: pd.Series) -> pd.Series | None:
     return pd.to_datetime(series, errors="coerce", format="ISO8601")
 
 
-def _time_ordered_column(frame: pd.DataFrame) -> str | None:
+def date_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns that hold a date in every row (datetime dtype, or text in ISO form): the time
+    columns a time-series split can order rows by."""
+    return [str(name) for name in frame.columns
+            if (dates := _as_dates(frame[name])) is not None and not dates.isna().any()]
+
+
+def time_ordered_column(frame: pd.DataFrame) -> str | None:
     """The first date column whose values never go back in time down the rows (or never forward)."""
     for name in frame.columns:
         dates = _as_dates(frame[name])

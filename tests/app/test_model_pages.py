@@ -130,3 +130,17 @@ def test_choosing_a_task_changes_the_metrics_offered(app) -> None:
     _no_exceptions(at)
     optimise = next(s for s in at.selectbox if s.label == "Optimise")
     assert optimise.value == "balanced_accuracy"  # the multiclass default, offered at once
+
+
+def test_rows_ordered_by_a_date_get_a_time_series_split_by_default(app, store) -> None:
+    from core.samples import SAMPLES, import_sample
+    from pages.common import WorkflowState
+
+    at = app()
+    chicago = next(s for s in SAMPLES if s.file == "chicago.csv")  # its dates are ISO text
+    dataset_id = import_sample(store, chicago, project="Demo", settings=get_settings())
+    at.session_state["workflow"] = WorkflowState(project="Demo", dataset_id=dataset_id)
+    at.switch_page("pages/train.py").run()
+    _no_exceptions(at)
+    time_column = next(s for s in at.selectbox if s.label == "Time column")
+    assert time_column.value == "date" and "ordered by 'date'" in time_column.help

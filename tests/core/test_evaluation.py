@@ -19,10 +19,12 @@ from core.modeling.evaluation import (
     best_threshold,
     choose_scheme,
     cross_validate,
+    date_columns,
     evaluate,
     fold_indices,
     holdout_split,
     permutation_importance_table,
+    time_ordered_column,
 )
 from core.modeling.metrics import metrics_for
 from core.prep.pipeline import build_pipeline
@@ -110,6 +112,9 @@ def test_time_ordered_rows_are_noticed() -> None:
     assert notes == ("Rows look time-ordered by 'date'; consider a time-series split.",)
     _, notes = choose_scheme(X.sample(frac=1, random_state=0), task=Task.REGRESSION)
     assert notes == ()
+    assert date_columns(X) == ["date"] and time_ordered_column(X) == "date"
+    assert time_ordered_column(X.sample(frac=1, random_state=0)) is None
+    assert date_columns(X.assign(date=pd.to_datetime(X["date"]), when=X["date"] + "x")) == ["date"]
 
 
 # --- folds --------------------------------------------------------------------------------------

@@ -86,10 +86,11 @@ def test_bad_input_fails_the_job_with_a_clear_message(engine, settings) -> None:
     assert job.status == "FAILED" and "only one value" in job.error
 
 
-def test_trials_rank_by_their_metrics_direction_ties_to_the_earliest() -> None:
-    trials = pd.DataFrame({"number": [0, 1, 2, 3, 4], "score": [5.0, 3.0, None, 3.0, 9.0]})
-    assert list(jobs.rank_trials(trials, "rmse")["number"]) == [1, 3, 0, 4, 2]  # lower is better
-    assert list(jobs.rank_trials(trials, "r2")["number"]) == [4, 0, 1, 3, 2]
+def test_trials_rank_by_their_metrics_direction_complete_first_ties_to_the_earliest() -> None:
+    trials = pd.DataFrame({"number": [0, 1, 2, 3, 4, 5], "score": [5.0, 3.0, None, 3.0, 9.0, 1.0],
+                           "state": ["complete"] * 2 + ["failed"] + ["complete"] * 2 + ["pruned"]})
+    assert list(jobs.rank_trials(trials, "rmse")["number"]) == [1, 3, 0, 4, 5, 2]  # lower is better
+    assert list(jobs.rank_trials(trials, "r2")["number"]) == [4, 0, 1, 3, 5, 2]  # complete ones first
 
 
 def test_only_a_complete_trial_sets_the_best_score() -> None:
