@@ -227,4 +227,9 @@ def train_model(
         training_seconds=time.monotonic() - started, description=request.description,
     )
     version = register_version(engine, name=request.model_name, pipeline=final, meta=meta, reference=data.X, settings=settings)
-    return TrainOutcome(version=version, tuning=tuning, report=report, task=data.task, warnings=data.warnings)
+    warnings = data.warnings
+    if data.config.class_weight and data.task is not Task.REGRESSION and not spec.supports_class_weight:
+        warnings += (f"Class weights were asked for, but the winner, {spec.title}, cannot weight classes, so it "
+                     "learned from the rows as they are. Choose models that can (logistic regression, the forests "
+                     "and the boosting families) if the weights matter.",)
+    return TrainOutcome(version=version, tuning=tuning, report=report, task=data.task, warnings=warnings)

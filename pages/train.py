@@ -100,7 +100,9 @@ def train_form(dataset, frame, target: str, recipe) -> None:
                                       format_func=lambda v: "none" if v is None else v)
         c = st.columns(3)
         holdout = c[0].slider("Holdout share (scored once)", 0.1, 0.4, 0.2, step=0.05)
-        class_weight = c[1].checkbox("Balance class weights", value=False, disabled=task == Task.REGRESSION)
+        class_weight = c[1].checkbox("Balance class weights", value=False, disabled=task == Task.REGRESSION,
+                                     help="Weigh each class by the inverse of its share, in the models that can: "
+                                          "all but k-nearest neighbours and the neural network.")
         allow_shuffle = c[2].checkbox("Allow a shuffled split on time-ordered data")
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     if submitted:

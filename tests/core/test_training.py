@@ -120,3 +120,14 @@ def test_a_small_tables_report_cross_validates_the_winner_again(engine, settings
                           request=request, engine=engine, settings=settings)
     assert outcome.tuning.best_cv is None  # tuned with 10 folds, reported with 5
     assert len(outcome.report.cv.fold_scores["rmse"]) == outcome.report.scheme.n_folds == 5
+
+
+@pytest.mark.parametrize(("model", "warned"), [("knn", True), ("logistic_regression", False)])
+def test_class_weights_a_winner_cannot_apply_are_warned_about(engine, settings, model: str, warned: bool) -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "z": rng.normal(size=300)})
+    frame["y"] = np.where(frame["x"] + rng.normal(scale=0.5, size=300) > 1.2, "rare", "common")
+    config = TuningConfig(models=(model,), budget_s=None, max_trials=1, class_weight=True, seed=settings.random_seed)
+    outcome = train_model(frame, dataset_hash="0" * 64, recipe=Recipe(), plan=FeaturePlan(), engine=engine,
+                          request=TrainRequest(model_name="weights", target="y", config=config), settings=settings)
+    assert any("cannot weight classes" in w for w in outcome.warnings) is warned
