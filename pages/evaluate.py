@@ -111,4 +111,7 @@ if len(done) > 1:
     st.subheader("Compare two runs")
     other = st.selectbox("Compare with", [i for i in labels if i != job.id], format_func=labels.get)
     st.caption(f"A: {md(labels[job.id])} · B: {md(labels[other])}")
-    st.dataframe(plots.compare_runs_table(report, _report(other)), width="stretch")
+    try:
+        st.dataframe(plots.compare_runs_table(report, _report(other)), width="stretch")
+    except BadInput as exc:  # e.g. a run whose task was overridden
+        show_error(exc)

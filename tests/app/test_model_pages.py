@@ -1,12 +1,14 @@
 """Train, Evaluate and Models pages, with a real background training job."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
 
 from core import jobs, registry
 from core.config import get_settings
+from core.data.profile import Task
 from core.store.db import make_engine
 
 pytestmark = pytest.mark.xdist_group("jobs")
@@ -79,6 +81,11 @@ def test_train_evaluate_and_models(app, store) -> None:
     compared = next(df.value for df in at.dataframe if "B - A" in df.value.columns).set_index("metric")
     assert compared.loc["ROC AUC", "B - A"] == pytest.approx(compared.loc["ROC AUC", "B"] - compared.loc["ROC AUC", "A"])
     assert any(c.value.startswith("A: \\#2") and "B: \\#1" in c.value for c in at.caption)  # the newest first
+    multiclass = dataclasses.replace(jobs.request_from_json(job.request_json), task=Task.MULTICLASS)
+    _wait_done(store, jobs.submit_job(store, dataset_id=job.dataset_id, request=multiclass, settings=get_settings()))
+    at.run()
+    _no_exceptions(at)
+    assert any("Cannot compare a multiclass run with a binary run" in e.value for e in at.error)
 
     at.switch_page("pages/models.py").run()
     _no_exceptions(at)
@@ -88,7 +95,7 @@ def test_train_evaluate_and_models(app, store) -> None:
     assert headline.startswith("ROC AUC 0."), headline  # the metric it was tuned for comes first
     next(b for b in at.button if b.label == "Point alias here").click().run()
     _no_exceptions(at)
-    assert registry.aliases(store, name="mlc_churn") == {"champion": 2}  # the newest version, shown first
+    assert registry.aliases(store, name="mlc_churn") == {"champion": 3}  # the newest version, shown first
     assert any("mlc" in m.value and "churn" in m.value for m in at.markdown)
 
 
