@@ -628,6 +628,8 @@ def _cell(value: object) -> str:
         return f"{value:.4g}"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, dict):  # e.g. the tuning settings: name=value pairs read better than JSON
+        return ", ".join(f"{_md(k)}={_cell(v)}" for k, v in sorted(value.items()))
     return _md(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
 
 

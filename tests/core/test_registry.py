@@ -427,12 +427,14 @@ def test_model_card_shows_cv_summaries_as_the_trainer_records_them() -> None:
             {"holdout": {"mae": 0.9, "rmse": 1.3}, "mae": {"mean": 1.0, "std": 0.2, "baseline": 2.0},
              "rmse": {"mean": 1.23456, "std": 0.1, "baseline": 2.5}}, sort_keys=True,
         ),
-        cv_json="{}", library_versions_json="{}", training_seconds=3.0,
+        cv_json=json.dumps({"tuning": {"search": "bayes", "budget_s": 60.0, "models": []}}),
+        library_versions_json="{}", training_seconds=3.0,
     )
     lines = registry.model_card(version).splitlines()
+    assert "| tuning | budget\\_s=60, models=\\[\\], search=bayes |" in lines  # pairs, not JSON
     assert "| Optimised metric | R² |" in lines  # none chosen: the task's default
     table = lines[lines.index("## Metrics") + 2:][:4]
     assert table == ["| Metric | Cross-validated | Baseline | Holdout |", "|---|---|---|---|",
                      "| RMSE | 1.235 ± 0.1 | 2.5 | 1.3 |", "| MAE | 1 ± 0.2 | 2 | 0.9 |"]
     assert "| learning\\_rate | 0.05 |" in lines
-    assert "## Cross-validation" in lines and "none recorded" in lines
+    assert "## Library versions" in lines and "none recorded" in lines
