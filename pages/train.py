@@ -93,7 +93,7 @@ def train_form(dataset, frame, target: str, recipe) -> None:
         folds = c[1].number_input("Folds", min_value=2, max_value=20, value=5)
         time_column = c[2].selectbox("Time column", [None, *dates], index=dates.index(ordered) + 1 if ordered else 0,
                                      format_func=lambda v: "none" if v is None else v,
-                                     help=f"The rows are ordered by '{ordered}', so it is chosen: the folds then never "
+                                     help=f"The rows are ordered by '{md(ordered)}', so it is chosen: the folds then never "
                                           "train on the future. Choose none for shuffled folds." if ordered else
                                           "Choosing one splits the folds by time, so they never train on the future.")
         group_column = c[3].selectbox("Group column", [None, *[str(col) for col in frame.columns if col != target]],
