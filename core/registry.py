@@ -401,7 +401,7 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
     """
     own = sorted(a for a, v in (aliases or {}).items() if v == version.version)
     from core.data.profile import Task  # late: only the card needs the modelling side
-    from core.modeling.metrics import METRICS, tuned_metric
+    from core.modeling.metrics import tuned_metric
 
     try:
         tuned = tuned_metric(json.loads(version.cv_json or "{}"), Task(version.task))
@@ -418,7 +418,7 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
         "Target": _md(version.target),
         "Task": _md(version.task),
         "Model family": _md(version.model_family),
-        "Optimised metric": _md(METRICS[tuned].label if tuned in METRICS else tuned or "not recorded"),
+        "Optimised metric": _md(_metric_label(tuned)) if tuned else "not recorded",
         "Training time": f"{version.training_seconds:.1f} s",
         "Artifact sha256": _md(version.sha256 or "not saved"),
     }
@@ -641,7 +641,7 @@ def _metric_table(metrics: dict, *, first: str | None) -> list[str]:
     """One row per metric, ``first`` (the optimised one) first and the rest in display order:
     its cross-validated mean ± std, the baseline's mean, and a column per group of single scores
     (the trainer's ``{"holdout": {"rmse": 1.3}}``). Plain numbers go in the first column."""
-    from core.modeling.metrics import METRICS
+    from core.modeling.metrics import METRICS  # late, as in model_card
 
     groups = {k: v for k, v in metrics.items() if isinstance(v, dict) and "mean" not in v}
     names = list(dict.fromkeys([k for k in metrics if k not in groups] + [m for g in groups.values() for m in g]))
@@ -658,10 +658,15 @@ def _metric_table(metrics: dict, *, first: str | None) -> list[str]:
             baseline = _cell(value["baseline"]) if value.get("baseline") is not None else ""
         elif value is not None:
             cv = _cell(value)
-        label = METRICS[name].label if name in METRICS else name
-        rows.append([_md(label), cv, baseline] + [_cell(g[name]) if name in g else "" for g in groups.values()])
+        rows.append([_md(_metric_label(name)), cv, baseline] + [_cell(g[name]) if name in g else "" for g in groups.values()])
     header = ["Metric", "Cross-validated", "Baseline"] + [_md(k.capitalize()) for k in groups]
     return _table(header, rows)
+
+
+def _metric_label(name: str) -> str:
+    from core.modeling.metrics import METRICS  # late, as in model_card
+
+    return METRICS[name].label if name in METRICS else name.replace("_", " ").capitalize()
 
 
 def _table(header: Sequence[str], rows: dict[str, str] | Sequence[Sequence[str]]) -> list[str]:
