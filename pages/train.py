@@ -67,7 +67,8 @@ def train_form(dataset, frame, target: str, recipe) -> None:
     # below depend on it (inside, they stayed the inferred task's until a submit failed).
     task_choice = st.columns(3)[0].selectbox("Task", ["auto", "binary", "multiclass", "regression"],
                                              format_func=lambda t: f"auto ({inferred.value})" if t == "auto" else t,
-                                             help="Inferred from the target; override it here.")
+                                             help="Inferred from the target; override it here.",
+                                             key=f"task_{dataset.id}_{target}")  # one choice per dataset and target
     task = inferred if task_choice == "auto" else Task(task_choice)
     with st.form("train"):
         c = st.columns(2)

@@ -128,7 +128,10 @@ def test_leakage_suspects_must_be_dropped_or_confirmed_before_training(app, stor
     assert any(b.label == "Start training" for b in at.button)
 
 
-def test_choosing_a_task_changes_the_metrics_offered(app) -> None:
+def test_choosing_a_task_changes_the_metrics_offered(app, store) -> None:
+    from core.samples import SAMPLES, import_sample
+    from pages.common import WorkflowState
+
     at = app("pages/train.py")
     _no_exceptions(at)
     optimise = next(s for s in at.selectbox if s.label == "Optimise")
@@ -137,6 +140,12 @@ def test_choosing_a_task_changes_the_metrics_offered(app) -> None:
     _no_exceptions(at)
     optimise = next(s for s in at.selectbox if s.label == "Optimise")
     assert optimise.value == "balanced_accuracy"  # the multiclass default, offered at once
+
+    taxi = import_sample(store, next(s for s in SAMPLES if s.file == "taxi.csv"), project="Demo", settings=get_settings())
+    at.session_state["workflow"] = WorkflowState(project="Demo", dataset_id=taxi)
+    at.run()
+    _no_exceptions(at)
+    assert next(s for s in at.selectbox if s.label == "Task").value == "auto"  # churn's choice stays churn's
 
 
 def test_rows_ordered_by_a_date_get_a_time_series_split_by_default(app, store) -> None:
