@@ -641,14 +641,13 @@ def _metric_table(metrics: dict, *, first: str | None) -> list[str]:
     """One row per metric, ``first`` (the optimised one) first and the rest in display order:
     its cross-validated mean ± std, the baseline's mean, and a column per group of single scores
     (the trainer's ``{"holdout": {"rmse": 1.3}}``). Plain numbers go in the first column."""
-    from core.modeling.metrics import METRICS  # late, as in model_card
+    from core.modeling.metrics import in_display_order  # late, as in model_card
 
     groups = {k: v for k, v in metrics.items() if isinstance(v, dict) and "mean" not in v}
-    names = list(dict.fromkeys([k for k in metrics if k not in groups] + [m for g in groups.values() for m in g]))
+    names = in_display_order([k for k in metrics if k not in groups] + [m for g in groups.values() for m in g],
+                             first=first)
     if not names:
         return ["none recorded"]
-    order = list(METRICS)
-    names.sort(key=lambda k: (k != first, order.index(k) if k in order else len(order)))
     rows = []
     for name in names:
         value = metrics.get(name)

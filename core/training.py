@@ -19,7 +19,7 @@ from core.data.profile import Task, infer_task
 from core.errors import BadInput
 from core.modeling.evaluation import CVScheme, EvaluationReport, choose_scheme, evaluate, holdout_split
 from core.modeling.metrics import default_metric
-from core.modeling.specs import get_spec
+from core.modeling.specs import get_spec, specs_for
 from core.modeling.tuning import TrialRecord, TuningConfig, TuningResult, tune
 from core.prep.pipeline import build_pipeline, transformed_sample
 from core.prep.plan import FeaturePlan
@@ -229,7 +229,7 @@ def train_model(
     version = register_version(engine, name=request.model_name, pipeline=final, meta=meta, reference=data.X, settings=settings)
     warnings = data.warnings
     if data.config.class_weight and data.task is not Task.REGRESSION and not spec.supports_class_weight:
+        able = ", ".join(s.title for s in specs_for(data.task) if s.supports_class_weight)
         warnings += (f"Class weights were asked for, but the winner, {spec.title}, cannot weight classes, so it "
-                     "learned from the rows as they are. Choose models that can (logistic regression, the forests "
-                     "and the boosting families) if the weights matter.",)
+                     f"learned from the rows as they are. Choose models that can ({able}) if the weights matter.",)
     return TrainOutcome(version=version, tuning=tuning, report=report, task=data.task, warnings=warnings)

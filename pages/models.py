@@ -9,7 +9,7 @@ import streamlit as st
 from core import registry
 from core.data.profile import Task
 from core.errors import BadInput
-from core.modeling.metrics import METRICS, metrics_for, tuned_metric
+from core.modeling.metrics import METRICS, in_display_order, tuned_metric
 from pages.common import engine, md, show_error
 
 st.title("Models")
@@ -31,7 +31,7 @@ def _headline(version) -> str:
     metrics = json.loads(version.metrics_json or "{}")
     task = Task(version.task)
     tuned = tuned_metric(json.loads(version.cv_json or "{}"), task)
-    names = [n for n in dict.fromkeys((tuned, *metrics_for(task))) if isinstance(metrics.get(n), dict)]
+    names = in_display_order([n for n, v in metrics.items() if n in METRICS and isinstance(v, dict)], first=tuned)
     return ", ".join(f"{METRICS[n].label} {metrics[n]['mean']:.4f}" for n in names[:3])
 
 

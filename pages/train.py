@@ -89,7 +89,10 @@ def train_form(dataset, frame, target: str, recipe) -> None:
                                            "By default the budget is shared among the families.")
         c = st.columns(4)
         # From the cleaned table: a date column the recipe parsed from text is a time column too.
-        dates, ordered = _time_columns(dataset.content_hash, recipe_to_json(recipe), target, frame, recipe)
+        try:
+            dates, ordered = _time_columns(dataset.content_hash, recipe_to_json(recipe), target, frame, recipe)
+        except BadInput:  # a recipe that no longer fits the table: the job will say why, in words
+            dates, ordered = [], None
         cv_kind = c[0].selectbox("Cross-validation", ["auto", "stratified", "kfold", "group", "time"])
         folds = c[1].number_input("Folds", min_value=2, max_value=20, value=5)
         time_column = c[2].selectbox("Time column", [None, *dates], index=dates.index(ordered) + 1 if ordered else 0,
@@ -103,7 +106,7 @@ def train_form(dataset, frame, target: str, recipe) -> None:
         holdout = c[0].slider("Holdout share (scored once)", 0.1, 0.4, 0.2, step=0.05)
         class_weight = c[1].checkbox("Balance class weights", value=False, disabled=task == Task.REGRESSION,
                                      help="Weigh each class by the inverse of its share, in the models that can: "
-                                          "all but k-nearest neighbours and the neural network.")
+                                          + ", ".join(s.title for s in specs if s.supports_class_weight) + ".")
         allow_shuffle = c[2].checkbox("Allow a shuffled split on time-ordered data")
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     if submitted:

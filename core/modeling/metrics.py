@@ -20,7 +20,7 @@ Conventions, the same everywhere a score is shown:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,6 +94,13 @@ def tuned_metric(cv: dict | None, task: Task) -> str:
     """The metric a model version's search optimised, from the cross-validation settings it
     recorded (``cv["tuning"]["metric"]``): the one chosen, else the task's default."""
     return ((cv or {}).get("tuning") or {}).get("metric") or default_metric(task)
+
+
+def in_display_order(names: Iterable[str], *, first: str | None = None) -> list[str]:
+    """``names`` with ``first`` (say, the metric a search optimised) leading, then in the order
+    metrics are shown everywhere; names that are no metric go last, in the order given."""
+    order = list(METRICS)
+    return sorted(dict.fromkeys(names), key=lambda n: (n != first, order.index(n) if n in order else len(order)))
 
 
 def metrics_for(task: Task) -> tuple[str, ...]:

@@ -160,3 +160,18 @@ def test_rows_ordered_by_a_date_get_a_time_series_split_by_default(app, store) -
     _no_exceptions(at)
     time_column = next(s for s in at.selectbox if s.label == "Time column")
     assert time_column.value == "date" and "ordered by 'date'" in time_column.help
+
+
+def test_a_recipe_that_drops_the_target_leaves_the_train_page_standing(app, store) -> None:
+    from core import datasets
+    from core.prep.steps import DropColumns, Recipe
+    from core.samples import SAMPLES, import_sample
+    from pages.common import WorkflowState
+
+    at = app()
+    dataset_id = import_sample(store, SAMPLES[1], project="Demo", settings=get_settings())  # penguins
+    datasets.save_preparation(store, dataset_id, recipe=Recipe().with_step(DropColumns(columns=["species"])))
+    at.session_state["workflow"] = WorkflowState(project="Demo", dataset_id=dataset_id)
+    at.switch_page("pages/train.py").run()
+    _no_exceptions(at)  # the job, if started, fails with the recipe's error in words
+    assert any(b.label == "Start training" for b in at.button)

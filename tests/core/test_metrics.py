@@ -197,3 +197,11 @@ def test_score_errors() -> None:
         score("roc_auc", B_TRUE, B_PRED, None, B_CLASSES)
     with pytest.raises(BadInput, match="Unknown metric"):
         score("nope", B_TRUE, B_PRED, None, B_CLASSES)
+
+
+def test_metrics_in_display_order_with_the_optimised_one_first() -> None:
+    from core.modeling.metrics import in_display_order
+
+    assert in_display_order(["mape", "rmse", "r2", "mae"]) == ["rmse", "mae", "r2", "mape"]
+    assert in_display_order(["mape", "rmse", "r2"], first="r2") == ["r2", "rmse", "mape"]
+    assert in_display_order(["decision_threshold", "roc_auc", "roc_auc"]) == ["roc_auc", "decision_threshold"]
