@@ -401,7 +401,8 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
     """
     own = sorted(a for a, v in (aliases or {}).items() if v == version.version)
     from core.data.profile import Task  # late: only the card needs the modelling side
-    from core.modeling.metrics import tuned_metric
+    from core.modeling.evaluation import threshold_note
+    from core.modeling.metrics import METRICS, tuned_metric
 
     try:
         tuned = tuned_metric(json.loads(version.cv_json or "{}"), Task(version.task))
@@ -428,7 +429,11 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
     if version.error:
         lines += [f"**Error:** {_md(version.error)}", ""]
     lines += _table(("Field", "Value"), facts)
-    lines += ["", "## Metrics", ""] + _metric_table(json.loads(version.metrics_json or "{}"), first=tuned)
+    metrics = json.loads(version.metrics_json or "{}")
+    lines += ["", "## Metrics", ""] + _metric_table(metrics, first=tuned)
+    maximises = json.loads(version.cv_json or "{}").get("decision_threshold_maximises")
+    if maximises in METRICS and isinstance(metrics.get("decision_threshold"), float):
+        lines += ["", threshold_note(metrics["decision_threshold"], maximises)]
     sections = (
         ("Parameters", ("Parameter", "Value"), _rows(json.loads(version.params_json or "{}"))),
         ("Cross-validation", ("Setting", "Value"), _rows(json.loads(version.cv_json or "{}"))),

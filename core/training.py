@@ -223,7 +223,8 @@ def train_model(
         | ({"decision_threshold": report.threshold} if report.threshold is not None else {}),
         # The tuning config is kept so a retrain can search the same space (core.monitoring.retrain).
         cv=data.scheme.to_dict() | {"holdout_share": request.holdout_share, "final_fit": "all rows (training + holdout)",
-                                    "tuning": data.config.to_dict(), "tuning_n_folds": search_scheme.n_folds},
+                                    "tuning": data.config.to_dict(), "tuning_n_folds": search_scheme.n_folds}
+        | ({"decision_threshold_maximises": report.threshold_metric} if report.threshold_metric else {}),
         training_seconds=time.monotonic() - started, description=request.description,
     )
     version = register_version(engine, name=request.model_name, pipeline=final, meta=meta, reference=data.X, settings=settings)

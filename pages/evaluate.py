@@ -7,7 +7,7 @@ import streamlit as st
 from core import datasets, jobs, registry
 from core.errors import BadInput
 from core.modeling import plots
-from core.modeling.evaluation import permutation_importance_table
+from core.modeling.evaluation import permutation_importance_table, threshold_note
 from core.prep.recipe import prepare_training_table
 from pages.common import dataset_frame, engine, md, readable_trials, require_dataset, settings, show_error
 
@@ -41,6 +41,8 @@ def metrics_table(report) -> None:
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  column_config={"holdout": st.column_config.NumberColumn(format="%.4f")})
+    if report.threshold_metric:
+        st.caption(threshold_note(report.threshold, report.threshold_metric))
 
 
 def charts(report) -> None:
@@ -55,8 +57,9 @@ def charts(report) -> None:
     with tabs[2]:
         threshold = 0.5
         if report.task == "binary":
-            threshold = st.slider("Decision threshold", 0.01, 0.99, float(report.threshold or 0.5), step=0.01,
-                                  help="The suggested value maximises F1 on out-of-fold predictions.")
+            threshold = st.slider("Decision threshold", 0.01, 0.99, min(max(report.threshold or 0.5, 0.01), 0.99), step=0.01,
+                                  help="It starts at the threshold the model predicts with. Move it to see "
+                                       "what another cut-off would do; the model keeps its own.")
         st.plotly_chart(plots.confusion_chart(report, threshold), width="stretch")
     tabs[3].plotly_chart(plots.calibration_chart(report), width="stretch")
     tabs[4].plotly_chart(plots.lift_chart(report), width="stretch")

@@ -219,8 +219,9 @@ def _target_issues(frame: pd.DataFrame, column: ColumnProfile, task: Task) -> li
                 explanation=(
                     f"The rarest class of '{name}', '{minority}', has {_n(int(counts.iloc[-1]))} rows "
                     f"({_pct(smallest)}) against {_n(int(counts.iloc[0]))} for '{counts.index[0]}'. A model can "
-                    "score high accuracy by ignoring it. Training weighs classes to compensate (class weights) "
-                    "and reports balanced metrics; nothing needs removing from the data."
+                    "score high accuracy by ignoring it. Nothing needs removing from the data: tick 'Balance "
+                    "class weights' on the Train page to weigh the classes evenly, and judge models by balanced "
+                    "accuracy, ROC AUC or PR AUC rather than accuracy."
                 ),
                 fix=None,
             )

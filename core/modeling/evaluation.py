@@ -18,14 +18,13 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 from sklearn.base import BaseEstimator
-from sklearn.metrics import precision_recall_curve, roc_curve
 from sklearn.model_selection import (
     GroupKFold,
     GroupShuffleSplit,
@@ -45,6 +44,7 @@ __all__ = [
     "CVScheme",
     "EvaluationReport",
     "MetricSummary",
+    "THRESHOLD_METRICS",
     "best_threshold",
     "choose_scheme",
     "cross_validate",
@@ -52,6 +52,8 @@ __all__ = [
     "fold_indices",
     "holdout_split",
     "permutation_importance_table",
+    "threshold_metric",
+    "threshold_note",
 ]
 
 SchemeKind = Literal["kfold", "stratified", "group", "time"]
@@ -66,7 +68,9 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _DATE_SNIFF_ROWS = 20
 # "Not better than the baseline" also needs a small margin where fold-to-fold noise is ~0.
 _RELATIVE_MARGIN = 0.01
-_THRESHOLD_EPS = 1e-3  # thresholds are kept strictly inside (0, 1)
+# What a binary model's decision threshold can maximise, and the metrics that follow it.
+THRESHOLD_METRICS = ("accuracy", "balanced_accuracy", "f1")
+_LABEL_METRICS = tuple(name for name, m in METRICS.items() if Task.BINARY in m.tasks and not m.needs_proba)
 
 
 # --- schemes ------------------------------------------------------------------------------------
@@ -429,7 +433,12 @@ class EvaluationReport:
         cv: The model's cross-validation result (out-of-fold predictions for the plots).
         holdout: Scores on the holdout, when one was kept.
         threshold: Binary only: the probability of the positive class (``classes[1]``) from which
-            a row is predicted positive, chosen to maximise F1 on the out-of-fold probabilities.
+            a row is predicted positive, chosen on the out-of-fold probabilities to maximise
+            :func:`threshold_metric` of the primary metric. The label metrics (accuracy,
+            precision, ...) of ``metrics``, ``cv`` and ``holdout`` are at such a threshold, as the
+            served model predicts; the baseline keeps its own labels.
+        threshold_metric: The metric ``threshold`` maximises; None when there is no threshold
+            (and in reports saved before it was recorded, whose label metrics are at 0.5).
     """
 
     task: str
@@ -440,6 +449,7 @@ class EvaluationReport:
     cv: CVResult
     holdout: dict[str, float] | None
     threshold: float | None
+    threshold_metric: str | None = None
 
     def metric(self, name: str) -> MetricSummary:
         """The summary of the metric called ``name``.
@@ -494,6 +504,9 @@ def evaluate(
     if cv is None:
         cv = cross_validate(make_pipeline, X, y, task=task, scheme=scheme, metric=metric)
     base = cross_validate(lambda: baseline(task, seed=seed), X, y, task=task, scheme=scheme, metric=metric)
+    threshold = None
+    if task is Task.BINARY and cv.oof_proba is not None and cv.classes is not None:
+        cv, threshold = _at_decision_threshold(cv, fold_indices(X, y, scheme), threshold_metric(metric))
     names = [metric] + [name for name in cv.fold_scores if name != metric]
     summaries = tuple(_summary(name, cv.fold_scores[name], base.fold_scores.get(name, ())) for name in names)
     holdout = None
@@ -501,11 +514,8 @@ def evaluate(
         final = make_pipeline().fit(X, y)
         classes = cv.classes or ()
         proba = _aligned_proba(final, X_holdout, classes) if classes and hasattr(final, "predict_proba") else None
-        holdout = score_all(task, y_holdout.to_numpy(), final.predict(X_holdout), proba, classes)
-    threshold = None
-    if task is Task.BINARY and cv.oof_proba is not None and cv.classes is not None:
-        m = cv.oof_mask
-        threshold = best_threshold(cv.y_true[m] == cv.classes[1], cv.oof_proba[m, 1])
+        pred = final.predict(X_holdout) if threshold is None else _labels(proba[:, 1], threshold, classes)
+        holdout = score_all(task, y_holdout.to_numpy(), pred, proba, classes)
     return EvaluationReport(
         task=task.value,
         scheme=scheme,
@@ -515,38 +525,72 @@ def evaluate(
         cv=cv,
         holdout=holdout,
         threshold=threshold,
+        threshold_metric=threshold_metric(metric) if threshold is not None else None,
     )
 
 
-def best_threshold(y_true: Sequence, proba_pos: Sequence[float], *, metric: str = "f1") -> float:
+def threshold_metric(metric: str) -> str:
+    """The label metric a binary model's decision threshold maximises when a job optimises
+    ``metric``: the metric itself when it is accuracy, balanced accuracy or F1, else balanced
+    accuracy. Balanced accuracy treats both classes alike, so the cut-off does not depend on which
+    class sorts second, and on an imbalanced target it does not give up on the rare class.
+    Precision or recall alone would be maximised by a cut-off at an extreme."""
+    return metric if metric in THRESHOLD_METRICS else "balanced_accuracy"
+
+
+def threshold_note(threshold: float, metric: str) -> str:
+    """One sentence saying which threshold the label metrics are at, for the model card and the
+    Evaluate page (plain text: no user input in it)."""
+    label = METRICS[metric].label
+    return (f"Accuracy, balanced accuracy, precision, recall and F1 are at the decision threshold "
+            f"{threshold:.3g} that the model predicts with: the cut-off that maximises "
+            f"{label if label.isupper() else label.lower()} on out-of-fold predictions. Each fold is "
+            "scored at a cut-off chosen on the other folds; the baseline keeps its own labels.")
+
+
+def best_threshold(y_true: Sequence, proba_pos: Sequence[float], *, metric: str = "balanced_accuracy") -> float:
     """The probability cut-off that maximises a label metric on scored rows.
+
+    Every way of splitting the rows by score is tried. The cut-off sits halfway between the
+    two scores it separates, so a new row scored between them is not decided by chance; among
+    equally good cut-offs the one nearest 0.5 wins.
 
     Args:
         y_true: Whether each row is positive (booleans or 0/1).
         proba_pos: Predicted probability of the positive class per row.
-        metric: ``"f1"`` (of the positive class) or ``"balanced_accuracy"`` (Youden's J).
+        metric: One of :data:`THRESHOLD_METRICS` (F1 is the positive class's).
 
     Returns:
-        A threshold in (0, 1): predict positive when the probability is at least this. 0.5 when
-        the rows hold only one class (nothing to choose from).
+        A threshold in [0, 1]: predict positive when the probability is at least this. 0.5
+        when the rows hold only one class (nothing to choose from).
 
     Raises:
         BadInput: An unsupported metric.
     """
+    if metric not in THRESHOLD_METRICS:
+        raise BadInput(f"Thresholds can be chosen for {', '.join(THRESHOLD_METRICS)}, not {metric!r}.")
     positive = np.asarray(y_true).astype(bool)
     scores = np.asarray(proba_pos, dtype=float)
-    if metric not in ("f1", "balanced_accuracy"):
-        raise BadInput(f"Thresholds can be chosen for f1 or balanced_accuracy, not {metric!r}.")
     if positive.all() or not positive.any():
         return 0.5
-    if metric == "f1":
-        precision, recall, thresholds = precision_recall_curve(positive, scores)
-        f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
-        best = thresholds[int(np.argmax(f1))]
+    order = np.argsort(-scores, kind="stable")
+    ranked, hits = scores[order], positive[order]
+    last = np.r_[ranked[1:] != ranked[:-1], True]  # the last row of each run of equal scores
+    distinct = ranked[last]  # descending
+    # Option k predicts positive the rows scoring at least distinct[k - 1]; option 0 predicts none.
+    tp = np.r_[0, np.cumsum(hits)[last]].astype(float)
+    fp = np.r_[0, np.cumsum(~hits)[last]].astype(float)
+    n_pos, n_neg = tp[-1], fp[-1]
+    if metric == "accuracy":
+        value = (tp + n_neg - fp) / (n_pos + n_neg)
+    elif metric == "balanced_accuracy":
+        value = (tp / n_pos + (n_neg - fp) / n_neg) / 2
     else:
-        fpr, tpr, thresholds = roc_curve(positive, scores)
-        best = thresholds[int(np.argmax(tpr - fpr))]  # the first threshold is +inf: clipped below
-    return float(np.clip(best, _THRESHOLD_EPS, 1 - _THRESHOLD_EPS))
+        value = 2 * tp / np.maximum(tp + fp + n_pos, 1e-12)  # 2TP / (2TP + FP + FN)
+    cuts = (np.r_[1.0, distinct] + np.r_[distinct, 0.0]) / 2
+    best = np.flatnonzero(value >= value.max() - 1e-12)
+    cut = cuts[best[np.argmin(np.abs(cuts[best] - 0.5))]]
+    return float(cut)
 
 
 def permutation_importance_table(
@@ -620,6 +664,29 @@ def _aligned_proba(model: BaseEstimator, X: pd.DataFrame, classes: Sequence) -> 
     for j, label in enumerate(model_classes):
         out[:, index[label]] = proba[:, j]
     return out
+
+
+def _labels(proba_pos: np.ndarray, threshold: float, classes: Sequence) -> np.ndarray:
+    """Binary labels from the positive class's probability, as the served model decides them."""
+    return np.where(proba_pos >= threshold, classes[1], classes[0])
+
+
+def _at_decision_threshold(cv: CVResult, folds: list, objective: str) -> tuple[CVResult, float]:
+    """The threshold the model will serve with, chosen on all out-of-fold predictions, and ``cv``
+    with its label metrics scored at a threshold: each fold's at one chosen the same way on the
+    other folds' predictions, so no fold is scored at a cut-off its own rows picked."""
+    positive, proba_pos, scored = cv.y_true == cv.classes[1], cv.oof_proba[:, 1], cv.oof_mask
+    threshold = best_threshold(positive[scored], proba_pos[scored], metric=objective)
+    fold_scores = {name: list(values) for name, values in cv.fold_scores.items()}
+    oof_pred = cv.oof_pred.copy()
+    for number, (_, valid) in enumerate(folds):
+        others = scored.copy()
+        others[valid] = False
+        cut = best_threshold(positive[others], proba_pos[others], metric=objective)
+        oof_pred[valid] = pred = _labels(proba_pos[valid], cut, cv.classes)
+        for name in _LABEL_METRICS:
+            fold_scores[name][number] = score(name, cv.y_true[valid], pred, None, cv.classes)
+    return replace(cv, fold_scores={k: tuple(v) for k, v in fold_scores.items()}, oof_pred=oof_pred), threshold
 
 
 def _signed_score(model: BaseEstimator, X: pd.DataFrame, y_true: np.ndarray, metric: str, classes: tuple) -> float:

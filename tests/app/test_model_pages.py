@@ -66,6 +66,9 @@ def test_train_evaluate_and_models(app, store) -> None:
     _no_exceptions(at)
     metrics = next(df.value for df in at.dataframe if "vs baseline" in df.value.columns).set_index("metric")
     assert metrics.loc["ROC AUC (optimised)", "vs baseline"] == "better"  # the metric the search used
+    report = jobs.load_report(job.id, settings=get_settings())
+    assert any(f"at the decision threshold {report.threshold:.3g}" in c.value for c in at.caption)
+    assert next(s for s in at.slider if s.label == "Decision threshold").value == pytest.approx(report.threshold)
     charts = at.get("plotly_chart")
     assert len(charts) >= 5  # ROC, PR, confusion, calibration, lift
     next(b for b in at.button if b.label.startswith("Compute permutation importance")).click().run(timeout=180)

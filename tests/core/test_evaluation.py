@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from lightgbm import LGBMClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.svm import LinearSVC
 
 from core.config import SAMPLES_DIR
@@ -237,15 +238,62 @@ def test_evaluate_churn_beats_baseline_with_holdout(churn) -> None:
     assert report.cv.oof_proba.shape == (len(X_train), 2) and report.task == "binary"
 
 
-def test_best_threshold() -> None:
+def test_best_threshold_maximises_the_metric_it_is_given() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.random(400) < 0.15  # imbalanced, with tied scores
+    p = np.round(np.clip(0.2 + 0.25 * y + rng.normal(0, 0.15, 400), 0, 1), 2)
+    chosen = {}
+    for metric, scorer in (("accuracy", accuracy_score), ("balanced_accuracy", balanced_accuracy_score),
+                           ("f1", f1_score)):
+        chosen[metric] = cut = best_threshold(y, p, metric=metric)
+        # No cut-off does better, and the chosen one falls between two scores, not on one.
+        assert scorer(y, p >= cut) == pytest.approx(max(scorer(y, p >= c) for c in np.r_[np.unique(p), 1.1]))
+        assert cut not in set(p)
+    # On a rare positive class accuracy cuts high (few positives), balanced accuracy low.
+    assert chosen["balanced_accuracy"] < chosen["f1"] <= chosen["accuracy"]
+    assert balanced_accuracy_score(y, p >= chosen["balanced_accuracy"]) > balanced_accuracy_score(y, p >= 0.5)
+
+
+def test_best_threshold_edges() -> None:
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     p = np.array([0.1, 0.2, 0.3, 0.6, 0.55, 0.7, 0.8, 0.9])
-    assert best_threshold(y, p) == pytest.approx(0.55)
-    assert 0 < best_threshold(y, p, metric="balanced_accuracy") < 1
-    assert best_threshold(np.ones(4), np.full(4, 0.99)) == 0.5
-    assert best_threshold([0, 1], [0.0, 1.0]) == pytest.approx(0.999)  # never exactly 1
-    with pytest.raises(BadInput):
-        best_threshold(y, p, metric="rmse")
+    # Two cut-offs tie on balanced accuracy (below 0.55, below 0.7): the one nearer 0.5 wins.
+    assert best_threshold(y, p) == pytest.approx((0.3 + 0.55) / 2)
+    assert best_threshold(np.ones(4), np.full(4, 0.99)) == 0.5  # one class: nothing to choose
+    assert best_threshold([0, 1], [0.0, 1.0]) == pytest.approx(0.5)
+    assert best_threshold([0, 1, 1], [0.0, 1.0, 1.0], metric="accuracy") == pytest.approx(0.5)
+    assert best_threshold([0, 1], [0.9995, 0.9999]) == pytest.approx(0.9997)  # a confident model's cut
+    with pytest.raises(BadInput, match="not 'recall'"):
+        best_threshold(y, p, metric="recall")
+
+
+@pytest.mark.parametrize(("metric", "objective"), [("roc_auc", "balanced_accuracy"), ("f1", "f1")])
+def test_label_metrics_are_at_the_decision_threshold(metric, objective) -> None:
+    X, y = _table("default.csv", "default")  # 3 % 'Yes'
+    scheme = CVScheme(kind="stratified", n_folds=4)
+    X_train, X_hold, y_train, y_hold = holdout_split(X, y, task=Task.BINARY, scheme=scheme)
+    make = _maker("default", lambda: LogisticRegression(max_iter=1_000))
+    report = evaluate(make, X_train, y_train, task=Task.BINARY, scheme=scheme, metric=metric, seed=0,
+                      X_holdout=X_hold, y_holdout=y_hold)
+    cv = report.cv
+    assert report.threshold_metric == objective
+    positive, proba = cv.y_true == "Yes", cv.oof_proba[:, 1]
+    assert report.threshold == best_threshold(positive, proba, metric=objective)
+    # Each fold is scored at a threshold chosen on the other folds' predictions only.
+    for number, (_, valid) in enumerate(fold_indices(X_train, y_train, scheme)):
+        others = np.ones(len(positive), dtype=bool)
+        others[valid] = False
+        cut = best_threshold(positive[others], proba[others], metric=objective)
+        expected = balanced_accuracy_score(positive[valid], proba[valid] >= cut)
+        assert cv.fold_scores["balanced_accuracy"][number] == pytest.approx(expected)
+    # At 0.5 the model misses most defaulters; at its threshold it finds more of them.
+    assert report.metric("recall").mean > (proba[positive] >= 0.5).mean() + 0.1
+    assert report.metric("balanced_accuracy").better_than_baseline
+    # The holdout is scored with the labels the served model would give.
+    final = make().fit(X_train, y_train)
+    served = np.where(final.predict_proba(X_hold)[:, 1] >= report.threshold, "Yes", "No")
+    assert report.holdout["f1"] == pytest.approx(f1_score(y_hold == "Yes", served == "Yes"))
+    assert report.holdout["roc_auc"] > 0.9
 
 
 def test_permutation_importance_finds_the_signal() -> None:

@@ -90,8 +90,12 @@ def test_binary_predictions_use_the_tuned_threshold(tmp_path, sample_path) -> No
     out = run("train", "--data", str(sample_path("default.csv")), "--target", "default", "--trials", "2",
               "--models", "logistic_regression", "--out", str(tmp_path / "model"), workspace=tmp_path)
     assert out.returncode == 0, out.stderr
-    threshold = json.loads((tmp_path / "model" / "model.json").read_text())["metrics"]["decision_threshold"]
-    assert 0 < threshold < 1
+    meta = json.loads((tmp_path / "model" / "model.json").read_text())
+    threshold = meta["metrics"]["decision_threshold"]
+    assert 0 < threshold < 1 and meta["cv"]["decision_threshold_maximises"] == "balanced_accuracy"
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert f"at the decision threshold {threshold:.3g} that the model predicts with" in card
+    assert "maximises balanced accuracy" in card
     test = pd.read_csv(sample_path("default.csv")).drop(columns=["default"]).head(500)
     test.to_csv(tmp_path / "test.csv", index=False)
     out = run("predict", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "test.csv"),
