@@ -4,11 +4,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import datasets, jobs, registry
+from core import jobs
 from core.errors import BadInput
+from core.explain import explain_version
 from core.modeling import plots
-from core.modeling.evaluation import permutation_importance_table, threshold_note
-from core.prep.recipe import prepare_training_table
+from core.modeling.evaluation import threshold_note
+from core.modeling.metrics import METRICS
 from pages.common import dataset_frame, engine, md, readable_trials, require_dataset, settings, show_error
 
 
@@ -17,14 +18,10 @@ def _report(job_id: int):
     return jobs.load_report(job_id, settings=settings())
 
 
-@st.cache_resource(max_entries=4, show_spinner="Computing importance on the training data…")
-def _importance(job_id: int, _version, _frame, target: str, _recipe):
-    pipeline = registry.load_pipeline(_version, settings=settings())
-    X, y = prepare_training_table(_frame, _recipe, target=target)
-    report = _report(job_id)
-    table = permutation_importance_table(pipeline, X, y, task=report.task, metric=report.primary_metric,
-                                         seed=settings().random_seed)
-    return pipeline, X, table
+@st.cache_resource(max_entries=4, show_spinner="Refitting the model without its holdout rows and shuffling "
+                                                 "each column on them…")
+def _explanation(version_id: int, _version, _frame):
+    return explain_version(_version, _frame, settings=settings())
 
 
 def metrics_table(report) -> None:
@@ -93,17 +90,21 @@ st.subheader("What drives the predictions")
 if st.button("Compute permutation importance and partial dependence", icon=":material/insights:"):
     st.session_state.setdefault("importance_jobs", set()).add(job.id)
 if job.id in st.session_state.get("importance_jobs", set()):
-    prep = datasets.get_preparation(engine(), dataset.id)
     try:
-        pipeline, X, table = _importance(job.id, version, dataset_frame(dataset), version.target, prep.recipe)
+        explained = _explanation(version.id, version, dataset_frame(dataset))
     except BadInput as exc:
         show_error(exc)
     else:
-        st.plotly_chart(plots.importance_chart(table), width="stretch")
-        top = [str(c) for c in table["column"].head(3)]
+        label = METRICS[explained.metric].label
+        st.caption(f"How much {label} ({explained.score:.4f} as they are) drops when one column is shuffled, on "
+                   f"{explained.n_rows:,} {explained.scored_on} rows"
+                   + (", with the model refit without them: a column it only memorised scores about 0 here."
+                      if explained.scored_on == "holdout" else " (this version recorded no holdout)."))
+        st.plotly_chart(plots.importance_chart(explained.importance), width="stretch")
+        top = [str(c) for c in explained.importance["column"].head(3)]
         cols = st.columns(len(top) or 1)
         for slot, column in zip(cols, top):
-            slot.plotly_chart(plots.partial_dependence_chart(pipeline, X, column, task=report.task,
+            slot.plotly_chart(plots.partial_dependence_chart(explained.pipeline, explained.X, column, task=report.task,
                                                              classes=report.cv.classes), width="stretch")
 
 st.subheader("Leaderboard: every trial")

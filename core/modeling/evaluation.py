@@ -51,6 +51,7 @@ __all__ = [
     "evaluate",
     "fold_indices",
     "holdout_split",
+    "model_score",
     "permutation_importance_table",
     "threshold_metric",
     "threshold_note",
@@ -603,6 +604,7 @@ def permutation_importance_table(
     seed: int,
     max_rows: int = 5000,
     repeats: int = 3,
+    threshold: float | None = None,
 ) -> pd.DataFrame:
     """How much the score drops when one raw column's values are shuffled.
 
@@ -618,6 +620,8 @@ def permutation_importance_table(
         seed: Seed of the row sample and the permutations.
         max_rows: Score on a random sample of at most this many rows, for speed.
         repeats: Permutations per column.
+        threshold: Binary: the decision threshold the label metrics are scored at (the
+            version's); None scores the most probable class.
 
     Returns:
         Columns ``column``, ``importance_mean``, ``importance_std`` (drop of the metric, in the
@@ -635,18 +639,43 @@ def permutation_importance_table(
     work = X.reset_index(drop=True)  # permuted columns are aligned by position
     y_true = y.to_numpy()
     classes = () if task is Task.REGRESSION else tuple(pipeline.classes_.tolist())
-    base = _signed_score(pipeline, work, y_true, metric, classes)
+    base = signed(metric, model_score(pipeline, work, y_true, metric=metric, classes=classes, threshold=threshold))
     records = []
     for column in X.columns:
         original = work[column]
         drops = []
         for _ in range(repeats):
             work[column] = original.iloc[rng.permutation(len(work))].set_axis(work.index)
-            drops.append(base - _signed_score(pipeline, work, y_true, metric, classes))
+            drops.append(base - signed(metric, model_score(pipeline, work, y_true, metric=metric, classes=classes, threshold=threshold)))
         work[column] = original
         records.append((str(column), _mean(drops), float(np.nanstd(drops)) if len(drops) > 1 else 0.0))
     table = pd.DataFrame(records, columns=["column", "importance_mean", "importance_std"])
     return table.sort_values("importance_mean", ascending=False, ignore_index=True)
+
+
+def model_score(model: BaseEstimator, X: pd.DataFrame, y_true: np.ndarray, *, metric: str, classes: Sequence,
+                threshold: float | None = None) -> float:
+    """A fitted model's ``metric`` on rows, from one prediction pass.
+
+    Args:
+        model: A fitted Pipeline.
+        X: Raw features.
+        y_true: Their targets.
+        metric: The metric.
+        classes: The model's classes (empty for regression).
+        threshold: Binary: the decision threshold labels are given at; None takes the most
+            probable class.
+    """
+    if classes and hasattr(model, "predict_proba"):
+        proba = _aligned_proba(model, X, classes)
+        # The labels from the probabilities save a second pass through the model.
+        if threshold is not None and len(classes) == 2:
+            pred = _labels(proba[:, 1], threshold, classes)
+        else:
+            pred = np.asarray(classes)[proba.argmax(axis=1)]
+    else:
+        proba, pred = None, model.predict(X)
+    return score(metric, y_true, pred, proba, classes)
 
 
 # --- internals ----------------------------------------------------------------------------------
@@ -687,16 +716,6 @@ def _at_decision_threshold(cv: CVResult, folds: list, objective: str) -> tuple[C
         for name in _LABEL_METRICS:
             fold_scores[name][number] = score(name, cv.y_true[valid], pred, None, cv.classes)
     return replace(cv, fold_scores={k: tuple(v) for k, v in fold_scores.items()}, oof_pred=oof_pred), threshold
-
-
-def _signed_score(model: BaseEstimator, X: pd.DataFrame, y_true: np.ndarray, metric: str, classes: tuple) -> float:
-    """One prediction pass scored in the "higher is better" direction."""
-    if classes and hasattr(model, "predict_proba"):
-        proba = _aligned_proba(model, X, classes)
-        pred = np.asarray(classes)[proba.argmax(axis=1)]  # saves a second pass through the model
-    else:
-        proba, pred = None, model.predict(X)
-    return signed(metric, score(metric, y_true, pred, proba, classes))
 
 
 def _summary(name: str, model: Sequence[float], base: Sequence[float]) -> MetricSummary:

@@ -74,6 +74,7 @@ def test_train_evaluate_and_models(app, store) -> None:
     next(b for b in at.button if b.label.startswith("Compute permutation importance")).click().run(timeout=180)
     _no_exceptions(at)
     assert len(at.get("plotly_chart")) >= len(charts) + 2  # importance + partial dependence
+    assert any("holdout rows, with the model refit without them" in c.value for c in at.caption)
     assert not any(h.value == "Compare two runs" for h in at.subheader)  # one run only
 
     second = jobs.submit_job(store, dataset_id=job.dataset_id, request=jobs.request_from_json(job.request_json),
