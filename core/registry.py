@@ -658,13 +658,18 @@ def _metric_table(metrics: dict, *, first: str | None) -> list[str]:
         value = metrics.get(name)
         cv = baseline = ""
         if isinstance(value, dict):  # a CV summary: {"mean", "std", "baseline"}
-            cv = _cell(value["mean"]) + (f" ± {_cell(value['std'])}" if value.get("std") is not None else "")
-            baseline = _cell(value["baseline"]) if value.get("baseline") is not None else ""
+            cv = _score(value["mean"]) + (f" ± {_score(value['std'])}" if value.get("std") is not None else "")
+            baseline = _score(value["baseline"]) if value.get("baseline") is not None else ""
         elif value is not None:
-            cv = _cell(value)
-        rows.append([_md(_metric_label(name)), cv, baseline] + [_cell(g[name]) if name in g else "" for g in groups.values()])
+            cv = _score(value)
+        rows.append([_md(_metric_label(name)), cv, baseline] + [_score(g[name]) if name in g else "" for g in groups.values()])
     header = ["Metric", "Cross-validated", "Baseline"] + [_md(k.capitalize()) for k in groups]
     return _table(header, rows)
+
+
+def _score(value: object) -> str:
+    """A score with four decimals, as the Evaluate page shows it, so a mean and its spread line up."""
+    return f"{value:.4f}" if isinstance(value, float | int) and not isinstance(value, bool) else _cell(value)
 
 
 def _metric_label(name: str) -> str:

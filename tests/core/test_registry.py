@@ -383,7 +383,7 @@ def test_model_card_shows_metrics_and_escapes_user_text(engine, settings: Settin
     lines = card.splitlines()
 
     assert lines[0] == r"# Model card: churn\_model v2, version 1"
-    assert "| ROC AUC | 0.9123 |  |" in lines and "| Accuracy | 0.875 |  |" in lines  # plain numbers
+    assert "| ROC AUC | 0.9123 |  |" in lines and "| Accuracy | 0.8750 |  |" in lines  # plain numbers
     assert "| Aliases | champion |" in lines
     assert "| folds | 5 |" in lines and "| Status | READY |" in lines
     assert any(line.startswith("| sklearn | ") for line in lines)
@@ -435,6 +435,6 @@ def test_model_card_shows_cv_summaries_as_the_trainer_records_them() -> None:
     assert "| Optimised metric | R² |" in lines  # none chosen: the task's default
     table = lines[lines.index("## Metrics") + 2:][:4]
     assert table == ["| Metric | Cross-validated | Baseline | Holdout |", "|---|---|---|---|",
-                     "| RMSE | 1.235 ± 0.1 | 2.5 | 1.3 |", "| MAE | 1 ± 0.2 | 2 | 0.9 |"]
+                     "| RMSE | 1.2346 ± 0.1000 | 2.5000 | 1.3000 |", "| MAE | 1.0000 ± 0.2000 | 2.0000 | 0.9000 |"]
     assert "| learning\\_rate | 0.05 |" in lines
     assert "## Library versions" in lines and "none recorded" in lines
