@@ -98,6 +98,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from core.data.profile import Task
     from core.datasets import import_table
+    from core.modeling.evaluation import threshold_note
     from core.modeling.tuning import TuningConfig
     from core.prep.plan import FeaturePlan
     from core.prep.recipe import recipe_from_json
@@ -136,6 +137,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{primary.label}: {primary.mean:.4f} ± {primary.std:.4f} (baseline {primary.baseline_mean:.4f})")
     if report.holdout:
         print(f"holdout {primary.label}: {report.holdout.get(primary.name, float('nan')):.4f}")
+    if report.threshold_metric:
+        print(threshold_note(report.threshold, report.threshold_metric))
     print(f"registered {outcome.version.model_name} version {outcome.version.version}; model written to {out}")
     return 0
 

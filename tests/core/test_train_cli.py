@@ -93,6 +93,7 @@ def test_binary_predictions_use_the_tuned_threshold(tmp_path, sample_path) -> No
     meta = json.loads((tmp_path / "model" / "model.json").read_text())
     threshold = meta["metrics"]["decision_threshold"]
     assert 0 < threshold < 1 and meta["cv"]["decision_threshold_maximises"] == "balanced_accuracy"
+    assert f"at the decision threshold {threshold:.3g}" in out.stdout
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert f"at the decision threshold {threshold:.3g} that the model predicts with" in card
     assert "maximises balanced accuracy" in card
