@@ -662,7 +662,8 @@ def _metric_table(metrics: dict, *, first: str | None) -> list[str]:
             baseline = _score(value["baseline"]) if value.get("baseline") is not None else ""
         elif value is not None:
             cv = _score(value)
-        rows.append([_md(_metric_label(name)), cv, baseline] + [_score(g[name]) if name in g else "" for g in groups.values()])
+        single = [_score(g[name]) if name in g else "" for g in groups.values()]
+        rows.append([_md(_metric_label(name)), cv, baseline, *single])
     header = ["Metric", "Cross-validated", "Baseline"] + [_md(k.capitalize()) for k in groups]
     return _table(header, rows)
 

@@ -54,7 +54,8 @@ def charts(report) -> None:
     with tabs[2]:
         threshold = 0.5
         if report.task == "binary":
-            threshold = st.slider("Decision threshold", 0.01, 0.99, min(max(report.threshold or 0.5, 0.01), 0.99), step=0.01,
+            start = min(max(report.threshold or 0.5, 0.01), 0.99)  # a confident model's cut can lie outside
+            threshold = st.slider("Decision threshold", 0.01, 0.99, start, step=0.01,
                                   help="It starts at the threshold the model predicts with. Move it to see "
                                        "what another cut-off would do; the model keeps its own.")
         st.plotly_chart(plots.confusion_chart(report, threshold), width="stretch")

@@ -639,14 +639,18 @@ def permutation_importance_table(
     work = X.reset_index(drop=True)  # permuted columns are aligned by position
     y_true = y.to_numpy()
     classes = () if task is Task.REGRESSION else tuple(pipeline.classes_.tolist())
-    base = signed(metric, model_score(pipeline, work, y_true, metric=metric, classes=classes, threshold=threshold))
+
+    def higher_is_better() -> float:
+        return signed(metric, model_score(pipeline, work, y_true, metric=metric, classes=classes, threshold=threshold))
+
+    base = higher_is_better()
     records = []
     for column in X.columns:
         original = work[column]
         drops = []
         for _ in range(repeats):
             work[column] = original.iloc[rng.permutation(len(work))].set_axis(work.index)
-            drops.append(base - signed(metric, model_score(pipeline, work, y_true, metric=metric, classes=classes, threshold=threshold)))
+            drops.append(base - higher_is_better())
         work[column] = original
         records.append((str(column), _mean(drops), float(np.nanstd(drops)) if len(drops) > 1 else 0.0))
     table = pd.DataFrame(records, columns=["column", "importance_mean", "importance_std"])
