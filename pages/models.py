@@ -9,6 +9,7 @@ import streamlit as st
 from core import registry
 from core.data.profile import Task
 from core.errors import BadInput
+from core.modeling import plots
 from core.modeling.metrics import METRICS, in_display_order, tuned_metric
 from pages.common import engine, md, show_error
 
@@ -35,6 +36,42 @@ def _headline(version) -> str:
     return ", ".join(f"{METRICS[n].label} {metrics[n]['mean']:.4f}" for n in names[:3])
 
 
+def _facts(version) -> dict[str, str]:
+    """What a version is, beyond its scores: for the comparison's first table."""
+    cv = json.loads(version.cv_json or "{}")
+    metrics = json.loads(version.metrics_json or "{}")
+    params = json.loads(version.params_json or "{}")
+    threshold = metrics.get("decision_threshold")
+    return {
+        "family": version.model_family, "status": version.status, "data": version.dataset_hash[:12],
+        "optimised metric": METRICS[tuned_metric(cv, Task(version.task))].label,
+        "decision threshold": "" if threshold is None else f"{threshold:.4g}",
+        "training seconds": f"{version.training_seconds:,.1f}",
+        **{f"param {k}": str(v) for k, v in sorted(params.items())},
+    }
+
+
+def compare_versions(versions) -> None:
+    st.subheader("Compare versions")
+    a, b = st.columns(2)
+    numbers = [v.version for v in versions]
+    va = a.selectbox("A", numbers, index=0)
+    vb = b.selectbox("B", numbers, index=1)
+    pick = {v.version: v for v in versions}
+    first, second = pick[va], pick[vb]
+    facts = pd.DataFrame({f"A: v{va}": _facts(first), f"B: v{vb}": _facts(second)}).fillna("")
+    st.dataframe(facts, width="stretch")
+    try:
+        scores = plots.compare_versions_table(first.task, json.loads(first.metrics_json or "{}"),
+                                              second.task, json.loads(second.metrics_json or "{}"))
+    except BadInput as exc:  # a task overridden between versions
+        show_error(exc)
+    else:
+        st.dataframe(scores, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                    for c in scores.columns if c not in ("metric", "better")})
+
+
 table = pd.DataFrame(
     {
         "version": [v.version for v in versions],
@@ -47,9 +84,12 @@ table = pd.DataFrame(
     }
 )
 st.dataframe(table, hide_index=True, width="stretch")
+if len(versions) > 1:
+    compare_versions(versions)
 
 ready = [v.version for v in versions if v.status == "READY"]
 if ready:
+    st.subheader("Aliases and model cards")
     left, right = st.columns(2)
     with left.form("alias"):
         chosen = st.selectbox("Version", ready)
@@ -69,18 +109,3 @@ if ready:
                            icon=":material/download:")
     with st.container(border=True):
         st.markdown(card)
-    if len(versions) > 1:
-        st.subheader("Compare versions")
-        a, b = st.columns(2)
-        va = a.selectbox("A", [v.version for v in versions], index=0)
-        vb = b.selectbox("B", [v.version for v in versions], index=1)
-        pick = {v.version: v for v in versions}
-        rows = {}
-        for label, v in (("A", pick[va]), ("B", pick[vb])):
-            metrics = json.loads(v.metrics_json or "{}")
-            rows[f"{label}: v{v.version}"] = {
-                "family": v.model_family, "status": v.status, "data": v.dataset_hash[:12],
-                "training seconds": f"{v.training_seconds:,.1f}",
-                **{k: f"{m['mean']:.4f}" for k, m in metrics.items() if isinstance(m, dict) and "mean" in m},
-            }
-        st.dataframe(pd.DataFrame(rows), width="stretch")

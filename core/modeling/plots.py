@@ -30,6 +30,8 @@ from core.modeling.metrics import METRICS, signed
 __all__ = [
     "calibration_chart",
     "compare_runs_table",
+    "compare_scores",
+    "compare_versions_table",
     "confusion_chart",
     "importance_chart",
     "leaderboard_chart",
@@ -392,37 +394,66 @@ def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True) -
 
 
 def compare_runs_table(a: EvaluationReport, b: EvaluationReport) -> pd.DataFrame:
-    """Two runs side by side, metric by metric.
+    """Two runs side by side, metric by metric (see :func:`compare_scores`).
 
     Args:
         a: The first run (e.g. the champion).
         b: The second run (e.g. the challenger).
-
-    Returns:
-        One row per metric both runs have (in ``a``'s order): ``metric`` (its label), ``A``,
-        ``A std``, ``B``, ``B std``, ``B - A``, ``better`` (``"A"``, ``"B"`` or ``"no clear
-        difference"`` when the gap is within the larger of the two fold stds), plus
-        ``A holdout`` and ``B holdout`` when both runs kept one.
 
     Raises:
         BadInput: The runs are for different tasks.
     """
     if a.task != b.task:
         raise BadInput(f"Cannot compare a {a.task} run with a {b.task} run.")
-    theirs = {m.name: m for m in b.metrics}
+    return compare_scores({m.name: (m.mean, m.std) for m in a.metrics}, {m.name: (m.mean, m.std) for m in b.metrics},
+                          holdout_a=a.holdout, holdout_b=b.holdout)
+
+
+def compare_versions_table(a_task: str, a_metrics: dict, b_task: str, b_metrics: dict) -> pd.DataFrame:
+    """Two registered versions side by side, from the metrics they recorded (see
+    :func:`compare_scores`): ``{name: {"mean", "std", ...}, "holdout": {name: score}}``.
+
+    Raises:
+        BadInput: The versions are for different tasks.
+    """
+    if a_task != b_task:
+        raise BadInput(f"Cannot compare a {a_task} version with a {b_task} version.")
+
+    def cv(metrics: dict) -> dict[str, tuple[float, float]]:
+        return {name: (m["mean"], m.get("std") or 0.0) for name, m in metrics.items()
+                if name in METRICS and isinstance(m, dict) and m.get("mean") is not None}
+
+    return compare_scores(cv(a_metrics), cv(b_metrics), holdout_a=a_metrics.get("holdout") or None,
+                          holdout_b=b_metrics.get("holdout") or None)
+
+
+def compare_scores(a: dict[str, tuple[float, float]], b: dict[str, tuple[float, float]], *,
+                   holdout_a: dict[str, float] | None = None, holdout_b: dict[str, float] | None = None) -> pd.DataFrame:
+    """Two models' cross-validated scores side by side.
+
+    Args:
+        a: Metric name to (mean, std) across folds, in the order rows should follow.
+        b: The same for the second model.
+        holdout_a: The first model's holdout scores, if it kept a holdout.
+        holdout_b: The second's.
+
+    Returns:
+        One row per metric both have: ``metric`` (its label), ``A``, ``A std``, ``B``, ``B std``,
+        ``B - A``, ``better`` (``"A"``, ``"B"`` or ``"no clear difference"`` when the gap is within
+        the larger of the two fold stds), plus ``A holdout`` and ``B holdout`` when both kept one.
+    """
     rows = []
-    for mine in a.metrics:
-        other = theirs.get(mine.name)
-        if other is None:
+    for name, (mean_a, std_a) in a.items():
+        if name not in b:
             continue
-        gap = signed(mine.name, other.mean) - signed(mine.name, mine.mean)
-        noise = max(mine.std, other.std)
-        better = "no clear difference" if not abs(gap) > noise else ("B" if gap > 0 else "A")
-        row = {"metric": METRICS[mine.name].label, "A": mine.mean, "A std": mine.std, "B": other.mean,
-               "B std": other.std, "B - A": other.mean - mine.mean, "better": better}
-        if a.holdout is not None and b.holdout is not None:
-            row["A holdout"] = a.holdout.get(mine.name, np.nan)
-            row["B holdout"] = b.holdout.get(mine.name, np.nan)
+        mean_b, std_b = b[name]
+        gap = signed(name, mean_b) - signed(name, mean_a)
+        better = "no clear difference" if not abs(gap) > max(std_a, std_b) else ("B" if gap > 0 else "A")
+        row = {"metric": METRICS[name].label, "A": mean_a, "A std": std_a, "B": mean_b, "B std": std_b,
+               "B - A": mean_b - mean_a, "better": better}
+        if holdout_a is not None and holdout_b is not None:
+            row["A holdout"] = holdout_a.get(name, np.nan)
+            row["B holdout"] = holdout_b.get(name, np.nan)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 
 import pytest
@@ -97,6 +98,17 @@ def test_train_evaluate_and_models(app, store) -> None:
     versions = next(df.value for df in at.dataframe if "family" in df.value.columns)
     headline = versions.filter(like="metrics").iloc[0, 0]
     assert headline.startswith("ROC AUC 0."), headline  # the metric it was tuned for comes first
+    # Versions 3 (multiclass, the newest: A) and 2 (binary) cannot be compared; 2 and 1 can.
+    assert any("Cannot compare a multiclass version with a binary version" in e.value for e in at.error)
+    next(s for s in at.selectbox if s.label == "A").set_value(2).run()
+    next(s for s in at.selectbox if s.label == "B").set_value(1).run()
+    _no_exceptions(at)
+    facts = next(df.value for df in at.dataframe if "A: v2" in df.value.columns)
+    assert facts.loc["optimised metric"].tolist() == ["ROC AUC", "ROC AUC"]
+    recorded = json.loads(registry.get_version(store, name="mlc_churn", version=2).metrics_json)
+    assert facts.loc["decision threshold", "A: v2"] == f"{recorded['decision_threshold']:.4g}"
+    scores = next(df.value for df in at.dataframe if "B - A" in df.value.columns).set_index("metric")
+    assert {"ROC AUC", "F1", "Log loss"} <= set(scores.index) and "A holdout" in scores.columns
     next(b for b in at.button if b.label == "Point alias here").click().run()
     _no_exceptions(at)
     assert registry.aliases(store, name="mlc_churn") == {"champion": 3}  # the newest version, shown first

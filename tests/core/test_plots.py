@@ -178,3 +178,18 @@ def test_compare_runs_table(binary, regression) -> None:
     assert "A holdout" not in table.columns  # a has no holdout
     with pytest.raises(BadInput):
         plots.compare_runs_table(a, regression[0])
+
+
+def test_compare_versions_table_reads_recorded_metrics() -> None:
+    a = {"rmse": {"mean": 2.0, "std": 0.1, "baseline": 5.0}, "r2": {"mean": 0.80, "std": 0.01, "baseline": 0.0},
+         "holdout": {"rmse": 2.1, "r2": 0.79}, "decision_threshold": 0.4}
+    b = {"rmse": {"mean": 1.5, "std": 0.1, "baseline": 5.0}, "r2": {"mean": 0.805, "std": 0.01, "baseline": 0.0},
+         "holdout": {"rmse": 1.6, "r2": 0.81}}
+    table = plots.compare_versions_table("regression", a, "regression", b).set_index("metric")
+    assert list(table.index) == ["RMSE", "R²"]  # metrics only, in a's order: no threshold or holdout row
+    assert table.loc["RMSE", "B - A"] == pytest.approx(-0.5) and table.loc["RMSE", "better"] == "B"  # lower wins
+    assert table.loc["R²", "better"] == "no clear difference"  # 0.005 apart, within a fold std
+    assert table.loc["RMSE", "B holdout"] == 1.6
+    assert "A holdout" not in plots.compare_versions_table("regression", a, "regression", {**b, "holdout": {}}).columns
+    with pytest.raises(BadInput, match="Cannot compare a binary version with a regression version"):
+        plots.compare_versions_table("binary", a, "regression", b)
