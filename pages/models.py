@@ -60,10 +60,11 @@ def compare_versions(versions) -> None:
     pick = {v.version: v for v in versions}
     first, second = pick[va], pick[vb]
     facts = pd.DataFrame({f"A: v{va}": _facts(first), f"B: v{vb}": _facts(second)}).fillna("")
-    st.dataframe(facts, width="stretch")
+    st.dataframe(facts, width="stretch", height=36 * (len(facts) + 1))  # every row, no inner scrolling
+    tuned = tuned_metric(json.loads(first.cv_json or "{}"), Task(first.task))
     try:
         scores = plots.compare_versions_table(first.task, json.loads(first.metrics_json or "{}"),
-                                              second.task, json.loads(second.metrics_json or "{}"))
+                                              second.task, json.loads(second.metrics_json or "{}"), first=tuned)
     except BadInput as exc:  # a task overridden between versions
         show_error(exc)
     else:

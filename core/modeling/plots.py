@@ -25,7 +25,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling.evaluation import EvaluationReport
-from core.modeling.metrics import METRICS, signed
+from core.modeling.metrics import METRICS, in_display_order, signed
 
 __all__ = [
     "calibration_chart",
@@ -409,9 +409,11 @@ def compare_runs_table(a: EvaluationReport, b: EvaluationReport) -> pd.DataFrame
                           holdout_a=a.holdout, holdout_b=b.holdout)
 
 
-def compare_versions_table(a_task: str, a_metrics: dict, b_task: str, b_metrics: dict) -> pd.DataFrame:
+def compare_versions_table(a_task: str, a_metrics: dict, b_task: str, b_metrics: dict, *,
+                           first: str | None = None) -> pd.DataFrame:
     """Two registered versions side by side, from the metrics they recorded (see
-    :func:`compare_scores`): ``{name: {"mean", "std", ...}, "holdout": {name: score}}``.
+    :func:`compare_scores`): ``{name: {"mean", "std", ...}, "holdout": {name: score}}``. Rows
+    come in display order, ``first`` (the optimised metric) leading.
 
     Raises:
         BadInput: The versions are for different tasks.
@@ -420,8 +422,8 @@ def compare_versions_table(a_task: str, a_metrics: dict, b_task: str, b_metrics:
         raise BadInput(f"Cannot compare a {a_task} version with a {b_task} version.")
 
     def cv(metrics: dict) -> dict[str, tuple[float, float]]:
-        return {name: (m["mean"], m.get("std") or 0.0) for name, m in metrics.items()
-                if name in METRICS and isinstance(m, dict) and m.get("mean") is not None}
+        names = [n for n, m in metrics.items() if n in METRICS and isinstance(m, dict) and m.get("mean") is not None]
+        return {n: (metrics[n]["mean"], metrics[n].get("std") or 0.0) for n in in_display_order(names, first=first)}
 
     return compare_scores(cv(a_metrics), cv(b_metrics), holdout_a=a_metrics.get("holdout") or None,
                           holdout_b=b_metrics.get("holdout") or None)

@@ -186,7 +186,8 @@ def test_compare_versions_table_reads_recorded_metrics() -> None:
     b = {"rmse": {"mean": 1.5, "std": 0.1, "baseline": 5.0}, "r2": {"mean": 0.805, "std": 0.01, "baseline": 0.0},
          "holdout": {"rmse": 1.6, "r2": 0.81}}
     table = plots.compare_versions_table("regression", a, "regression", b).set_index("metric")
-    assert list(table.index) == ["RMSE", "R²"]  # metrics only, in a's order: no threshold or holdout row
+    assert list(table.index) == ["RMSE", "R²"]  # metrics only, in display order: no threshold or holdout row
+    assert plots.compare_versions_table("regression", a, "regression", b, first="r2")["metric"].tolist() == ["R²", "RMSE"]
     assert table.loc["RMSE", "B - A"] == pytest.approx(-0.5) and table.loc["RMSE", "better"] == "B"  # lower wins
     assert table.loc["R²", "better"] == "no clear difference"  # 0.005 apart, within a fold std
     assert table.loc["RMSE", "B holdout"] == 1.6
