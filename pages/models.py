@@ -47,7 +47,7 @@ def _facts(version) -> dict[str, str]:
         "optimised metric": METRICS[tuned_metric(cv, Task(version.task))].label,
         "decision threshold": "" if threshold is None else f"{threshold:.4g}",
         "training seconds": f"{version.training_seconds:,.1f}",
-        **{f"param {k}": str(v) for k, v in sorted(params.items())},
+        **{f"param {k}": f"{v:.4g}" if isinstance(v, float) else str(v) for k, v in params.items()},
     }
 
 
@@ -60,6 +60,8 @@ def compare_versions(versions) -> None:
     pick = {v.version: v for v in versions}
     first, second = pick[va], pick[vb]
     facts = pd.DataFrame({f"A: v{va}": _facts(first), f"B: v{vb}": _facts(second)}).fillna("")
+    params = sorted(row for row in facts.index if row.startswith("param "))
+    facts = facts.loc[[row for row in facts.index if row not in params] + params]  # B's own parameters sorted in
     st.dataframe(facts, width="stretch", height=36 * (len(facts) + 1))  # every row, no inner scrolling
     tuned = tuned_metric(json.loads(first.cv_json or "{}"), Task(first.task))
     try:
