@@ -402,12 +402,14 @@ def _retrain(engine: Engine, *, run_id: int, champion: ModelVersion, had_alias: 
             raise BadInput("the holdout split left none of the champion's own rows to refit it on")
         champion_fit = clone(champion_model).fit(X_train[old], y_train[old])
         challenger_fit = clone(challenger_model).fit(X_train, y_train)
+        # Each model labels rows at its own decision threshold, as its service does.
+        thresholds = (_threshold(champion), _threshold(challenger))
         holdout = _compare("holdout", champion_fit, challenger_fit, X_hold, y_hold, task=task, metric=metric,
-                           policy=policy, seed=compare_seed)
+                           policy=policy, seed=compare_seed, thresholds=thresholds)
         window_cmp = None
         if window_xy is not None:
-            window_cmp = _compare("window", champion_model, challenger_model, window_xy[0], window_xy[1], task=task, metric=metric,
-                                  policy=policy, seed=compare_seed)
+            window_cmp = _compare("window", champion_model, challenger_model, window_xy[0], window_xy[1], task=task,
+                                  metric=metric, policy=policy, seed=compare_seed, thresholds=thresholds)
 
     promote_it, why = decide(policy, holdout, window_cmp)
     if promote_it:
@@ -567,8 +569,12 @@ def _window_rows(window: pd.DataFrame, *, recipe, target: str, columns: list[str
     return X[fresh], y[fresh], int((~fresh).sum())
 
 
+def _threshold(version: ModelVersion) -> float | None:
+    return json.loads(version.metrics_json or "{}").get("decision_threshold")
+
+
 def _compare(name: str, champion, challenger, X: pd.DataFrame, y: pd.Series, *, task: Task, metric: str,
-             policy: PromotionPolicy, seed: int) -> Comparison:
+             policy: PromotionPolicy, seed: int, thresholds: tuple[float | None, float | None]) -> Comparison:
     if len(X) > policy.max_rows:
         keep = np.sort(np.random.default_rng(seed).choice(len(X), size=policy.max_rows, replace=False))
         X, y = X.iloc[keep], y.iloc[keep]
@@ -576,18 +582,23 @@ def _compare(name: str, champion, challenger, X: pd.DataFrame, y: pd.Series, *, 
     if task is not Task.REGRESSION:
         classes = tuple(np.unique(np.concatenate([np.asarray(m.classes_) for m in (champion, challenger)])).tolist())
     return paired_bootstrap(
-        y.to_numpy(), _scored(champion, X, classes), _scored(challenger, X, classes), metric=metric, classes=classes,
+        y.to_numpy(), _scored(champion, X, classes, thresholds[0]), _scored(challenger, X, classes, thresholds[1]),
+        metric=metric, classes=classes,
         n_bootstrap=policy.n_bootstrap, confidence=policy.confidence, seed=seed, name=name,
     )
 
 
-def _scored(model, X: pd.DataFrame, classes: tuple) -> Scored:
-    """Labels (as ``predict`` gives them, like the evaluation) and probabilities in ``classes`` order."""
+def _scored(model, X: pd.DataFrame, classes: tuple, threshold: float | None = None) -> Scored:
+    """Labels as the model's service gives them (a binary model's at its decision threshold) and
+    probabilities in ``classes`` order."""
     try:
         pred = np.asarray(model.predict(X))
         proba = None
         if classes and hasattr(model, "predict_proba"):
             raw = np.asarray(model.predict_proba(X), dtype=float)
+            own = np.asarray(model.classes_)
+            if threshold is not None and len(own) == 2:
+                pred = np.where(raw[:, 1] >= threshold, own[1], own[0])
             proba = np.zeros((len(X), len(classes)))
             position = {label: i for i, label in enumerate(classes)}
             for j, label in enumerate(np.asarray(model.classes_).tolist()):

@@ -129,6 +129,17 @@ def test_undefined_resamples_are_skipped_and_the_policy_reads_the_interval() -> 
 # --------------------------------------------------------------------------- retraining
 
 
+def test_models_are_compared_on_the_labels_their_services_give(engine, settings) -> None:
+    version = train_champion(engine, settings, make_frame(300, seed=1), alias=False)
+    model = registry.load_pipeline(version, settings=settings)
+    X = make_frame(200, seed=5).drop(columns="churned")
+    threshold = json.loads(version.metrics_json)["decision_threshold"]
+    served = rt._scored(model, X, ("no", "yes"), threshold)
+    assert (served.pred == np.where(served.proba[:, 1] >= threshold, "yes", "no")).all()
+    assert (rt._scored(model, X, ("no", "yes"), 0.0).pred == "yes").all()
+    assert (rt._scored(model, X, ("no", "yes")).pred == model.predict(X)).all()  # no threshold recorded
+
+
 def test_a_better_challenger_is_promoted_and_the_old_champion_can_come_back(engine, settings) -> None:
     first = train_champion(engine, settings, make_frame(60, seed=1))
     old_file = dataset_path(first.dataset_hash, settings=settings)
