@@ -24,10 +24,21 @@ def _explanation(version_id: int, _version, _frame):
     return explain_version(_version, _frame, settings=settings())
 
 
+# In a binary task these describe one class, the second in sorted order: the table names it.
+_OF_THE_POSITIVE_CLASS = ("precision", "recall", "f1", "pr_auc")
+
+
+def _row_label(report, m) -> str:
+    label = m.label
+    if report.task == "binary" and m.name in _OF_THE_POSITIVE_CLASS:
+        label += f" of '{report.cv.classes[1]}'"
+    return f"{label} (optimised)" if m.name == report.primary_metric else label
+
+
 def metrics_table(report) -> None:
     rows = [
         {
-            "metric": f"{m.label} (optimised)" if m.name == report.primary_metric else m.label,
+            "metric": _row_label(report, m),
             "cross-validated": f"{m.mean:.4f} ± {m.std:.4f}",
             "baseline": f"{m.baseline_mean:.4f} ± {m.baseline_std:.4f}",
             "holdout": (report.holdout or {}).get(m.name),

@@ -67,6 +67,7 @@ def test_train_evaluate_and_models(app, store) -> None:
     _no_exceptions(at)
     metrics = next(df.value for df in at.dataframe if "vs baseline" in df.value.columns).set_index("metric")
     assert metrics.loc["ROC AUC (optimised)", "vs baseline"] == "better"  # the metric the search used
+    assert "Recall of 'yes'" in metrics.index  # the class precision, recall and F1 describe
     report = jobs.load_report(job.id, settings=get_settings())
     assert any(f"at the decision threshold {report.threshold:.3g}" in c.value for c in at.caption)
     assert next(s for s in at.slider if s.label == "Decision threshold").value == pytest.approx(report.threshold)
