@@ -592,8 +592,7 @@ def _scored(model, X: pd.DataFrame, classes: tuple, threshold: float | None = No
     """Labels as the model's service gives them (a binary model's at its decision threshold) and
     probabilities in ``classes`` order."""
     try:
-        pred = np.asarray(model.predict(X))
-        proba = None
+        pred = proba = None
         if classes and hasattr(model, "predict_proba"):
             raw = np.asarray(model.predict_proba(X), dtype=float)
             own = np.asarray(model.classes_)
@@ -601,8 +600,10 @@ def _scored(model, X: pd.DataFrame, classes: tuple, threshold: float | None = No
                 pred = np.where(raw[:, 1] >= threshold, own[1], own[0])
             proba = np.zeros((len(X), len(classes)))
             position = {label: i for i, label in enumerate(classes)}
-            for j, label in enumerate(np.asarray(model.classes_).tolist()):
+            for j, label in enumerate(own.tolist()):
                 proba[:, position[label]] = raw[:, j]
+        if pred is None:
+            pred = np.asarray(model.predict(X))
     except (ValueError, TypeError, KeyError) as exc:
         raise BadInput(f"a model could not score the comparison rows ({type(exc).__name__})") from None
     return Scored(pred=pred, proba=proba)
