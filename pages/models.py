@@ -11,7 +11,7 @@ from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling import plots
 from core.modeling.metrics import METRICS, in_display_order, tuned_metric
-from pages.common import engine, md, show_error
+from pages.common import current_dataset, engine, md, show_error
 
 st.title("Models")
 names = registry.list_model_names(engine())
@@ -19,7 +19,10 @@ if not names:
     st.info("No model is registered yet: train one on the **Train** page.")
     st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
-name = st.selectbox("Model", names)
+# Open on a model trained on the dataset in use, when there is one.
+dataset = current_dataset()
+trained_here = {v.model_name for v in registry.list_versions(engine()) if dataset and v.dataset_hash == dataset.content_hash}
+name = st.selectbox("Model", names, index=next((i for i, n in enumerate(names) if n in trained_here), 0))
 versions = registry.list_versions(engine(), name=name)
 alias_map = registry.aliases(engine(), name=name)
 by_version = {}

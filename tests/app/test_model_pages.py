@@ -192,3 +192,31 @@ def test_a_recipe_that_drops_the_target_leaves_the_train_page_standing(app, stor
     at.switch_page("pages/train.py").run()
     _no_exceptions(at)  # the job, if started, fails with the recipe's error in words
     assert any(b.label == "Start training" for b in at.button)
+
+
+def test_the_models_page_opens_on_a_model_of_the_dataset_in_use(app, store) -> None:
+    import pandas as pd
+    from sklearn.dummy import DummyClassifier
+
+    from core import datasets
+    from core.prep.pipeline import build_pipeline
+    from core.prep.plan import FeaturePlan
+    from core.prep.steps import Recipe
+    from core.samples import SAMPLES, import_sample
+    from pages.common import WorkflowState
+
+    at = app()
+    dataset_id = import_sample(store, SAMPLES[1], project="Demo", settings=get_settings())  # penguins
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": ["a", "b", "a", "b"]})
+    in_use = datasets.get_dataset(store, dataset_id).content_hash
+    for name, data in (("alpha", "0" * 64), ("zeta", in_use)):  # names sort alpha first
+        pipeline = build_pipeline(Recipe(), FeaturePlan(), target="y", estimator=DummyClassifier()).fit(frame[["x"]], frame["y"])
+        meta = registry.VersionMeta(dataset_hash=data, target="y", task="binary", recipe_json=Recipe().model_dump_json(),
+                                    plan_json=FeaturePlan().model_dump_json(), model_family="dummy", params={},
+                                    metrics={}, cv={}, training_seconds=0.1)
+        registry.register_version(store, name=name, pipeline=pipeline, meta=meta, reference=frame[["x"]],
+                                  settings=get_settings())
+    at.session_state["workflow"] = WorkflowState(project="Demo", dataset_id=dataset_id)
+    at.switch_page("pages/models.py").run()
+    _no_exceptions(at)
+    assert next(s for s in at.selectbox if s.label == "Model").value == "zeta"
