@@ -122,6 +122,9 @@ if job.id in st.session_state.get("importance_jobs", set()):
 st.subheader("Leaderboard: every trial")
 trials = jobs.job_trials(engine(), job.id)
 st.dataframe(readable_trials(jobs.rank_trials(trials, report.primary_metric)), hide_index=True, width="stretch")
+if report.threshold_metric and not METRICS[report.primary_metric].needs_proba:
+    st.caption(f"The search scored {METRICS[report.primary_metric].label} with labels at 0.5; the table at the top "
+               "scores the winner at its decision threshold.")
 
 if len(done) > 1:
     st.subheader("Compare two runs")

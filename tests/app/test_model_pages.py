@@ -79,11 +79,14 @@ def test_train_evaluate_and_models(app, store) -> None:
     assert any("holdout rows, with the model refit without them" in c.value for c in at.caption)
     assert not any(h.value == "Compare two runs" for h in at.subheader)  # one run only
 
-    second = jobs.submit_job(store, dataset_id=job.dataset_id, request=jobs.request_from_json(job.request_json),
-                             settings=get_settings())
+    first_request = jobs.request_from_json(job.request_json)
+    f1 = dataclasses.replace(first_request, config=dataclasses.replace(first_request.config, metric="f1"))
+    second = jobs.submit_job(store, dataset_id=job.dataset_id, request=f1, settings=get_settings())
     _wait_done(store, second)
     at.run()
     _no_exceptions(at)
+    # A label metric: the search's trial scores are at 0.5, the report's at the threshold, and the page says so.
+    assert any("The search scored F1 with labels at 0.5" in c.value for c in at.caption)
     compared = next(df.value for df in at.dataframe if "B - A" in df.value.columns).set_index("metric")
     assert compared.loc["ROC AUC", "B - A"] == pytest.approx(compared.loc["ROC AUC", "B"] - compared.loc["ROC AUC", "A"])
     assert any(c.value.startswith("A: \\#2") and "B: \\#1" in c.value for c in at.caption)  # the newest first
@@ -105,11 +108,11 @@ def test_train_evaluate_and_models(app, store) -> None:
     next(s for s in at.selectbox if s.label == "B").set_value(1).run()
     _no_exceptions(at)
     facts = next(df.value for df in at.dataframe if "A: v2" in df.value.columns)
-    assert facts.loc["optimised metric"].tolist() == ["ROC AUC", "ROC AUC"]
+    assert facts.loc["optimised metric"].tolist() == ["F1", "ROC AUC"]
     recorded = json.loads(registry.get_version(store, name="mlc_churn", version=2).metrics_json)
     assert facts.loc["decision threshold", "A: v2"] == f"{recorded['decision_threshold']:.4g}"
     scores = next(df.value for df in at.dataframe if "B - A" in df.value.columns).set_index("metric")
-    assert scores.index[0] == "ROC AUC" and {"F1", "Log loss"} <= set(scores.index) and "A holdout" in scores.columns
+    assert scores.index[0] == "F1" and {"ROC AUC", "Log loss"} <= set(scores.index) and "A holdout" in scores.columns
     next(b for b in at.button if b.label == "Point alias here").click().run()
     _no_exceptions(at)
     assert registry.aliases(store, name="mlc_churn") == {"champion": 3}  # the newest version, shown first
