@@ -98,10 +98,10 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from core.data.profile import Task
     from core.datasets import import_table
-    from core.modeling.evaluation import threshold_note
+    from core.modeling.evaluation import threshold_note, time_ordered_column
     from core.modeling.tuning import TuningConfig
     from core.prep.plan import FeaturePlan
-    from core.prep.recipe import recipe_from_json
+    from core.prep.recipe import prepare_training_table, recipe_from_json
     from core.prep.steps import Recipe
     from core.registry import export_version
     from core.store.db import make_engine
@@ -114,9 +114,16 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
                           per_model_s=args.per_model, metric=args.metric or "", class_weight=args.class_weight,
                           seed=settings.random_seed)
     name = args.name or Path(args.data).stem
+    time_column = args.time_column
+    if time_column is None and args.cv is None and args.group_column is None:
+        # As on the Train page: rows ordered by a date are split by time unless --cv says otherwise.
+        X, _ = prepare_training_table(loaded.frame, recipe, target=args.target)
+        if (time_column := time_ordered_column(X)) is not None:
+            print(f"note: the rows are ordered by '{time_column}', so the folds split by time (--cv kfold or "
+                  "stratified shuffles them)", file=sys.stderr)
     request = TrainRequest(model_name=name, target=args.target, config=config,
                            task=Task(args.task) if args.task else None, cv_kind=args.cv, n_folds=args.folds,
-                           time_column=args.time_column, group_column=args.group_column)
+                           time_column=time_column, group_column=args.group_column)
     engine = make_engine(settings.db_url)
     # The training table is stored like an upload, so the version's data hash points at real data.
     import_table(engine, loaded, project=name, name=Path(args.data).name, settings=settings)
@@ -475,7 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=5,
                    help="the report's cross-validation folds (default 5); on small tables tuning uses more "
                         "(see the README)")
-    p.add_argument("--time-column", help="a datetime column: use a time-series split")
+    p.add_argument("--time-column", help="a datetime column: use a time-series split (default: the date column "
+                                          "the rows are ordered by, if any, unless --cv or --group-column is given)")
     p.add_argument("--group-column", help="rows sharing a value stay in one fold")
     p.add_argument("--recipe", help="cleaning recipe JSON")
     p.add_argument("--name", help="model name in the registry (default: the data file's name)")

@@ -105,3 +105,18 @@ def test_binary_predictions_use_the_tuned_threshold(tmp_path, sample_path) -> No
     preds = pd.read_csv(tmp_path / "preds.csv")
     expected = (preds["proba_Yes"] >= threshold).map({True: "Yes", False: "No"})
     assert (preds["prediction"] == expected).all()
+
+
+def test_rows_ordered_by_a_date_are_split_by_time_unless_cv_says_otherwise(tmp_path, sample_path) -> None:
+    common = ("train", "--data", str(sample_path("chicago.csv")), "--target", "ridership", "--models", "ridge",
+              "--trials", "2")
+    out = run(*common, "--out", str(tmp_path / "by-time"), workspace=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "ordered by 'date', so the folds split by time" in out.stderr
+    cv = json.loads((tmp_path / "by-time" / "model.json").read_text())["cv"]
+    assert (cv["kind"], cv["time_column"]) == ("time", "date")
+    # Shuffled folds are an explicit choice, and they come with the warning.
+    out = run(*common, "--cv", "kfold", "--out", str(tmp_path / "shuffled"), workspace=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "split by time" not in out.stderr and "look time-ordered by 'date'" in out.stderr
+    assert json.loads((tmp_path / "shuffled" / "model.json").read_text())["cv"]["kind"] == "kfold"
