@@ -141,8 +141,10 @@ def md(text: object) -> str:
 
 
 def show_error(exc: BadInput) -> None:
-    """An error for the user, escaped: core messages quote column, model and file names."""
-    st.error(md(exc), icon=":material/error:")
+    """An error for the user, escaped: core messages quote column, model and file names. It
+    starts with a capital letter: some core messages are written to follow "error: " in the CLI."""
+    text = str(exc)
+    st.error(md(text[:1].upper() + text[1:]), icon=":material/error:")
 
 
 def save_recipe(dataset_id: int, old: Recipe, new: Recipe) -> None:

@@ -139,7 +139,7 @@ def _wait_task(at, timeout: float = 30) -> None:
 
 
 def _errors(at) -> list[str]:
-    return [e.value.replace("\\", "") for e in at.error]
+    return [e.value.replace("\\", "").lower() for e in at.error]  # errors start with a capital
 
 
 def test_failed_deployments_are_explained(app, engine, settings, registered) -> None:  # noqa: F811
