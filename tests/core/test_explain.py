@@ -63,3 +63,17 @@ def test_label_metrics_follow_the_decision_threshold(forest, settings) -> None:
     assert (everything["importance_mean"] == 0).all()
     at_half = permutation_importance_table(explained.pipeline, X, y, task=Task.BINARY, metric="recall", seed=0)
     assert at_half.set_index("column").loc["signal", "importance_mean"] > 0.1
+
+
+def test_a_regression_version_is_explained_on_its_holdout(engine, settings) -> None:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x": rng.normal(size=600), "z": rng.normal(size=600)})
+    frame["y"] = 3 * frame["x"] + rng.normal(size=600)
+    config = TuningConfig(models=("ridge",), budget_s=None, max_trials=1, seed=settings.random_seed)
+    outcome = train_model(frame, dataset_hash="1" * 64, recipe=Recipe(), plan=FeaturePlan(), engine=engine,
+                          request=TrainRequest(model_name="line", target="y", config=config), settings=settings)
+    explained = explain_version(outcome.version, frame, settings=settings)
+    assert (explained.scored_on, explained.n_rows, explained.metric) == ("holdout", 120, "r2")
+    assert explained.score == pytest.approx(json.loads(outcome.version.metrics_json)["holdout"]["r2"])
+    importance = explained.importance.set_index("column")["importance_mean"]
+    assert importance["x"] > 1 and abs(importance["z"]) < 0.05
