@@ -11,7 +11,7 @@ shipped model itself and uses its training table.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import pandas as pd
 from sklearn.base import clone
@@ -70,10 +70,10 @@ def explain_version(version: ModelVersion, frame: pd.DataFrame, *, settings: Set
     cv = json.loads(version.cv_json or "{}")
     task = Task(version.task)
     metric = tuned_metric(cv, task)
-    threshold = json.loads(version.metrics_json or "{}").get("decision_threshold")
+    threshold = registry.decision_threshold(version)
     model, X_scored, y_scored, scored_on = pipeline, X, y, "training"
     if share := cv.get("holdout_share"):
-        scheme = CVScheme(**{name: cv[name] for name in ("kind", "n_folds", "group_column", "time_column", "seed")})
+        scheme = CVScheme(**{f.name: cv[f.name] for f in fields(CVScheme) if f.name in cv})
         X_train, X_scored, y_train, y_scored = holdout_split(X, y, task=task, scheme=scheme, share=share)
         model, scored_on = clone(pipeline).fit(X_train, y_train), "holdout"
     table = permutation_importance_table(model, X_scored, y_scored, task=task, metric=metric,

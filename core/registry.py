@@ -306,6 +306,11 @@ def get_version(
     return found
 
 
+def decision_threshold(version: ModelVersion) -> float | None:
+    """The probability of the second class from which a binary version predicts it, or None."""
+    return json.loads(version.metrics_json or "{}").get("decision_threshold")
+
+
 def list_versions(engine: Engine, *, name: str | None = None) -> list[ModelVersion]:
     """All versions (every status), by model name, newest first within a model."""
     query = select(ModelVersion).order_by(

@@ -42,9 +42,8 @@ def _headline(version) -> str:
 def _facts(version) -> dict[str, str]:
     """What a version is, beyond its scores: for the comparison's first table."""
     cv = json.loads(version.cv_json or "{}")
-    metrics = json.loads(version.metrics_json or "{}")
     params = json.loads(version.params_json or "{}")
-    threshold = metrics.get("decision_threshold")
+    threshold = registry.decision_threshold(version)
     return {
         "family": version.model_family, "status": version.status, "data": version.dataset_hash[:12],
         "optimised metric": METRICS[tuned_metric(cv, Task(version.task))].label,

@@ -63,7 +63,7 @@ from core.modeling.tuning import TuningConfig
 from core.monitoring.policy import Comparison, PromotionPolicy, Scored, decide, paired_bootstrap
 from core.prep.plan import FeaturePlan
 from core.prep.recipe import prepare_training_table, recipe_from_json
-from core.registry import READY, get_version, load_pipeline, set_alias, validate_model_name
+from core.registry import READY, decision_threshold, get_version, load_pipeline, set_alias, validate_model_name
 from core.store import crud
 from core.store.db import session_scope
 from core.store.models import Dataset, ModelAlias, ModelVersion, RetrainRun, TrainingJob, utcnow
@@ -403,7 +403,7 @@ def _retrain(engine: Engine, *, run_id: int, champion: ModelVersion, had_alias: 
         champion_fit = clone(champion_model).fit(X_train[old], y_train[old])
         challenger_fit = clone(challenger_model).fit(X_train, y_train)
         # Each model labels rows at its own decision threshold, as its service does.
-        thresholds = (_threshold(champion), _threshold(challenger))
+        thresholds = (decision_threshold(champion), decision_threshold(challenger))
         holdout = _compare("holdout", champion_fit, challenger_fit, X_hold, y_hold, task=task, metric=metric,
                            policy=policy, seed=compare_seed, thresholds=thresholds)
         window_cmp = None
@@ -567,10 +567,6 @@ def _window_rows(window: pd.DataFrame, *, recipe, target: str, columns: list[str
     if not fresh.any():
         raise BadInput("every row of the labelled window is also a training row; it cannot judge the models")
     return X[fresh], y[fresh], int((~fresh).sum())
-
-
-def _threshold(version: ModelVersion) -> float | None:
-    return json.loads(version.metrics_json or "{}").get("decision_threshold")
 
 
 def _compare(name: str, champion, challenger, X: pd.DataFrame, y: pd.Series, *, task: Task, metric: str,
