@@ -112,6 +112,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     models = tuple(m.strip() for m in (args.models or "").split(",") if m.strip())
     config = TuningConfig(models=models, search=args.search, budget_s=args.budget, max_trials=args.trials,
                           per_model_s=args.per_model, metric=args.metric or "", class_weight=args.class_weight,
+                          positive_class=args.positive_class,
                           seed=settings.random_seed)
     name = args.name or Path(args.data).stem
     time_column = args.time_column
@@ -145,7 +146,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     if report.holdout:
         print(f"holdout {primary.label}: {report.holdout.get(primary.name, float('nan')):.4f}")
     if report.threshold_metric:
-        print(threshold_note(report.threshold, report.threshold_metric))
+        print(threshold_note(report.threshold, report.threshold_metric, report.cv.classes[1]))
     print(f"registered {outcome.version.model_name} version {outcome.version.version}; model written to {out}")
     return 0
 
@@ -156,7 +157,9 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
 
     pipeline, meta = load_exported(Path(args.model))
     frame = _load(args.data, settings).frame
-    predictions = predict_frame(pipeline, frame, threshold=meta.get("metrics", {}).get("decision_threshold"))
+    labelling = meta.get("metrics", {})
+    predictions = predict_frame(pipeline, frame, threshold=labelling.get("decision_threshold"),
+                                positive=labelling.get("positive_class"))
     out = Path(args.out)
     tmp = out.with_name(f".{out.name}.tmp")
     predictions.to_csv(tmp, index=False)
@@ -478,6 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search", choices=["bayes", "random", "grid"], default="bayes")
     p.add_argument("--metric", help="the metric to optimise (default: ROC AUC, balanced accuracy or R²)")
     p.add_argument("--class-weight", action="store_true", help="weight classes by their inverse frequency")
+    p.add_argument("--positive-class", help="binary: the class precision, recall and F1 describe and the "
+                                            "threshold cuts the probability of (default: the rarer class)")
     p.add_argument("--cv", choices=["kfold", "stratified", "group", "time"], help="default: chosen from the task")
     p.add_argument("--folds", type=int, default=5,
                    help="the report's cross-validation folds (default 5); on small tables tuning uses more "

@@ -21,7 +21,7 @@ from core import registry
 from core.config import Settings
 from core.data.profile import Task
 from core.modeling.evaluation import CVScheme, holdout_split, model_score, permutation_importance_table
-from core.modeling.metrics import tuned_metric
+from core.modeling.metrics import oriented, tuned_metric
 from core.prep.recipe import prepare_training_table, recipe_from_json
 from core.store.models import ModelVersion
 
@@ -70,15 +70,16 @@ def explain_version(version: ModelVersion, frame: pd.DataFrame, *, settings: Set
     cv = json.loads(version.cv_json or "{}")
     task = Task(version.task)
     metric = tuned_metric(cv, task)
-    threshold = registry.decision_threshold(version)
+    threshold, positive = registry.decision_threshold(version), registry.positive_class(version)
     model, X_scored, y_scored, scored_on = pipeline, X, y, "training"
     if share := cv.get("holdout_share"):
         scheme = CVScheme(**{f.name: cv[f.name] for f in fields(CVScheme) if f.name in cv})
         X_train, X_scored, y_train, y_scored = holdout_split(X, y, task=task, scheme=scheme, share=share)
         model, scored_on = clone(pipeline).fit(X_train, y_train), "holdout"
     table = permutation_importance_table(model, X_scored, y_scored, task=task, metric=metric,
-                                         seed=settings.random_seed, max_rows=max_rows, threshold=threshold)
-    classes = () if task is Task.REGRESSION else tuple(model.classes_.tolist())
+                                         seed=settings.random_seed, max_rows=max_rows, threshold=threshold,
+                                         positive=positive)
+    classes = () if task is Task.REGRESSION else oriented(model.classes_.tolist(), positive)
     unshuffled = model_score(model, X_scored, y_scored.to_numpy(), metric=metric, classes=classes, threshold=threshold)
     return Explanation(importance=table, scored_on=scored_on, n_rows=min(len(X_scored), max_rows), metric=metric,
                        score=unshuffled, pipeline=pipeline, X=X)

@@ -307,8 +307,15 @@ def get_version(
 
 
 def decision_threshold(version: ModelVersion) -> float | None:
-    """The probability of the second class from which a binary version predicts it, or None."""
+    """The probability of the positive class from which a binary version predicts it, or None."""
     return json.loads(version.metrics_json or "{}").get("decision_threshold")
+
+
+def positive_class(version: ModelVersion) -> str | None:
+    """A binary version's positive class, as text: the one its threshold cuts the probability of
+    and its precision and recall describe. None for other tasks, and for versions trained before
+    it was recorded, whose positive class is the second in sorted order."""
+    return json.loads(version.metrics_json or "{}").get("positive_class")
 
 
 def list_versions(engine: Engine, *, name: str | None = None) -> list[ModelVersion]:
@@ -438,7 +445,9 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
     lines += ["", "## Metrics", ""] + _metric_table(metrics, first=tuned)
     maximises = json.loads(version.cv_json or "{}").get("decision_threshold_maximises")
     if maximises in METRICS and isinstance(metrics.get("decision_threshold"), float):
-        lines += ["", threshold_note(metrics["decision_threshold"], maximises)]
+        positive = metrics.get("positive_class")
+        of = None if positive is None else _md(positive)
+        lines += ["", threshold_note(metrics["decision_threshold"], maximises, of)]
     sections = (
         ("Parameters", ("Parameter", "Value"), _rows(json.loads(version.params_json or "{}"))),
         ("Cross-validation", ("Setting", "Value"), _rows(json.loads(version.cv_json or "{}"))),

@@ -1,6 +1,8 @@
 """Turning a fitted Pipeline's output into a table: shared by `predict` and, later, the service."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
@@ -13,11 +15,27 @@ def required_columns(pipeline: Pipeline) -> tuple[str, ...]:
     return tuple(str(c) for c in getattr(pipeline, "feature_names_in_", ()))
 
 
-def predict_frame(pipeline: Pipeline, frame: pd.DataFrame, *, threshold: float | None = None) -> pd.DataFrame:
+def binary_labels(proba: np.ndarray, classes: Sequence, threshold: float, positive: str | None = None) -> np.ndarray:
+    """A binary classifier's labels at its decision threshold: the positive class where its
+    probability reaches ``threshold``, the other class elsewhere.
+
+    Args:
+        proba: Probabilities, one column per entry of ``classes``.
+        classes: The model's two classes, sorted (its ``classes_``).
+        threshold: The version's decision threshold.
+        positive: The version's positive class, as text; None (versions trained before it was
+            recorded) means the second class.
+    """
+    at = 0 if positive is not None and str(classes[0]) == str(positive) else 1
+    return np.where(np.asarray(proba)[:, at] >= threshold, classes[at], classes[1 - at])
+
+
+def predict_frame(pipeline: Pipeline, frame: pd.DataFrame, *, threshold: float | None = None,
+                  positive: str | None = None) -> pd.DataFrame:
     """Predictions for every row: ``prediction`` and, for classifiers, ``proba_<class>``.
 
-    For a binary classifier, ``threshold`` (the tuned decision threshold recorded with the
-    version) decides the label: the second class when its probability reaches it.
+    For a binary classifier, ``threshold`` and ``positive`` (the tuned decision threshold and
+    the positive class recorded with the version) decide the label, as :func:`binary_labels`.
 
     Raises:
         BadInput: The table lacks columns the model needs (they are named).
@@ -33,7 +51,7 @@ def predict_frame(pipeline: Pipeline, frame: pd.DataFrame, *, threshold: float |
         proba = pipeline.predict_proba(X)
         classes = list(pipeline.classes_)
         if threshold is not None and len(classes) == 2:
-            out["prediction"] = np.where(proba[:, 1] >= threshold, classes[1], classes[0])
+            out["prediction"] = binary_labels(proba, classes, threshold, positive)
         for i, cls in enumerate(classes):
             out[f"proba_{cls}"] = proba[:, i]
     return out.reset_index(drop=True)

@@ -18,7 +18,7 @@ from core.config import Settings
 from core.data.profile import Task, infer_task
 from core.errors import BadInput
 from core.modeling.evaluation import CVScheme, EvaluationReport, choose_scheme, evaluate, holdout_split
-from core.modeling.metrics import default_metric
+from core.modeling.metrics import default_metric, positive_class
 from core.modeling.specs import get_spec, specs_for
 from core.modeling.tuning import TrialRecord, TuningConfig, TuningResult, tune
 from core.prep.pipeline import build_pipeline, transformed_sample
@@ -88,7 +88,8 @@ def prepare(frame: pd.DataFrame, recipe: Recipe, plan: FeaturePlan, request: Tra
 
     Raises:
         BadInput: Missing target, a target with one class, a text target for regression, a
-            class with fewer rows than folds, no usable feature, or a bad tuning config.
+            class with fewer rows than folds, no usable feature, or a bad tuning config (a
+            positive class the target lacks, or one given for a task that is not binary).
     """
     if request.target not in frame.columns:
         raise BadInput(f"the target column {request.target!r} is not in the table")
@@ -103,6 +104,10 @@ def prepare(frame: pd.DataFrame, recipe: Recipe, plan: FeaturePlan, request: Tra
     config = request.config
     if not config.metric:
         config = dataclasses.replace(config, metric=default_metric(task))
+    if task == Task.BINARY:  # recorded in the config, so every trial, worker and retrain uses the same
+        config = dataclasses.replace(config, positive_class=positive_class(y, config.positive_class))
+    elif config.positive_class is not None:
+        raise BadInput(f"a positive class applies to a binary target; this task is {task.value}")
     config.validate(task)
     frame_xy = X.assign(**{request.target: y.to_numpy()})
     scheme, warnings = choose_scheme(
@@ -210,6 +215,7 @@ def train_model(
         report = evaluate(
             make_pipeline, X_train, y_train, task=data.task, scheme=data.scheme, metric=data.config.metric,
             seed=settings.random_seed, X_holdout=X_hold, y_holdout=y_hold, cv=tuning.best_cv,
+            positive=data.config.positive_class,
         )
         stage("registering")
         # The holdout has been scored once; the model that ships learns from every row, as the
@@ -220,7 +226,9 @@ def train_model(
         plan_json=plan.model_dump_json(), model_family=best.model, params=dict(best.params),
         metrics={m.name: {"mean": m.mean, "std": m.std, "baseline": m.baseline_mean} for m in report.metrics}
         | {"holdout": report.holdout or {}}
-        | ({"decision_threshold": report.threshold} if report.threshold is not None else {}),
+        # The service labels rows with these two (core.serving_io.binary_labels).
+        | ({"decision_threshold": report.threshold, "positive_class": data.config.positive_class}
+           if report.threshold is not None else {}),
         # The tuning config is kept so a retrain can search the same space (core.monitoring.retrain).
         cv=data.scheme.to_dict() | {"holdout_share": request.holdout_share, "final_fit": "all rows (training + holdout)",
                                     "tuning": data.config.to_dict(), "tuning_n_folds": search_scheme.n_folds}

@@ -24,7 +24,7 @@ def _explanation(version_id: int, _version, _frame):
     return explain_version(_version, _frame, settings=settings())
 
 
-# In a binary task these describe one class, the second in sorted order: the table names it.
+# In a binary task these describe one class, the positive one (last in cv.classes): the table names it.
 _OF_THE_POSITIVE_CLASS = ("precision", "recall", "f1", "pr_auc")
 
 
@@ -50,7 +50,7 @@ def metrics_table(report) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  column_config={"holdout": st.column_config.NumberColumn(format="%.4f")})
     if report.threshold_metric:
-        st.caption(threshold_note(report.threshold, report.threshold_metric))
+        st.caption(threshold_note(report.threshold, report.threshold_metric, md(str(report.cv.classes[1]))))
 
 
 def charts(report) -> None:
@@ -66,7 +66,8 @@ def charts(report) -> None:
         threshold = 0.5
         if report.task == "binary":
             start = min(max(report.threshold or 0.5, 0.01), 0.99)  # a confident model's cut can lie outside
-            threshold = st.slider("Decision threshold", 0.01, 0.99, start, step=0.01,
+            threshold = st.slider(f"Decision threshold on the probability of '{md(report.cv.classes[1])}'",
+                                  0.01, 0.99, start, step=0.01,
                                   help="It starts at the threshold the model predicts with. Move it to see "
                                        "what another cut-off would do; the model keeps its own.")
         st.plotly_chart(plots.confusion_chart(report, threshold), width="stretch")

@@ -48,6 +48,7 @@ def _facts(version) -> dict[str, str]:
         "family": version.model_family, "status": version.status, "data": version.dataset_hash[:12],
         "optimised metric": METRICS[tuned_metric(cv, Task(version.task))].label,
         "decision threshold": "" if threshold is None else f"{threshold:.4g}",
+        "positive class": registry.positive_class(version) or "",
         "training seconds": f"{version.training_seconds:,.1f}",
         **{f"param {k}": f"{v:.4g}" if isinstance(v, float) else str(v) for k, v in params.items()},
     }

@@ -9,7 +9,7 @@ from core import datasets, jobs
 from core.data.profile import Task, infer_task
 from core.errors import BadInput
 from core.modeling.evaluation import date_columns, time_ordered_column
-from core.modeling.metrics import METRICS, default_metric, metrics_for
+from core.modeling.metrics import METRICS, default_metric, metrics_for, positive_class
 from core.modeling.plots import leaderboard_chart
 from core.modeling.specs import specs_for
 from core.modeling.tuning import TuningConfig
@@ -54,10 +54,13 @@ def _duration(seconds: int) -> str:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Looking for date columns…")
-def _time_columns(content_hash: str, recipe_json: str, target: str, _frame, _recipe) -> tuple[list[str], str | None]:
-    """The cleaned table's date columns and the one its rows are ordered by, if any."""
-    X, _ = prepare_training_table(_frame, _recipe, target=target)
-    return date_columns(X), time_ordered_column(X)
+def _cleaned_facts(content_hash: str, recipe_json: str, target: str, _frame, _recipe) -> tuple:
+    """The cleaned table's date columns, the one its rows are ordered by (if any), and for a
+    two-class target its share of rows per class (as text: a recipe may rename classes) and
+    the default positive class."""
+    X, y = prepare_training_table(_frame, _recipe, target=target)
+    shares = y.astype(str).value_counts(normalize=True).sort_index().to_dict() if y.nunique() == 2 else {}
+    return date_columns(X), time_ordered_column(X), shares, positive_class(y) if shares else None
 
 
 def train_form(dataset, frame, target: str, recipe) -> None:
@@ -70,11 +73,24 @@ def train_form(dataset, frame, target: str, recipe) -> None:
                                              help="Inferred from the target; override it here.",
                                              key=f"task_{dataset.id}_{target}")  # one choice per dataset and target
     task = inferred if task_choice == "auto" else Task(task_choice)
+    # From the cleaned table: a date column the recipe parsed from text is a time column too.
+    try:
+        dates, ordered, shares, rarer = _cleaned_facts(dataset.content_hash, recipe_to_json(recipe), target, frame,
+                                                       recipe)
+    except BadInput:  # a recipe that no longer fits the table: the job will say why, in words
+        dates, ordered, shares, rarer = [], None, {}, None
     with st.form("train"):
-        c = st.columns(2)
+        c = st.columns(3)
         name = c[0].text_input("Model name", value=dataset.name.rsplit(".", 1)[0][:100], max_chars=100)
         metric = c[1].selectbox("Optimise", metrics_for(task), index=metrics_for(task).index(default_metric(task)),
                                 format_func=lambda m: METRICS[m].label)
+        positive = None
+        if task == Task.BINARY and shares:
+            positive = c[2].selectbox(
+                "Positive class", list(shares), index=list(shares).index(rarer),
+                format_func=lambda v: f"{v} ({shares[v]:.0%} of rows)",
+                help="The class precision, recall, F1 and PR AUC describe, and whose probability the decision "
+                     "threshold cuts. It starts at the rarer class, usually the one to find.")
         specs = specs_for(task)
         models = st.multiselect("Models (empty: search across all)", [s.name for s in specs], default=[],
                                 format_func=lambda n: next(s.title for s in specs if s.name == n))
@@ -88,11 +104,6 @@ def train_form(dataset, frame, target: str, recipe) -> None:
                                       help="A cap on the time one model family's trials take together. "
                                            "By default the budget is shared among the families.")
         c = st.columns(4)
-        # From the cleaned table: a date column the recipe parsed from text is a time column too.
-        try:
-            dates, ordered = _time_columns(dataset.content_hash, recipe_to_json(recipe), target, frame, recipe)
-        except BadInput:  # a recipe that no longer fits the table: the job will say why, in words
-            dates, ordered = [], None
         cv_kind = c[0].selectbox("Cross-validation", ["auto", "stratified", "kfold", "group", "time"])
         folds = c[1].number_input("Folds", min_value=2, max_value=20, value=5)
         time_column = c[2].selectbox("Time column", [None, *dates], index=dates.index(ordered) + 1 if ordered else 0,
@@ -114,7 +125,7 @@ def train_form(dataset, frame, target: str, recipe) -> None:
             model_name=name.strip(), target=target, task=None if task_choice == "auto" else task,
             config=TuningConfig(models=tuple(models), search=search, budget_s=float(budget), max_trials=int(trials) or None,
                                 per_model_s=float(per_model) or None, metric=metric, class_weight=class_weight,
-                                seed=settings().random_seed),
+                                seed=settings().random_seed, positive_class=positive),
             cv_kind=None if cv_kind == "auto" else cv_kind, n_folds=int(folds), time_column=time_column,
             group_column=group_column, allow_shuffled_time=allow_shuffle, holdout_share=holdout,
         )

@@ -36,7 +36,7 @@ from sklearn.model_selection import (
 
 from core.data.profile import Task
 from core.errors import BadInput
-from core.modeling.metrics import METRICS, check_metric, score, score_all, signed
+from core.modeling.metrics import METRICS, check_metric, oriented, score, score_all, signed
 from core.modeling.specs import baseline
 
 __all__ = [
@@ -308,7 +308,8 @@ class CVResult:
             regression and models without probabilities.
         oof_mask: Rows that got an out-of-fold prediction (a time-series split leaves the first
             block out: it is only ever trained on).
-        classes: The sorted class labels, ``None`` for regression.
+        classes: The class labels, sorted but for a binary task's positive class, which is last
+            (:func:`core.modeling.metrics.oriented`); ``None`` for regression.
         fit_seconds: Wall time spent fitting and predicting, over all folds.
     """
 
@@ -330,6 +331,7 @@ def cross_validate(
     scheme: CVScheme,
     metric: str,
     after_fold: Callable[[int, float], None] | None = None,
+    positive: str | None = None,
 ) -> CVResult:
     """Fit a fresh model on each fold's training rows and score it on the fold's validation rows.
 
@@ -344,6 +346,7 @@ def cross_validate(
         after_fold: Called after each fold with the fold number (1-based) and the mean of the
             primary metric over the folds so far. It may raise (``optuna.TrialPruned``) to stop
             early; the exception propagates.
+        positive: Binary: the positive class, as text; None takes the second in sorted order.
 
     Returns:
         The per-fold scores of every metric of the task and the out-of-fold predictions.
@@ -356,7 +359,7 @@ def cross_validate(
     folds = fold_indices(X, y, scheme)
     y_true = y.to_numpy()
     n = len(y_true)
-    classes = None if task is Task.REGRESSION else tuple(np.unique(y_true).tolist())
+    classes = None if task is Task.REGRESSION else oriented(np.unique(y_true).tolist(), positive)
     oof_pred = np.full(n, np.nan) if classes is None else np.empty(n, dtype=y_true.dtype)
     oof_proba: np.ndarray | None = None
     mask = np.zeros(n, dtype=bool)
@@ -368,7 +371,7 @@ def cross_validate(
         pred = model.predict(X_valid)
         proba = None
         if classes is not None and hasattr(model, "predict_proba"):
-            proba = _aligned_proba(model, X_valid, classes)
+            proba = aligned_proba(model, X_valid, classes)
             if oof_proba is None:
                 oof_proba = np.full((n, len(classes)), np.nan)
             oof_proba[valid] = proba
@@ -433,7 +436,7 @@ class EvaluationReport:
         no_better_than_baseline: See above.
         cv: The model's cross-validation result (out-of-fold predictions for the plots).
         holdout: Scores on the holdout, when one was kept.
-        threshold: Binary only: the probability of the positive class (``classes[1]``) from which
+        threshold: Binary only: the probability of the positive class (``cv.classes[1]``) from which
             a row is predicted positive, chosen on the out-of-fold probabilities to maximise
             :func:`threshold_metric` of the primary metric. The label metrics (accuracy,
             precision, ...) of ``metrics``, ``cv`` and ``holdout`` are at such a threshold, as the
@@ -476,6 +479,7 @@ def evaluate(
     X_holdout: pd.DataFrame | None = None,
     y_holdout: pd.Series | None = None,
     cv: CVResult | None = None,
+    positive: str | None = None,
 ) -> EvaluationReport:
     """Cross-validate a model and the dummy baseline on the same folds, then score the holdout.
 
@@ -490,7 +494,8 @@ def evaluate(
         X_holdout: Holdout features; the model is then fitted on all of ``X`` and scored once.
         y_holdout: Holdout target.
         cv: The model's cross-validation on exactly these rows and ``scheme``'s folds, when it
-            was already run (tuning's, for its winner); None runs it.
+            was already run (tuning's, for its winner, with the same ``positive``); None runs it.
+        positive: Binary: the positive class, as text; None takes the second in sorted order.
 
     Returns:
         The report.
@@ -503,8 +508,9 @@ def evaluate(
     if (X_holdout is None) != (y_holdout is None):
         raise BadInput("A holdout needs both its features and its target.")
     if cv is None:
-        cv = cross_validate(make_pipeline, X, y, task=task, scheme=scheme, metric=metric)
-    base = cross_validate(lambda: baseline(task, seed=seed), X, y, task=task, scheme=scheme, metric=metric)
+        cv = cross_validate(make_pipeline, X, y, task=task, scheme=scheme, metric=metric, positive=positive)
+    base = cross_validate(lambda: baseline(task, seed=seed), X, y, task=task, scheme=scheme, metric=metric,
+                          positive=positive)
     threshold = None
     if task is Task.BINARY and cv.oof_proba is not None and cv.classes is not None:
         cv, threshold = _at_decision_threshold(cv, fold_indices(X, y, scheme), threshold_metric(metric))
@@ -514,7 +520,7 @@ def evaluate(
     if X_holdout is not None and y_holdout is not None:
         final = make_pipeline().fit(X, y)
         classes = cv.classes or ()
-        proba = _aligned_proba(final, X_holdout, classes) if classes and hasattr(final, "predict_proba") else None
+        proba = aligned_proba(final, X_holdout, classes) if classes and hasattr(final, "predict_proba") else None
         pred = final.predict(X_holdout) if threshold is None else _labels(proba[:, 1], threshold, classes)
         holdout = score_all(task, y_holdout.to_numpy(), pred, proba, classes)
     return EvaluationReport(
@@ -539,12 +545,14 @@ def threshold_metric(metric: str) -> str:
     return metric if metric in THRESHOLD_METRICS else "balanced_accuracy"
 
 
-def threshold_note(threshold: float, metric: str) -> str:
-    """One sentence saying which threshold the label metrics are at, for the model card and the
-    Evaluate page (plain text: no user input in it)."""
+def threshold_note(threshold: float, metric: str, positive: str | None = None) -> str:
+    """One sentence saying which threshold the label metrics are at, for the model card, the
+    Evaluate page and the CLI. ``positive`` is the positive class, already escaped for where the
+    sentence goes (Markdown or a terminal); nothing else in it comes from the user."""
     label = METRICS[metric].label
+    of = f" on the probability of '{positive}'" if positive is not None else ""
     return (f"Accuracy, balanced accuracy, precision, recall and F1 are at the decision threshold "
-            f"{threshold:.3g} that the model predicts with: the cut-off that maximises "
+            f"{threshold:.3g}{of} that the model predicts with: the cut-off that maximises "
             f"{label if label.isupper() else label.lower()} on out-of-fold predictions. Each fold is "
             "scored at a cut-off chosen on the other folds; the baseline keeps its own labels.")
 
@@ -605,6 +613,7 @@ def permutation_importance_table(
     max_rows: int = 5000,
     repeats: int = 3,
     threshold: float | None = None,
+    positive: str | None = None,
 ) -> pd.DataFrame:
     """How much the score drops when one raw column's values are shuffled.
 
@@ -622,6 +631,7 @@ def permutation_importance_table(
         repeats: Permutations per column.
         threshold: Binary: the decision threshold the label metrics are scored at (the
             version's); None scores the most probable class.
+        positive: Binary: the positive class the threshold applies to (the version's), as text.
 
     Returns:
         Columns ``column``, ``importance_mean``, ``importance_std`` (drop of the metric, in the
@@ -638,7 +648,7 @@ def permutation_importance_table(
         X, y = X.iloc[rows], y.iloc[rows]
     work = X.reset_index(drop=True)  # permuted columns are aligned by position
     y_true = y.to_numpy()
-    classes = () if task is Task.REGRESSION else tuple(pipeline.classes_.tolist())
+    classes = () if task is Task.REGRESSION else oriented(pipeline.classes_.tolist(), positive)
 
     def higher_is_better() -> float:
         return signed(metric, model_score(pipeline, work, y_true, metric=metric, classes=classes, threshold=threshold))
@@ -666,12 +676,12 @@ def model_score(model: BaseEstimator, X: pd.DataFrame, y_true: np.ndarray, *, me
         X: Raw features.
         y_true: Their targets.
         metric: The metric.
-        classes: The model's classes (empty for regression).
-        threshold: Binary: the decision threshold labels are given at; None takes the most
-            probable class.
+        classes: The model's classes, oriented (empty for regression).
+        threshold: Binary: the decision threshold on ``classes[1]``'s probability that labels are
+            given at; None takes the most probable class.
     """
     if classes and hasattr(model, "predict_proba"):
-        proba = _aligned_proba(model, X, classes)
+        proba = aligned_proba(model, X, classes)
         # The labels from the probabilities save a second pass through the model.
         if threshold is not None and len(classes) == 2:
             pred = _labels(proba[:, 1], threshold, classes)
@@ -682,12 +692,9 @@ def model_score(model: BaseEstimator, X: pd.DataFrame, y_true: np.ndarray, *, me
     return score(metric, y_true, pred, proba, classes)
 
 
-# --- internals ----------------------------------------------------------------------------------
-
-
-def _aligned_proba(model: BaseEstimator, X: pd.DataFrame, classes: Sequence) -> np.ndarray:
-    """``predict_proba`` with one column per entry of ``classes``, even when the model's fold
-    lacked a class (its column is then 0)."""
+def aligned_proba(model: BaseEstimator, X: pd.DataFrame, classes: Sequence) -> np.ndarray:
+    """``predict_proba`` with one column per entry of ``classes``, in that order (the positive
+    class last, say), even when the model's fold lacked a class (its column is then 0)."""
     proba = np.asarray(model.predict_proba(X), dtype=float)
     model_classes = list(model.classes_)
     if model_classes == list(classes):
@@ -697,6 +704,9 @@ def _aligned_proba(model: BaseEstimator, X: pd.DataFrame, classes: Sequence) -> 
     for j, label in enumerate(model_classes):
         out[:, index[label]] = proba[:, j]
     return out
+
+
+# --- internals ----------------------------------------------------------------------------------
 
 
 def _labels(proba_pos: np.ndarray, threshold: float, classes: Sequence) -> np.ndarray:

@@ -2,9 +2,11 @@
 
 Conventions, the same everywhere a score is shown:
 
-* ``classes`` is the model's ``classes_`` (sorted, as scikit-learn sorts them). In a binary
+* ``classes`` is the model's ``classes_`` in the order :func:`oriented` gives: sorted, as
+  scikit-learn sorts them, except that a binary task's positive class comes last. So in a binary
   task the positive class is ``classes[1]``: precision, recall and F1 are for that class and the
-  ranking metrics use ``proba[:, 1]``.
+  ranking metrics use ``proba[:, 1]``. Which class is positive is the user's choice, by default
+  the rarer one (:func:`positive_class`).
 * Multiclass precision, recall and F1 are macro averages over the classes that occur in
   ``y_true`` or ``y_pred`` of the rows scored, so a class a validation fold lacks entirely does
   not count as a zero. A class with no predicted rows scores 0 precision (not a warning).
@@ -94,6 +96,41 @@ def tuned_metric(cv: dict | None, task: Task) -> str:
     """The metric a model version's search optimised, from the cross-validation settings it
     recorded (``cv["tuning"]["metric"]``): the one chosen, else the task's default."""
     return ((cv or {}).get("tuning") or {}).get("metric") or default_metric(task)
+
+
+def positive_class(y: Sequence, requested: object = None) -> str:
+    """The positive class of a binary target, as text: the one precision, recall, F1 and PR AUC
+    describe and whose probability the decision threshold cuts.
+
+    Args:
+        y: The target's values (two classes).
+        requested: The class the user chose, compared as text (``"1"`` finds the class ``1``);
+            None picks the rarer class, the one analysts usually want found (churners, bad loans,
+            fraud); on a tie, the second in sorted order.
+
+    Raises:
+        BadInput: ``requested`` is not a class of the target.
+    """
+    labels, counts = np.unique(np.asarray(y), return_counts=True)
+    names = [str(label) for label in labels.tolist()]
+    if requested is not None:
+        if str(requested) not in names:
+            shown = ", ".join(repr(name) for name in names[:10])
+            raise BadInput(f"the positive class {str(requested)!r} is not a class of the target; "
+                           f"its classes are {shown}")
+        return str(requested)
+    rarest = min(range(len(names)), key=lambda i: (counts[i], -i))
+    return names[rarest]
+
+
+def oriented(classes: Sequence, positive: object = None) -> tuple:
+    """``classes`` (sorted) in the order the metrics read them: a binary task's ``positive``
+    class last. Classes are compared as text; None keeps the sorted order, whose second class was
+    the positive one in versions trained before it could be chosen."""
+    classes = tuple(classes)
+    if len(classes) == 2 and positive is not None and str(classes[0]) == str(positive):
+        return classes[::-1]
+    return classes
 
 
 def in_display_order(names: Iterable[str], *, first: str | None = None) -> list[str]:
@@ -230,7 +267,8 @@ def _proba_score(name: str, y_true: np.ndarray, proba: np.ndarray, classes: np.n
             return float("nan")  # a label the model never saw: its probability is 0, the loss infinite
         clipped = np.clip(proba, _EPS, 1 - _EPS)
         clipped /= clipped.sum(axis=1, keepdims=True)
-        return float(skm.log_loss(y_true, clipped, labels=classes))
+        order = np.argsort(classes)  # log_loss reads the columns in sorted order, not oriented()'s
+        return float(skm.log_loss(y_true, clipped[:, order], labels=classes[order]))
     # Ranking metrics need every class present (and nothing else) to be defined.
     if not (np.isin(y_true, classes).all() and np.isin(classes, y_true).all()):
         return float("nan")

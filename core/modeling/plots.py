@@ -24,7 +24,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from core.data.profile import Task
 from core.errors import BadInput
-from core.modeling.evaluation import EvaluationReport
+from core.modeling.evaluation import EvaluationReport, aligned_proba
 from core.modeling.metrics import METRICS, in_display_order, signed
 
 __all__ = [
@@ -120,7 +120,8 @@ def confusion_chart(report: EvaluationReport, threshold: float = 0.5) -> go.Figu
 
     Args:
         report: An evaluation report of a classification model.
-        threshold: Binary: predict the positive class (``classes[1]``) from this probability up.
+        threshold: Binary: predict the positive class (``report.cv.classes[1]``) from this
+            probability up.
             Multiclass predictions take the most probable class.
 
     Returns:
@@ -305,7 +306,8 @@ def partial_dependence_chart(
         X: Raw features to average over (a sample is taken).
         column: The raw column to vary.
         task: The learning task.
-        classes: The model's classes (default: ``pipeline.classes_``).
+        classes: The model's classes, a binary task's positive class last (default:
+            ``pipeline.classes_``, sorted).
 
     Returns:
         Lines for numbers and dates, bars for categories: the mean prediction (regression), the
@@ -333,7 +335,7 @@ def partial_dependence_chart(
         axis = "mean prediction"
     else:
         classes = tuple(classes if classes is not None else pipeline.classes_.tolist())
-        proba = np.asarray(pipeline.predict_proba(batch), dtype=float).reshape(len(grid), m, -1).mean(axis=1)
+        proba = aligned_proba(pipeline, batch, classes).reshape(len(grid), m, -1).mean(axis=1)
         shown = [1] if len(classes) == 2 else range(min(len(classes), _MAX_CURVE_CLASSES))
         means = {f"P({_safe(classes[j])})": proba[:, j] for j in shown}
         axis = "mean probability"

@@ -121,6 +121,8 @@ class TuningConfig:
         metric: The metric to optimise; empty means ``default_metric(task)``.
         class_weight: Weight classes ``"balanced"`` in classifiers that support it.
         seed: Seed of the samplers and the estimators.
+        positive_class: Binary: the class precision, recall, F1 and PR AUC describe, as text;
+            None takes the second in sorted order (training fills in its own default first).
     """
 
     models: tuple[str, ...] = ()
@@ -131,6 +133,7 @@ class TuningConfig:
     metric: str = ""
     class_weight: bool = False
     seed: int = 42
+    positive_class: str | None = None
 
     def validate(self, task: Task) -> None:
         """Check the config against the task.
@@ -765,7 +768,8 @@ def _run_trial(
             folds_started[0] = time.perf_counter()
             with _time_limit(time_left(), reporting):
                 cv = cross_validate(lambda: make(params), context.X, context.y, task=context.task,
-                                    scheme=context.scheme, metric=context.metric, after_fold=after_fold)
+                                    scheme=context.scheme, metric=context.metric, after_fold=after_fold,
+                                    positive=context.config.positive_class)
         folds = tuple(float(v) for v in cv.fold_scores[context.metric])
         if not any(math.isfinite(v) for v in folds):
             raise BadInput(f"{context.metric} is undefined on every fold.")

@@ -270,7 +270,7 @@ def _measure_performance(engine: Engine, deployment: Deployment, settings: Setti
                                           until=now)
     if len(joined) < rule.min_samples:
         return None
-    live = perf.score_rows(joined, task=info.task).get(metric)
+    live = perf.score_rows(joined, task=info.task, positive=info.positive_class).get(metric)
     if live is None or live != live:
         return None
     return mm.signed(metric, info.training[metric]) - mm.signed(metric, live)

@@ -46,6 +46,7 @@ class ModelInfo:
     task: str  # binary | multiclass | regression
     primary_metric: str  # the metric the version was tuned for
     training: dict[str, float]  # metric -> training CV mean
+    positive_class: str | None = None  # binary: the class precision, recall and F1 describe
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,9 @@ def model_info_from_metadata(meta: dict) -> ModelInfo:
     primary = mm.tuned_metric(meta.get("cv"), Task(task))
     training = {name: float(v["mean"]) for name, v in (meta.get("metrics") or {}).items()
                 if isinstance(v, dict) and "mean" in v and v["mean"] is not None}
+    positive = (meta.get("metrics") or {}).get("positive_class")
     return ModelInfo(name=str(meta["name"]), version=int(meta["version"]), task=task, primary_metric=primary,
-                     training=training)
+                     training=training, positive_class=None if positive is None else str(positive))
 
 
 def model_info(store: Engine, *, model_name: str, version: int, model_dir: Path | None = None) -> ModelInfo:
@@ -234,17 +236,18 @@ def score_windows(joined: pd.DataFrame, *, model: ModelInfo, freq: str = "1D") -
     rows = []
     for start, part in frame.groupby("window_start", sort=True):
         rows.append({"window_start": start, "window_end": start + offset, "labelled_rows": len(part),
-                     **score_rows(part, task=task)})
+                     **score_rows(part, task=task, positive=model.positive_class)})
     windows = pd.DataFrame(rows, columns=columns)
     return PerformanceReport(model=model, metrics=names, windows=windows, labelled_rows=len(frame),
                              unmatched_labels=0)
 
 
-def score_rows(joined: pd.DataFrame, *, task: str) -> dict[str, float]:
-    """Every metric of ``task`` over labelled predictions (one window), as ``score_all`` gives them."""
+def score_rows(joined: pd.DataFrame, *, task: str, positive: str | None = None) -> dict[str, float]:
+    """Every metric of ``task`` over labelled predictions (one window), as ``score_all`` gives them;
+    a binary model's precision, recall and F1 of ``positive`` (None: the second class)."""
     task = Task(task)
-    proba_cols = [c for c in joined.columns if str(c).startswith("proba_")]
-    classes = [c[len("proba_"):] for c in proba_cols]
+    classes = mm.oriented(sorted(c[len("proba_"):] for c in joined.columns if str(c).startswith("proba_")), positive)
+    proba_cols = [f"proba_{c}" for c in classes]
     if task == Task.REGRESSION:
         y_true = pd.to_numeric(joined["label"], errors="coerce").to_numpy(float)
         y_pred = pd.to_numeric(joined["prediction"], errors="coerce").to_numpy(float)
@@ -255,7 +258,8 @@ def score_rows(joined: pd.DataFrame, *, task: str) -> dict[str, float]:
     y_true = joined["label"].map(_class_text).to_numpy(object)
     y_pred = joined["prediction"].map(_class_text).to_numpy(object)
     proba = joined[proba_cols].to_numpy(float) if proba_cols else None
-    return mm.score_all(task, y_true, y_pred, proba, classes if proba_cols else sorted(set(y_true) | set(y_pred)))
+    return mm.score_all(task, y_true, y_pred, proba,
+                        classes if proba_cols else mm.oriented(sorted(set(y_true) | set(y_pred)), positive))
 
 
 def labelled_predictions(log_engine: Engine, model: ModelInfo, *, since: datetime | None = None,

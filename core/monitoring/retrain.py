@@ -58,12 +58,14 @@ from core.data.profile import Task
 from core.data.storage import load_frame, save_frame
 from core.errors import BadInput
 from core.modeling.evaluation import holdout_split
-from core.modeling.metrics import check_metric, default_metric
+from core.modeling.metrics import check_metric, default_metric, oriented
 from core.modeling.tuning import TuningConfig
 from core.monitoring.policy import Comparison, PromotionPolicy, Scored, decide, paired_bootstrap
 from core.prep.plan import FeaturePlan
 from core.prep.recipe import prepare_training_table, recipe_from_json
-from core.registry import READY, decision_threshold, get_version, load_pipeline, set_alias, validate_model_name
+from core.registry import (READY, decision_threshold, get_version, load_pipeline, positive_class, set_alias,
+                           validate_model_name)
+from core.serving_io import binary_labels
 from core.store import crud
 from core.store.db import session_scope
 from core.store.models import Dataset, ModelAlias, ModelVersion, RetrainRun, TrainingJob, utcnow
@@ -402,14 +404,16 @@ def _retrain(engine: Engine, *, run_id: int, champion: ModelVersion, had_alias: 
             raise BadInput("the holdout split left none of the champion's own rows to refit it on")
         champion_fit = clone(champion_model).fit(X_train[old], y_train[old])
         challenger_fit = clone(challenger_model).fit(X_train, y_train)
-        # Each model labels rows at its own decision threshold, as its service does.
-        thresholds = (decision_threshold(champion), decision_threshold(challenger))
+        # Each model labels rows at its own decision threshold, as its service does; both are
+        # scored with the challenger's positive class (an older champion may have recorded none).
+        labelling = ((decision_threshold(champion), positive_class(champion)),
+                     (decision_threshold(challenger), positive_class(challenger)))
         holdout = _compare("holdout", champion_fit, challenger_fit, X_hold, y_hold, task=task, metric=metric,
-                           policy=policy, seed=compare_seed, thresholds=thresholds)
+                           policy=policy, seed=compare_seed, labelling=labelling)
         window_cmp = None
         if window_xy is not None:
             window_cmp = _compare("window", champion_model, challenger_model, window_xy[0], window_xy[1], task=task,
-                                  metric=metric, policy=policy, seed=compare_seed, thresholds=thresholds)
+                                  metric=metric, policy=policy, seed=compare_seed, labelling=labelling)
 
     promote_it, why = decide(policy, holdout, window_cmp)
     if promote_it:
@@ -570,21 +574,25 @@ def _window_rows(window: pd.DataFrame, *, recipe, target: str, columns: list[str
 
 
 def _compare(name: str, champion, challenger, X: pd.DataFrame, y: pd.Series, *, task: Task, metric: str,
-             policy: PromotionPolicy, seed: int, thresholds: tuple[float | None, float | None]) -> Comparison:
+             policy: PromotionPolicy, seed: int, labelling: tuple[tuple, tuple]) -> Comparison:
+    """The paired comparison on rows; ``labelling`` is each model's (decision threshold,
+    positive class), both None where it has none."""
     if len(X) > policy.max_rows:
         keep = np.sort(np.random.default_rng(seed).choice(len(X), size=policy.max_rows, replace=False))
         X, y = X.iloc[keep], y.iloc[keep]
     classes: tuple = ()
     if task is not Task.REGRESSION:
-        classes = tuple(np.unique(np.concatenate([np.asarray(m.classes_) for m in (champion, challenger)])).tolist())
+        labels = np.unique(np.concatenate([np.asarray(m.classes_) for m in (champion, challenger)])).tolist()
+        classes = oriented(labels, labelling[1][1])
     return paired_bootstrap(
-        y.to_numpy(), _scored(champion, X, classes, thresholds[0]), _scored(challenger, X, classes, thresholds[1]),
+        y.to_numpy(), _scored(champion, X, classes, *labelling[0]), _scored(challenger, X, classes, *labelling[1]),
         metric=metric, classes=classes,
         n_bootstrap=policy.n_bootstrap, confidence=policy.confidence, seed=seed, name=name,
     )
 
 
-def _scored(model, X: pd.DataFrame, classes: tuple, threshold: float | None = None) -> Scored:
+def _scored(model, X: pd.DataFrame, classes: tuple, threshold: float | None = None,
+            positive: str | None = None) -> Scored:
     """Labels as the model's service gives them (a binary model's at its decision threshold) and
     probabilities in ``classes`` order."""
     try:
@@ -593,7 +601,7 @@ def _scored(model, X: pd.DataFrame, classes: tuple, threshold: float | None = No
             raw = np.asarray(model.predict_proba(X), dtype=float)
             own = np.asarray(model.classes_)
             if threshold is not None and len(own) == 2:
-                pred = np.where(raw[:, 1] >= threshold, own[1], own[0])
+                pred = binary_labels(raw, own, threshold, positive)
             proba = np.zeros((len(X), len(classes)))
             position = {label: i for i, label in enumerate(classes)}
             for j, label in enumerate(own.tolist()):

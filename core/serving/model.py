@@ -2,7 +2,7 @@
 
 Predictions follow ``core.serving_io.predict_frame`` exactly: classifiers give the label and
 one probability per class, and a binary classifier applies the version's tuned
-``decision_threshold`` (from ``model.json``) to the second class's probability.
+``decision_threshold`` (from ``model.json``) to its ``positive_class``'s probability.
 
 Requests go through the fast path (``core.serving.fastpath``) when it can compile the Pipeline,
 and through the Pipeline itself otherwise (or when ``serve_fastpath_max_rows`` is 0). The fast
@@ -22,7 +22,7 @@ import pandas as pd
 
 from core.registry import load_exported
 from core.serving.schema import InputSchema, infer_schema, make_frame
-from core.serving_io import required_columns
+from core.serving_io import binary_labels, required_columns
 
 log = logging.getLogger("shipml.serving")
 
@@ -72,6 +72,12 @@ class LoadedModel:
         metrics = self.info.get("metrics")
         value = metrics.get("decision_threshold") if isinstance(metrics, dict) else None
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    @property
+    def positive_class(self) -> str | None:
+        metrics = self.info.get("metrics")
+        value = metrics.get("positive_class") if isinstance(metrics, dict) else None
+        return str(value) if value is not None else None
 
     @property
     def classes(self) -> tuple[Any, ...]:
@@ -135,7 +141,7 @@ class LoadedModel:
         if proba is not None and classes:
             threshold = self.threshold
             if threshold is not None and len(classes) == 2:
-                values = np.where(proba[:, 1] >= threshold, classes[1], classes[0])
+                values = binary_labels(proba, classes, threshold, self.positive_class)
             return Predictions(_plain(values), np.asarray(proba, dtype=float),
                                tuple(str(c) for c in classes), tuple(classes))
         return Predictions(_plain(values), None, None)

@@ -45,11 +45,14 @@ def test_train_evaluate_and_models(app, store) -> None:
     next(s for s in at.select_slider if s.label == "Time budget").set_value(10)
     next(n for n in at.number_input if n.label.startswith("Max trials")).set_value(3)
     next(n for n in at.number_input if n.label.startswith("Seconds per model")).set_value(20)
+    positive = next(s for s in at.selectbox if s.label == "Positive class")
+    assert positive.options == ["no (86% of rows)", "yes (14% of rows)"] and positive.value == "yes"  # the rarer
     next(b for b in at.button if b.label == "Start training").click().run()
     _no_exceptions(at)
     (job,) = jobs.list_jobs(store)
     assert job.model_name == "mlc_churn"
     assert jobs.request_from_json(job.request_json).config.per_model_s == 20.0
+    assert jobs.request_from_json(job.request_json).config.positive_class == "yes"
     _wait_done(store, job.id)
     assert jobs.get_job(store, job.id).status == "DONE", jobs.get_job(store, job.id).error
     at.run()
@@ -70,7 +73,9 @@ def test_train_evaluate_and_models(app, store) -> None:
     assert "Recall of 'yes'" in metrics.index  # the class precision, recall and F1 describe
     report = jobs.load_report(job.id, settings=get_settings())
     assert any(f"at the decision threshold {report.threshold:.3g}" in c.value for c in at.caption)
-    assert next(s for s in at.slider if s.label == "Decision threshold").value == pytest.approx(report.threshold)
+    slider = next(s for s in at.slider if s.label.startswith("Decision threshold"))
+    assert slider.label == "Decision threshold on the probability of 'yes'"
+    assert slider.value == pytest.approx(report.threshold)
     charts = at.get("plotly_chart")
     assert len(charts) >= 5  # ROC, PR, confusion, calibration, lift
     next(b for b in at.button if b.label.startswith("Compute permutation importance")).click().run(timeout=180)
@@ -80,17 +85,21 @@ def test_train_evaluate_and_models(app, store) -> None:
     assert not any(h.value == "Compare two runs" for h in at.subheader)  # one run only
 
     first_request = jobs.request_from_json(job.request_json)
-    f1 = dataclasses.replace(first_request, config=dataclasses.replace(first_request.config, metric="f1"))
+    f1 = dataclasses.replace(first_request, config=dataclasses.replace(first_request.config, metric="f1",
+                                                                      positive_class="no"))
     second = jobs.submit_job(store, dataset_id=job.dataset_id, request=f1, settings=get_settings())
     _wait_done(store, second)
     at.run()
     _no_exceptions(at)
     # A label metric: the search's trial scores are at 0.5, the report's at the threshold, and the page says so.
     assert any("The search scored F1 with labels at 0.5" in c.value for c in at.caption)
+    metrics = next(df.value for df in at.dataframe if "vs baseline" in df.value.columns).set_index("metric")
+    assert "F1 of 'no' (optimised)" in metrics.index and "Recall of 'no'" in metrics.index
     compared = next(df.value for df in at.dataframe if "B - A" in df.value.columns).set_index("metric")
     assert compared.loc["ROC AUC", "B - A"] == pytest.approx(compared.loc["ROC AUC", "B"] - compared.loc["ROC AUC", "A"])
     assert any(c.value.startswith("A: \\#2") and "B: \\#1" in c.value for c in at.caption)  # the newest first
-    multiclass = dataclasses.replace(jobs.request_from_json(job.request_json), task=Task.MULTICLASS)
+    multiclass = dataclasses.replace(first_request, task=Task.MULTICLASS,
+                                     config=dataclasses.replace(first_request.config, positive_class=None))
     _wait_done(store, jobs.submit_job(store, dataset_id=job.dataset_id, request=multiclass, settings=get_settings()))
     at.run()
     _no_exceptions(at)
@@ -111,6 +120,7 @@ def test_train_evaluate_and_models(app, store) -> None:
     assert facts.loc["optimised metric"].tolist() == ["F1", "ROC AUC"]
     recorded = json.loads(registry.get_version(store, name="mlc_churn", version=2).metrics_json)
     assert facts.loc["decision threshold", "A: v2"] == f"{recorded['decision_threshold']:.4g}"
+    assert facts.loc["positive class"].tolist() == ["no", "yes"]
     scores = next(df.value for df in at.dataframe if "B - A" in df.value.columns).set_index("metric")
     assert scores.index[0] == "F1" and {"ROC AUC", "Log loss"} <= set(scores.index) and "A holdout" in scores.columns
     next(b for b in at.button if b.label == "Point alias here").click().run()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from lightgbm import LGBMClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score, roc_auc_score
 from sklearn.svm import LinearSVC
 
 from core.config import SAMPLES_DIR
@@ -294,6 +294,32 @@ def test_label_metrics_are_at_the_decision_threshold(metric, objective) -> None:
     served = np.where(final.predict_proba(X_hold)[:, 1] >= report.threshold, "Yes", "No")
     assert report.holdout["f1"] == pytest.approx(f1_score(y_hold == "Yes", served == "Yes"))
     assert report.holdout["roc_auc"] > 0.9
+
+
+def test_a_positive_class_that_sorts_first_is_the_one_scored_and_thresholded() -> None:
+    X, y = _table("default.csv", "default")  # 'No' sorts first and is 97 % of the rows
+    scheme = CVScheme(kind="stratified", n_folds=4)
+    X_train, X_hold, y_train, y_hold = holdout_split(X, y, task=Task.BINARY, scheme=scheme)
+    make = _maker("default", lambda: LogisticRegression(max_iter=1_000))
+    report = evaluate(make, X_train, y_train, task=Task.BINARY, scheme=scheme, metric="f1", seed=0,
+                      X_holdout=X_hold, y_holdout=y_hold, positive="No")
+    cv = report.cv
+    assert cv.classes == ("Yes", "No")  # the positive class last, its probability in the last column
+    final = make().fit(X_train, y_train)
+    p_no = final.predict_proba(X_hold)[:, list(final.classes_).index("No")]
+    assert report.holdout["roc_auc"] == pytest.approx(roc_auc_score(y_hold == "No", p_no))
+    # The threshold cuts P('No') to maximise F1 of 'No', and the holdout is labelled that way.
+    assert report.threshold == best_threshold(cv.y_true == "No", cv.oof_proba[:, 1], metric="f1")
+    served = np.where(p_no >= report.threshold, "No", "Yes")
+    assert report.holdout["f1"] == pytest.approx(f1_score(y_hold == "No", served == "No"))
+    assert report.holdout["recall"] == pytest.approx(recall_score(y_hold == "No", served == "No"))
+    for number, (_, valid) in enumerate(fold_indices(X_train, y_train, scheme)):
+        expected = recall_score(cv.y_true[valid] == "No", cv.oof_pred[valid] == "No")
+        assert cv.fold_scores["recall"][number] == pytest.approx(expected)
+    # Recall of the common class is near 1; recall of the rare one (the default) is far lower.
+    assert report.metric("recall").mean > 0.9
+    rare = evaluate(make, X_train, y_train, task=Task.BINARY, scheme=scheme, metric="f1", seed=0)
+    assert rare.cv.classes == ("No", "Yes") and rare.metric("recall").mean < 0.8
 
 
 def test_permutation_importance_finds_the_signal() -> None:

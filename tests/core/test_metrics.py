@@ -14,6 +14,8 @@ from core.modeling.metrics import (
     check_metric,
     default_metric,
     metrics_for,
+    oriented,
+    positive_class,
     score,
     score_all,
     signed,
@@ -51,6 +53,37 @@ def test_binary_positive_class_is_classes_1() -> None:
     assert score("recall", B_TRUE, all_yes, None, B_CLASSES) == pytest.approx(1.0)
     # Integer labels: positive is 1, and a fold without predicted positives scores 0, not a crash.
     assert score("precision", [0, 1, 1], [0, 0, 0], None, [0, 1]) == 0.0
+
+
+def test_the_positive_class_is_the_rarer_one_unless_chosen() -> None:
+    assert positive_class(["good"] * 8 + ["bad"] * 2) == "bad"
+    assert positive_class(["a", "b", "b", "a"]) == "b"  # a tie: the second in sorted order, as before
+    assert positive_class([0, 1, 1, 1]) == "0"  # as text, the way users and services name classes
+    assert positive_class([0, 1, 1, 1], requested="1") == "1"
+    assert positive_class([True, False, True], requested=True) == "True"
+    with pytest.raises(BadInput, match=r"'maybe' is not a class of the target; its classes are 'bad', 'good'"):
+        positive_class(["good", "bad"], requested="maybe")
+    assert oriented(["no", "yes"], "no") == ("yes", "no")
+    assert oriented(["no", "yes"], "yes") == oriented(["no", "yes"]) == ("no", "yes")
+    assert oriented([0, 1], "0") == (1, 0)
+    assert oriented(["a", "b", "c"], "a") == ("a", "b", "c")  # multiclass has no positive class
+
+
+def test_metrics_describe_the_positive_class_wherever_it_sorts() -> None:
+    # "no" positive: the classes and the probability columns both put it last.
+    classes, proba = oriented(B_CLASSES, "no"), B_PROBA[:, ::-1]
+    # Of the three true "no" rows (0, 3, 5), rows 0 and 5 are predicted "no"; of the three "no"
+    # predictions (0, 2, 5), rows 0 and 5 are right.
+    assert score("recall", B_TRUE, B_PRED, None, classes) == pytest.approx(2 / 3)
+    assert score("precision", B_TRUE, np.array(["no"] * 6), None, classes) == pytest.approx(0.5)
+    assert score("recall", B_TRUE, np.array(["no"] * 6), None, classes) == pytest.approx(1.0)
+    positive = B_TRUE == "no"
+    # Ranked by P(no): 0.9 (pos), 0.7 (pos), 0.6 (neg), 0.4 (pos), 0.2 and 0.1 (neg).
+    assert score("pr_auc", B_TRUE, None, proba, classes) == pytest.approx((1 + 1 + 3 / 4) / 3)
+    assert score("roc_auc", B_TRUE, None, proba, classes) == pytest.approx(pair_auc(positive, 1 - B_P_YES))
+    assert score("roc_auc", B_TRUE, None, proba, classes) == pytest.approx(8 / 9)  # AUC does not depend on it
+    assert score("log_loss", B_TRUE, None, proba, classes) == pytest.approx(
+        score("log_loss", B_TRUE, None, B_PROBA, B_CLASSES))
 
 
 def test_binary_probability_metrics() -> None:

@@ -80,6 +80,20 @@ def test_performance_from_feedback_and_an_upload_matches_a_hand_computation(bina
     assert report.latest["window_start"] == pd.Timestamp("2026-03-03", tz="UTC")
 
 
+def test_live_precision_and_recall_describe_the_versions_positive_class(binary_log) -> None:
+    upload = perf.labels_from_frame(pd.DataFrame({"request_id": ["r1"], "row": [1], "label": ["no"]}))
+    info = perf.model_info_from_metadata({"name": "churn", "version": 3, "task": "binary",
+                                          "metrics": {"decision_threshold": 0.5, "positive_class": "no"}})
+    assert info.positive_class == "no"
+    day1 = perf.performance(binary_log, info, freq="1D", labels=upload).windows.iloc[0]
+    # Day 1 as above, 'no' positive: truth [yes, no, no, no], predicted [yes, no, yes, no].
+    assert day1["precision"] == pytest.approx(1.0)  # both 'no' predictions are right
+    assert day1["recall"] == pytest.approx(2 / 3)  # of three true 'no' rows, row 2 was called 'yes'
+    assert day1["roc_auc"] == pytest.approx(1.0) and day1["accuracy"] == pytest.approx(3 / 4)  # as before
+    expected_loss = -(math.log(0.9) + math.log(0.8) + math.log(0.4) + math.log(0.9)) / 4
+    assert day1["log_loss"] == pytest.approx(expected_loss)
+
+
 def test_feedback_only_and_the_time_range(binary_log) -> None:
     report = perf.performance(binary_log, BINARY, freq="1D")
     day1 = report.windows.iloc[0]

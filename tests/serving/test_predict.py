@@ -1,6 +1,8 @@
 """/predict, /schema, /version and /openapi.json against real exported models, in-process."""
 from __future__ import annotations
 
+import json
+import shutil
 import time
 
 import numpy as np
@@ -14,7 +16,8 @@ from tests.serving.conftest import BINARY_THRESHOLD, records, serve
 
 def _expected(model_dir, rows: pd.DataFrame) -> pd.DataFrame:
     pipeline, info = load_exported(model_dir)
-    return predict_frame(pipeline, rows, threshold=info["metrics"].get("decision_threshold"))
+    return predict_frame(pipeline, rows, threshold=info["metrics"].get("decision_threshold"),
+                         positive=info["metrics"].get("positive_class"))
 
 
 @pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
@@ -51,6 +54,24 @@ def test_binary_threshold_is_applied(models, tmp_path) -> None:
     assert labels == np.where(proba_yes >= BINARY_THRESHOLD, "yes", "no").tolist()
     # the threshold matters here: the default 0.5 would label some rows differently
     assert ((proba_yes >= BINARY_THRESHOLD) != (proba_yes >= 0.5)).any()
+
+
+def test_the_threshold_cuts_the_positive_class_probability(models, tmp_path) -> None:
+    # The same model with 'no' as its positive class: the threshold now cuts P(no).
+    served = models["binary"]
+    model_dir = tmp_path / "model"
+    shutil.copytree(served.dir, model_dir)
+    info = json.loads((model_dir / "model.json").read_text())
+    info["metrics"] = {"decision_threshold": 0.9, "positive_class": "no"}
+    (model_dir / "model.json").write_text(json.dumps(info))
+    rows = served.rows.head(400)
+    with serve(model_dir, tmp_path) as client:
+        body = client.post("/predict", json={"rows": records(rows)}).json()
+    proba_no = np.array([p["probabilities"]["no"] for p in body["predictions"]])
+    labels = [p["prediction"] for p in body["predictions"]]
+    assert labels == np.where(proba_no >= 0.9, "no", "yes").tolist()
+    assert labels == _expected(model_dir, rows)["prediction"].tolist()  # as `core predict` labels them
+    assert ((proba_no >= 0.9) != (1 - proba_no < 0.9)).any()  # read as P(yes), 0.9 would label otherwise
 
 
 def test_single_object_and_csv_give_the_same_answers(models, tmp_path) -> None:
