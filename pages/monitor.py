@@ -215,7 +215,9 @@ def performance_section(row: Deployment, window: str) -> None:
         figure.add_hline(y=report.model.training[metric], line_dash="dash", annotation_text="training CV")
     st.plotly_chart(figure, key="mon_perf_chart")
     st.dataframe(report.comparison(), hide_index=True, key="mon_perf_table")
-    st.caption(f"{report.labelled_rows:,} labelled rows; {report.unmatched_labels:,} labels matched no prediction.")
+    of = (f" Precision, recall, F1 and PR AUC describe '{md(report.model.positive_class)}', the version's positive "
+          "class." if report.model.positive_class is not None else "")
+    st.caption(f"{report.labelled_rows:,} labelled rows; {report.unmatched_labels:,} labels matched no prediction.{of}")
 
 
 # --------------------------------------------------------------------------- alerts

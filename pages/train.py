@@ -53,7 +53,7 @@ def _duration(seconds: int) -> str:
     return f"{seconds} s" if seconds < 60 else f"{seconds / 60:g} min"
 
 
-@st.cache_resource(max_entries=4, show_spinner="Looking for date columns…")
+@st.cache_resource(max_entries=4, show_spinner="Reading the cleaned table…")
 def _cleaned_facts(content_hash: str, recipe_json: str, target: str, _frame, _recipe) -> tuple:
     """The cleaned table's date columns, the one its rows are ordered by (if any), and for a
     two-class target its share of rows per class (as text: a recipe may rename classes) and

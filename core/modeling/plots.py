@@ -338,7 +338,7 @@ def partial_dependence_chart(
         proba = aligned_proba(pipeline, batch, classes).reshape(len(grid), m, -1).mean(axis=1)
         shown = [1] if len(classes) == 2 else range(min(len(classes), _MAX_CURVE_CLASSES))
         means = {f"P({_safe(classes[j])})": proba[:, j] for j in shown}
-        axis = "mean probability"
+        axis = f"mean {next(iter(means))}" if len(means) == 1 else "mean probability"  # one line: no legend
     labels = list(grid) if ordered else [_safe(v) for v in grid]
     figure = go.Figure()
     for label, mean in means.items():

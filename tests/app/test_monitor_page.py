@@ -86,6 +86,7 @@ def test_health_drift_performance_and_alerts(app, engine, settings, registered, 
     accuracy = perf.set_index("metric").loc["accuracy"]
     assert accuracy["latest"] == pytest.approx(0.9) and accuracy["training_cv"] > 0.9
     assert any("10 labelled rows" in c.value for c in at.caption)
+    assert not any("positive class" in c.value for c in at.caption)  # a multiclass model has none
 
     # Alerts: a rule with a zero p99 threshold fires once evaluated, on the page and in the sidebar.
     at.selectbox(key="mon_rule_kind").set_value("p99_latency")

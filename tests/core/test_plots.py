@@ -139,6 +139,14 @@ def test_partial_dependence(fixture: str, column: str, kind: str, lines: int, re
         plots.partial_dependence_chart(model, X, "nope", task=Task(report.task))
 
 
+def test_binary_partial_dependence_is_of_the_positive_class(binary) -> None:
+    _, model, X, _ = binary
+    of_yes = plots.partial_dependence_chart(model, X, "total_day_minutes", task=Task.BINARY, classes=("no", "yes"))
+    of_no = plots.partial_dependence_chart(model, X, "total_day_minutes", task=Task.BINARY, classes=("yes", "no"))
+    assert of_yes.layout.yaxis.title.text == "mean P(yes)" and of_no.layout.yaxis.title.text == "mean P(no)"
+    assert np.allclose(np.asarray(of_no.data[0].y), 1 - np.asarray(of_yes.data[0].y))
+
+
 def test_partial_dependence_is_monotone_in_age(regression) -> None:
     _, model, X, _ = regression
     y = np.asarray(plots.partial_dependence_chart(model, X, "age", task=Task.REGRESSION).data[0].y)
