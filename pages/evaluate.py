@@ -48,7 +48,9 @@ def metrics_table(report) -> None:
         for m in report.metrics
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"holdout": st.column_config.NumberColumn(format="%.4f")})
+                 # The flag's own width: auto-sized columns pushed it past the right edge at 1400 px.
+                 column_config={"holdout": st.column_config.NumberColumn(format="%.4f", width="small"),
+                                "vs baseline": st.column_config.TextColumn(width="medium")})
     if report.threshold_metric:
         st.caption(threshold_note(report.threshold, report.threshold_metric, md(str(report.cv.classes[1]))))
 
