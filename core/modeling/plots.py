@@ -367,7 +367,8 @@ def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True) -
         greater_is_better: The score's direction, for the best-so-far line.
 
     Returns:
-        The figure; pruned trials with a score are grey crosses, trials without one are left out.
+        The figure; trials stopped early with a score (over the folds they ran) are grey
+        crosses, trials without one are left out.
     """
     missing = {"number", "model", "score", "state"} - set(trials.columns)
     if missing:
@@ -382,7 +383,9 @@ def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True) -
                                     hovertemplate="trial %{x}: %{y:.4g}<extra></extra>"))
     others = scored[~scored.index.isin(done.index)]
     if not others.empty:
-        figure.add_trace(go.Scatter(x=others["number"], y=others["score"], mode="markers", name="pruned",
+        # Named for what the score is: a mean over the folds run, which can sit above the best line.
+        figure.add_trace(go.Scatter(x=others["number"], y=others["score"], mode="markers",
+                                    name="stopped early (folds run)",
                                     marker={"symbol": "x", "color": _GREY},
                                     hovertemplate="trial %{x} (stopped early): %{y:.4g}<extra></extra>"))
     if not done.empty:

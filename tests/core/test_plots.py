@@ -163,7 +163,7 @@ def test_leaderboard_chart() -> None:
     figure = plots.leaderboard_chart(trials)
     assert _types(figure) == {"scatter"}
     names = [t.name for t in figure.data]
-    assert names == ["&lt;b&gt;rf&lt;/b&gt;", "lightgbm", "pruned", "best so far"]
+    assert names == ["&lt;b&gt;rf&lt;/b&gt;", "lightgbm", "stopped early (folds run)", "best so far"]
     assert list(figure.data[-1].y) == [0.80, 0.85, 0.90, 0.90]
     assert list(plots.leaderboard_chart(trials, greater_is_better=False).data[-1].y) == [0.80, 0.80, 0.80, 0.60]
     assert figure.layout.xaxis.dtick == 1  # a few trials: whole trial numbers only
