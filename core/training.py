@@ -207,7 +207,7 @@ def train_model(
 
     def make_pipeline():
         estimator = spec.build(best.params, task=data.task, seed=settings.random_seed,
-                               class_weight="balanced" if data.config.class_weight and spec.supports_class_weight else None)
+                               class_weight=data.config.class_weight_for(spec, data.task))
         return build_pipeline(recipe, plan, target=request.target, estimator=estimator, seed=settings.random_seed)
 
     stage("evaluating")

@@ -174,6 +174,12 @@ class TuningConfig:
         names = [spec.name for spec in specs_for(task)]
         return tuple(sorted(names, key=lambda n: (n not in _STRONG_FIRST, _STRONG_FIRST.index(n) if n in _STRONG_FIRST else 0)))
 
+    def class_weight_for(self, spec: ModelSpec, task: Task) -> str | None:
+        """``"balanced"`` when class weights were asked for and ``spec`` can use them on ``task``;
+        None otherwise (tuning and the final fit build estimators alike)."""
+        usable = self.class_weight and spec.supports_class_weight and Task(task) is not Task.REGRESSION
+        return "balanced" if usable else None
+
     def metric_for(self, task: Task) -> str:
         """The metric to optimise: ``metric``, or the task's default."""
         return self.metric or default_metric(task)
@@ -750,8 +756,7 @@ def _run_trial(
                                                "duration_s": time.perf_counter() - started})
                 study.tell(trial, state=TrialState.PRUNED)  # pruned, not complete: TPE then looks elsewhere
                 return None, False, None
-            balanced = context.config.class_weight and spec.supports_class_weight
-            weight = "balanced" if balanced and context.task is not Task.REGRESSION else None
+            weight = context.config.class_weight_for(spec, context.task)
 
             def make(chosen: dict[str, Any]):
                 estimator = spec.build(chosen, task=context.task, seed=context.config.seed, class_weight=weight)
