@@ -87,6 +87,15 @@ def test_no_usable_feature_is_refused(tmp_path) -> None:
     assert out.returncode == 2 and "feature" in out.stderr, out.stderr
 
 
+def _predict_defaults(tmp_path: Path, sample_path) -> pd.DataFrame:
+    """`core predict` with the model in tmp_path/model on 500 rows of the credit-default sample."""
+    pd.read_csv(sample_path("default.csv")).drop(columns=["default"]).head(500).to_csv(tmp_path / "test.csv", index=False)
+    out = run("predict", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "test.csv"),
+              "--out", str(tmp_path / "preds.csv"), workspace=tmp_path)
+    assert out.returncode == 0, out.stderr
+    return pd.read_csv(tmp_path / "preds.csv")
+
+
 def test_binary_predictions_use_the_tuned_threshold(tmp_path, sample_path) -> None:
     out = run("train", "--data", str(sample_path("default.csv")), "--target", "default", "--trials", "2",
               "--models", "logistic_regression", "--out", str(tmp_path / "model"), workspace=tmp_path)
@@ -99,12 +108,7 @@ def test_binary_predictions_use_the_tuned_threshold(tmp_path, sample_path) -> No
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert f"at the decision threshold {threshold:.3g} on the probability of 'Yes' that the model predicts with" in card
     assert "maximises balanced accuracy" in card
-    test = pd.read_csv(sample_path("default.csv")).drop(columns=["default"]).head(500)
-    test.to_csv(tmp_path / "test.csv", index=False)
-    out = run("predict", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "test.csv"),
-              "--out", str(tmp_path / "preds.csv"), workspace=tmp_path)
-    assert out.returncode == 0, out.stderr
-    preds = pd.read_csv(tmp_path / "preds.csv")
+    preds = _predict_defaults(tmp_path, sample_path)
     expected = (preds["proba_Yes"] >= threshold).map({True: "Yes", False: "No"})
     assert (preds["prediction"] == expected).all()
 
@@ -118,12 +122,7 @@ def test_the_positive_class_can_be_chosen(tmp_path, sample_path) -> None:
     threshold = meta["metrics"]["decision_threshold"]
     assert meta["metrics"]["positive_class"] == "No" and meta["cv"]["tuning"]["positive_class"] == "No"
     assert meta["metrics"]["recall"]["mean"] > 0.9  # of 'No', 97 % of the rows
-    test = pd.read_csv(sample_path("default.csv")).drop(columns=["default"]).head(500)
-    test.to_csv(tmp_path / "test.csv", index=False)
-    out = run("predict", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "test.csv"),
-              "--out", str(tmp_path / "preds.csv"), workspace=tmp_path)
-    assert out.returncode == 0, out.stderr
-    preds = pd.read_csv(tmp_path / "preds.csv")
+    preds = _predict_defaults(tmp_path, sample_path)
     assert (preds["prediction"] == np.where(preds["proba_No"] >= threshold, "No", "Yes")).all()
     # A class the target lacks, or a positive class for a task that has none: refused before training.
     out = run(*common, "--positive-class", "Maybe", "--out", str(tmp_path / "bad"), workspace=tmp_path)
