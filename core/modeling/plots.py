@@ -121,8 +121,7 @@ def confusion_chart(report: EvaluationReport, threshold: float = 0.5) -> go.Figu
     Args:
         report: An evaluation report of a classification model.
         threshold: Binary: predict the positive class (``report.cv.classes[1]``) from this
-            probability up.
-            Multiclass predictions take the most probable class.
+            probability up. Multiclass predictions take the most probable class.
 
     Returns:
         A heatmap of counts, actual classes as rows; hover shows each cell's share of its row.

@@ -87,9 +87,10 @@ def model_info_from_metadata(meta: dict) -> ModelInfo:
     """From an exported model's ``model.json`` (or the same fields of a registry row)."""
     task = str(meta["task"])
     primary = mm.tuned_metric(meta.get("cv"), Task(task))
-    training = {name: float(v["mean"]) for name, v in (meta.get("metrics") or {}).items()
+    metrics = meta.get("metrics") or {}
+    training = {name: float(v["mean"]) for name, v in metrics.items()
                 if isinstance(v, dict) and "mean" in v and v["mean"] is not None}
-    positive = (meta.get("metrics") or {}).get("positive_class")
+    positive = metrics.get("positive_class")
     return ModelInfo(name=str(meta["name"]), version=int(meta["version"]), task=task, primary_metric=primary,
                      training=training, positive_class=None if positive is None else str(positive))
 
