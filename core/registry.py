@@ -440,14 +440,18 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
         lines += [f"**Description:** {_md(version.description)}", ""]
     if version.error:
         lines += [f"**Error:** {_md(version.error)}", ""]
-    lines += _table(("Field", "Value"), facts)
     metrics = json.loads(version.metrics_json or "{}")
+    # How a binary version labels rows: facts about it, shown with the others, not as scores.
+    threshold, positive = metrics.pop("decision_threshold", None), metrics.pop("positive_class", None)
+    if positive is not None:
+        facts["Positive class"] = _md(positive)
+    if threshold is not None:
+        facts["Decision threshold"] = _score(threshold)
+    lines += _table(("Field", "Value"), facts)
     lines += ["", "## Metrics", ""] + _metric_table(metrics, first=tuned)
     maximises = json.loads(version.cv_json or "{}").get("decision_threshold_maximises")
-    if maximises in METRICS and isinstance(metrics.get("decision_threshold"), float):
-        positive = metrics.get("positive_class")
-        of = None if positive is None else _md(positive)
-        lines += ["", threshold_note(metrics["decision_threshold"], maximises, of)]
+    if maximises in METRICS and isinstance(threshold, float):
+        lines += ["", threshold_note(threshold, maximises, None if positive is None else _md(positive))]
     sections = (
         ("Parameters", ("Parameter", "Value"), _rows(json.loads(version.params_json or "{}"))),
         ("Cross-validation", ("Setting", "Value"), _rows(json.loads(version.cv_json or "{}"))),

@@ -408,14 +408,20 @@ def test_model_card_leads_its_metrics_with_the_one_the_search_optimised() -> Non
         model_name="m", version=1, status="READY", artifact_file="a", reference_file="r",
         dataset_hash="d" * 64, target="y", task="binary", recipe_json="{}", plan_json="{}",
         model_family="lightgbm", params_json="{}", library_versions_json="{}", training_seconds=1.0,
-        metrics_json=json.dumps({"accuracy": summary, "f1": summary, "pr_auc": summary}),
-        cv_json=json.dumps({"tuning": {"metric": "pr_auc"}}),
+        metrics_json=json.dumps({"accuracy": summary, "f1": summary, "pr_auc": summary,
+                                 "decision_threshold": 0.37, "positive_class": "bad|risk"}),
+        cv_json=json.dumps({"tuning": {"metric": "pr_auc"}, "decision_threshold_maximises": "balanced_accuracy"}),
     )
     lines = registry.model_card(version).splitlines()
     assert "| Optimised metric | PR AUC (average precision) |" in lines
+    # How it labels rows is among the facts, not the scores, and the note names the class.
+    facts = lines[:lines.index("## Metrics")]
+    assert "| Positive class | bad\\|risk |" in facts and "| Decision threshold | 0.3700 |" in facts
+    assert any("at the decision threshold 0.37 on the probability of 'bad\\|risk'" in line for line in lines)
     first = lines.index("## Metrics") + 4  # the heading, a blank line, the table's header and rule
     assert lines[first].startswith("| PR AUC (average precision) | 0.8"), lines[first]
     assert lines[first + 1].startswith("| Accuracy |")  # then in display order, not alphabetical
+    assert lines[first + 3] == ""  # three metrics, and no threshold or class among them
 
 
 def test_model_card_shows_cv_summaries_as_the_trainer_records_them() -> None:
