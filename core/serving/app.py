@@ -353,10 +353,12 @@ def create_app(model_dir: Path, settings: Settings, *, log_url: str | None = Non
 
     @app.get("/version", tags=["model"], responses={503: {"description": "Not ready"}})
     def version() -> Response:
-        """The served model's name, version, task and hashes."""
+        """The served model's name, version, task, hashes and, for a binary model, how it labels
+        rows (its decision threshold on the positive class's probability)."""
         m = ready_model()
         keys = ("name", "version", "task", "target", "model_family", "sha256", "dataset_hash", "created_at", "format")
         body = {k: m.info.get(k) for k in keys}
+        body |= {"decision_threshold": m.threshold, "positive_class": m.positive_class}
         body["predictor"] = m.predictor  # fast path or Pipeline; for LightGBM, booster or compiled trees
         return _json(200, body)
 

@@ -67,6 +67,8 @@ def test_the_threshold_cuts_the_positive_class_probability(models, tmp_path) -> 
     rows = served.rows.head(400)
     with serve(model_dir, tmp_path) as client:
         body = client.post("/predict", json={"rows": records(rows)}).json()
+        version = client.get("/version").json()
+    assert (version["decision_threshold"], version["positive_class"]) == (0.9, "no")  # clients can see the rule
     proba_no = np.array([p["probabilities"]["no"] for p in body["predictions"]])
     labels = [p["prediction"] for p in body["predictions"]]
     assert labels == np.where(proba_no >= 0.9, "no", "yes").tolist()
