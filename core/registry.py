@@ -421,6 +421,9 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
     except ValueError:  # a task this ShipML does not know
         tuned = None
     created = version.created_at.strftime("%Y-%m-%d %H:%M UTC") if version.created_at else ""
+    metrics = json.loads(version.metrics_json or "{}")
+    # How a binary version labels rows: facts about it, shown with the others, not as scores.
+    threshold, positive = metrics.pop("decision_threshold", None), metrics.pop("positive_class", None)
     facts = {
         "Name": _md(version.model_name),
         "Version": str(version.version),
@@ -432,6 +435,8 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
         "Task": _md(version.task),
         "Model family": _md(version.model_family),
         "Optimised metric": _md(_metric_label(tuned)) if tuned else "not recorded",
+        **({"Positive class": _md(positive)} if positive is not None else {}),
+        **({"Decision threshold": _score(threshold)} if threshold is not None else {}),
         "Training time": f"{version.training_seconds:.1f} s",
         "Artifact sha256": _md(version.sha256 or "not saved"),
     }
@@ -440,13 +445,6 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
         lines += [f"**Description:** {_md(version.description)}", ""]
     if version.error:
         lines += [f"**Error:** {_md(version.error)}", ""]
-    metrics = json.loads(version.metrics_json or "{}")
-    # How a binary version labels rows: facts about it, shown with the others, not as scores.
-    threshold, positive = metrics.pop("decision_threshold", None), metrics.pop("positive_class", None)
-    if positive is not None:
-        facts["Positive class"] = _md(positive)
-    if threshold is not None:
-        facts["Decision threshold"] = _score(threshold)
     lines += _table(("Field", "Value"), facts)
     lines += ["", "## Metrics", ""] + _metric_table(metrics, first=tuned)
     maximises = json.loads(version.cv_json or "{}").get("decision_threshold_maximises")
