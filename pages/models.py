@@ -7,11 +7,14 @@ import pandas as pd
 import streamlit as st
 
 from core import registry
+from core.data.ingest import read_bytes
 from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling import plots
 from core.modeling.metrics import METRICS, in_display_order, tuned_metric
-from pages.common import current_dataset, engine, md, show_error
+from core.monitoring.export import to_safe_csv
+from core.scoring import score_table
+from pages.common import current_dataset, engine, md, settings, show_error
 
 st.title("Models")
 names = registry.list_model_names(engine())
@@ -52,6 +55,37 @@ def _facts(version) -> dict[str, str]:
         "training seconds": f"{version.training_seconds:,.1f}",
         **{f"param {k}": f"{v:.4g}" if isinstance(v, float) else str(v) for k, v in params.items()},
     }
+
+
+@st.cache_data(max_entries=2, show_spinner="Reading and scoring the file…")
+def _scored(version_id: int, file_id: str, _version, _upload) -> pd.DataFrame:
+    """The upload read as the Upload page reads files, and scored; once per version and file."""
+    frame = read_bytes(_upload.name, _upload.getvalue(), settings=settings()).frame
+    return score_table(_version, frame, settings=settings())
+
+
+def score_section(name: str, ready: list[int]) -> None:
+    """Predictions of a version for the rows of a file, to read here or download."""
+    st.subheader("Score a file")
+    st.caption("The version's predictions for every row of a file, labelled as its service would label them. "
+               "Nothing is stored.")
+    left, right = st.columns([1, 3])
+    number = left.selectbox("Version to score with", ready, key="score_version")
+    upload = right.file_uploader("CSV, TSV, Excel, Parquet or JSON lines to score", key="score_file",
+                                 type=["csv", "tsv", "txt", "xlsx", "parquet", "jsonl", "json"])
+    if upload is None:
+        return
+    version = registry.get_version(engine(), name=name, version=number)
+    try:
+        scored = _scored(version.id, upload.file_id, version, upload)
+    except BadInput as exc:
+        show_error(exc)
+        return
+    st.dataframe(scored.head(1_000), hide_index=True, width="stretch")
+    shown = f"the first 1,000 of {len(scored):,} rows" if len(scored) > 1_000 else f"{len(scored):,} rows"
+    st.caption(f"{shown}, each followed by its prediction")
+    st.download_button("Download the predictions (CSV)", to_safe_csv(scored), file_name=f"predictions-v{number}.csv",
+                       mime="text/csv", icon=":material/download:")
 
 
 def compare_versions(versions) -> None:
@@ -115,3 +149,4 @@ if ready:
                            icon=":material/download:")
     with st.container(border=True):
         st.markdown(card)
+    score_section(name, ready)

@@ -128,6 +128,25 @@ def test_train_evaluate_and_models(app, store) -> None:
     assert registry.aliases(store, name="mlc_churn") == {"champion": 3}  # the newest version, shown first
     assert any("mlc" in m.value and "churn" in m.value for m in at.markdown)
 
+    # Score a file with version 2 (positive class 'no'): its rows, each followed by its prediction.
+    import numpy as np
+    import pandas as pd
+
+    from core.config import SAMPLES_DIR
+
+    rows = pd.read_csv(SAMPLES_DIR / "mlc_churn.csv").head(40)
+    at.selectbox(key="score_version").set_value(2).run()
+    at.file_uploader(key="score_file").upload("rows.csv", rows.to_csv(index=False).encode(), "text/csv").run()
+    _no_exceptions(at)
+    scored = next(df.value for df in at.dataframe if "proba_no" in df.value.columns)
+    assert len(scored) == 40 and (scored["churn"] == rows["churn"]).all()  # the file's own columns are kept
+    threshold = recorded["decision_threshold"]
+    assert (scored["prediction"] == np.where(scored["proba_no"] >= threshold, "no", "yes")).all()
+    assert any(b.label == "Download the predictions (CSV)" for b in at.get("download_button"))
+    few = rows[["state", "account_length"]].to_csv(index=False).encode()
+    at.file_uploader(key="score_file").set_value(("few.csv", few, "text/csv")).run()  # replaces the file
+    assert any("missing 17 column" in e.value and "the model needs" in e.value for e in at.error)
+
 
 def test_leakage_suspects_must_be_dropped_or_confirmed_before_training(app, store, tmp_path) -> None:
     import numpy as np

@@ -1,0 +1,47 @@
+"""Scoring a file with a registered version, as the Models page does."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from core import registry
+from core.errors import BadInput
+from core.registry import VersionMeta
+from core.scoring import score_table
+
+
+def _version(engine, settings, metrics: dict):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    y = np.where(X["a"] + 0.5 * rng.normal(size=200) > 0.8, "churned", "stayed")
+    pipeline = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression())]).fit(X, y)
+    meta = VersionMeta(dataset_hash="d" * 64, target="y", task="binary", recipe_json="{}", plan_json="{}",
+                       model_family="logistic_regression", params={}, metrics=metrics, cv={}, training_seconds=1.0)
+    return registry.register_version(engine, name="churn", pipeline=pipeline, meta=meta, reference=X,
+                                     settings=settings), X
+
+
+def test_rows_are_labelled_as_the_service_labels_them(engine, settings) -> None:
+    # 'churned' sorts first and is the positive class: the threshold cuts P(churned).
+    version, X = _version(engine, settings, {"decision_threshold": 0.2, "positive_class": "churned"})
+    rows = X.head(80).assign(prediction="from the file", note="kept")
+    scored = score_table(version, rows, settings=settings)
+    assert list(scored.columns) == ["a", "b", "prediction (in the file)", "note", "prediction", "proba_churned",
+                                    "proba_stayed"]
+    assert (scored["note"] == "kept").all() and (scored["prediction (in the file)"] == "from the file").all()
+    expected = np.where(scored["proba_churned"] >= 0.2, "churned", "stayed")
+    assert (scored["prediction"] == expected).all()
+    assert (expected != np.where(scored["proba_churned"] >= 0.5, "churned", "stayed")).any()  # 0.2 mattered
+
+
+def test_a_file_without_the_model_columns_or_a_tampered_model_is_refused(engine, settings) -> None:
+    version, X = _version(engine, settings, {})
+    with pytest.raises(BadInput, match="missing 1 column\\(s\\) the model needs: 'b'"):
+        score_table(version, X[["a"]], settings=settings)
+    (settings.models_dir / version.artifact_file).write_bytes(b"not the model")
+    with pytest.raises(BadInput, match="does not match its registry hash"):
+        score_table(version, X, settings=settings)
