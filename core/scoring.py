@@ -13,12 +13,12 @@ INPUT_SUFFIX = " (in the file)"  # for a column of the file named like a predict
 
 
 def score_table(version: ModelVersion, frame: pd.DataFrame, *, settings: Settings) -> pd.DataFrame:
-    """The file's rows, each followed by the version's predictions.
+    """The version's predictions for the file's rows, each next to the row's own columns.
 
-    The columns added are ``prediction`` and, for a classifier, ``proba_<class>`` per class, as
+    The first columns are ``prediction`` and, for a classifier, ``proba_<class>`` per class, as
     the service and `core predict` give them: a binary version labels rows at its decision
-    threshold on its positive class's probability. Columns the model does not use are kept, so
-    a file that holds the true target can be read side by side with the predictions.
+    threshold on its positive class's probability. The file's columns follow, those the model
+    does not use included, so a file that holds the true target can be checked by eye.
 
     Args:
         version: A READY version.
@@ -32,4 +32,4 @@ def score_table(version: ModelVersion, frame: pd.DataFrame, *, settings: Setting
     pipeline = registry.load_pipeline(version, settings=settings)
     predictions = predict_frame(pipeline, frame, threshold=registry.decision_threshold(version),
                                 positive=registry.positive_class(version))
-    return frame.reset_index(drop=True).join(predictions, lsuffix=INPUT_SUFFIX)
+    return predictions.join(frame.reset_index(drop=True), rsuffix=INPUT_SUFFIX)

@@ -83,7 +83,7 @@ def score_section(name: str, ready: list[int]) -> None:
         return
     st.dataframe(scored.head(1_000), hide_index=True, width="stretch")
     shown = f"the first 1,000 of {len(scored):,} rows" if len(scored) > 1_000 else f"{len(scored):,} rows"
-    st.caption(f"{shown}, each followed by its prediction")
+    st.caption(f"{shown}: the prediction first, then the file's own columns")
     st.download_button("Download the predictions (CSV)", to_safe_csv(scored), file_name=f"predictions-v{number}.csv",
                        mime="text/csv", icon=":material/download:")
 
@@ -129,6 +129,7 @@ if len(versions) > 1:
 
 ready = [v.version for v in versions if v.status == "READY"]
 if ready:
+    score_section(name, ready)
     st.subheader("Aliases and model cards")
     left, right = st.columns(2)
     with left.form("alias"):
@@ -149,4 +150,3 @@ if ready:
                            icon=":material/download:")
     with st.container(border=True):
         st.markdown(card)
-    score_section(name, ready)

@@ -30,8 +30,8 @@ def test_rows_are_labelled_as_the_service_labels_them(engine, settings) -> None:
     version, X = _version(engine, settings, {"decision_threshold": 0.2, "positive_class": "churned"})
     rows = X.head(80).assign(prediction="from the file", note="kept")
     scored = score_table(version, rows, settings=settings)
-    assert list(scored.columns) == ["a", "b", "prediction (in the file)", "note", "prediction", "proba_churned",
-                                    "proba_stayed"]
+    assert list(scored.columns) == ["prediction", "proba_churned", "proba_stayed", "a", "b",
+                                    "prediction (in the file)", "note"]
     assert (scored["note"] == "kept").all() and (scored["prediction (in the file)"] == "from the file").all()
     expected = np.where(scored["proba_churned"] >= 0.2, "churned", "stayed")
     assert (scored["prediction"] == expected).all()
