@@ -24,6 +24,9 @@ from core.store.models import Dataset
 DEFAULT_PROJECT = "My project"
 _STATE_KEY = "workflow"
 
+# The file types the uploaders accept; the content decides the format (core.data.ingest).
+UPLOAD_TYPES = ["csv", "tsv", "txt", "xlsx", "parquet", "jsonl", "json"]
+
 
 @dataclass
 class WorkflowState:

@@ -14,7 +14,7 @@ from core.modeling import plots
 from core.modeling.metrics import METRICS, in_display_order, tuned_metric
 from core.monitoring.export import to_safe_csv
 from core.scoring import score_table
-from pages.common import current_dataset, engine, md, settings, show_error
+from pages.common import UPLOAD_TYPES, current_dataset, engine, md, settings, show_error
 
 st.title("Models")
 names = registry.list_model_names(engine())
@@ -72,7 +72,7 @@ def score_section(name: str, ready: list[int]) -> None:
     left, right = st.columns([1, 3])
     number = left.selectbox("Version to score with", ready, key="score_version")
     upload = right.file_uploader("CSV, TSV, Excel, Parquet or JSON lines to score", key="score_file",
-                                 type=["csv", "tsv", "txt", "xlsx", "parquet", "jsonl", "json"])
+                                 type=UPLOAD_TYPES)
     if upload is None:
         return
     version = registry.get_version(engine(), name=name, version=number)

@@ -14,6 +14,7 @@ from core.samples import SAMPLES, import_sample
 from core.store import crud
 from core.store.db import session_scope
 from pages.common import (
+    UPLOAD_TYPES,
     current_dataset,
     dataset_frame,
     dataset_profile,
@@ -80,7 +81,7 @@ def load_section() -> None:
         with tab_file:
             upload = st.file_uploader(
                 "CSV, TSV, Excel, Parquet or JSON lines",
-                type=["csv", "tsv", "txt", "xlsx", "parquet", "jsonl", "json"],
+                type=UPLOAD_TYPES,
                 help=f"Up to {settings().max_upload_mb} MB. The file is stored once and never changed.",
             )
             if upload is not None and st.session_state.get("uploaded_id") != upload.file_id:
