@@ -9,7 +9,7 @@ from core.errors import BadInput
 from core.explain import explain_version
 from core.modeling import plots
 from core.modeling.evaluation import threshold_note
-from core.modeling.metrics import METRICS
+from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, same_positive
 from pages.common import dataset_frame, engine, md, readable_trials, require_dataset, settings, show_error
 
 
@@ -24,13 +24,9 @@ def _explanation(version_id: int, _version, _frame):
     return explain_version(_version, _frame, settings=settings())
 
 
-# In a binary task these describe one class, the positive one (last in cv.classes): the table names it.
-_OF_THE_POSITIVE_CLASS = ("precision", "recall", "f1", "pr_auc")
-
-
 def _row_label(report, m) -> str:
     label = m.label
-    if report.task == "binary" and m.name in _OF_THE_POSITIVE_CLASS:
+    if report.task == "binary" and m.name in POSITIVE_CLASS_METRICS:  # the table names the class
         label += f" of '{report.cv.classes[1]}'"
     return f"{label} (optimised)" if m.name == report.primary_metric else label
 
@@ -134,6 +130,12 @@ if len(done) > 1:
     other = st.selectbox("Compare with", [i for i in labels if i != job.id], format_func=labels.get)
     st.caption(f"A: {md(labels[job.id])} · B: {md(labels[other])}")
     try:
-        st.dataframe(plots.compare_runs_table(report, _report(other)), width="stretch")
+        other_report = _report(other)
+        st.dataframe(plots.compare_runs_table(report, other_report), width="stretch")
     except BadInput as exc:  # e.g. a run whose task was overridden
         show_error(exc)
+    else:
+        a, b = report.cv.classes, other_report.cv.classes
+        if report.task == "binary" and not same_positive(a[1], b[1]):
+            st.caption(f"Precision, recall, F1 and PR AUC are left out: A's describe '{md(a[1])}', "
+                       f"B's '{md(b[1])}'.")

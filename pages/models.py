@@ -11,7 +11,7 @@ from core.data.ingest import read_bytes
 from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling import plots
-from core.modeling.metrics import METRICS, in_display_order, tuned_metric
+from core.modeling.metrics import METRICS, in_display_order, same_positive, tuned_metric
 from core.monitoring.export import to_safe_csv
 from core.scoring import score_table
 from pages.common import UPLOAD_TYPES, current_dataset, engine, md, settings, show_error
@@ -110,6 +110,10 @@ def compare_versions(versions) -> None:
         st.dataframe(scores, hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.4f")
                                     for c in scores.columns if c not in ("metric", "better")})
+        positives = registry.positive_class(first), registry.positive_class(second)
+        if first.task == "binary" and not same_positive(*positives):
+            named = [f"'{md(p)}'" if p is not None else "the second class in sorted order" for p in positives]
+            st.caption(f"Precision, recall, F1 and PR AUC are left out: A's describe {named[0]}, B's {named[1]}.")
 
 
 table = pd.DataFrame(

@@ -123,6 +123,17 @@ def positive_class(y: Sequence, requested: object = None) -> str:
     return names[rarest]
 
 
+# In a binary task these describe the positive class only.
+POSITIVE_CLASS_METRICS = frozenset({"precision", "recall", "f1", "pr_auc"})
+
+
+def same_positive(a: object, b: object) -> bool:
+    """Whether two binary models' precision, recall, F1 and PR AUC describe the same class: both
+    recorded the same positive class, or neither recorded one (both then mean the second class
+    in sorted order). Compared as text."""
+    return (a is None and b is None) or (a is not None and b is not None and str(a) == str(b))
+
+
 def oriented(classes: Sequence, positive: object = None) -> tuple:
     """``classes`` (sorted) in the order the metrics read them: a binary task's ``positive``
     class last. Classes are compared as text; None keeps the sorted order, whose second class was

@@ -25,7 +25,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling.evaluation import EvaluationReport, aligned_proba
-from core.modeling.metrics import METRICS, in_display_order, signed
+from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, in_display_order, same_positive, signed
 
 __all__ = [
     "calibration_chart",
@@ -398,7 +398,9 @@ def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True) -
 
 
 def compare_runs_table(a: EvaluationReport, b: EvaluationReport) -> pd.DataFrame:
-    """Two runs side by side, metric by metric (see :func:`compare_scores`).
+    """Two runs side by side, metric by metric (see :func:`compare_scores`). Binary runs with
+    different positive classes leave out the metrics of the positive class, which then describe
+    different classes.
 
     Args:
         a: The first run (e.g. the champion).
@@ -409,7 +411,10 @@ def compare_runs_table(a: EvaluationReport, b: EvaluationReport) -> pd.DataFrame
     """
     if a.task != b.task:
         raise BadInput(f"Cannot compare a {a.task} run with a {b.task} run.")
-    return compare_scores({m.name: (m.mean, m.std) for m in a.metrics}, {m.name: (m.mean, m.std) for m in b.metrics},
+    left_out = _of_other_classes(a.task, a.cv.classes[1] if a.cv.classes else None,
+                                 b.cv.classes[1] if b.cv.classes else None)
+    return compare_scores({m.name: (m.mean, m.std) for m in a.metrics if m.name not in left_out},
+                          {m.name: (m.mean, m.std) for m in b.metrics if m.name not in left_out},
                           holdout_a=a.holdout, holdout_b=b.holdout)
 
 
@@ -417,20 +422,30 @@ def compare_versions_table(a_task: str, a_metrics: dict, b_task: str, b_metrics:
                            first: str | None = None) -> pd.DataFrame:
     """Two registered versions side by side, from the metrics they recorded (see
     :func:`compare_scores`): ``{name: {"mean", "std", ...}, "holdout": {name: score}}``. Rows
-    come in display order, ``first`` (the optimised metric) leading.
+    come in display order, ``first`` (the optimised metric) leading. As in
+    :func:`compare_runs_table`, binary versions with different positive classes leave out the
+    metrics of the positive class.
 
     Raises:
         BadInput: The versions are for different tasks.
     """
     if a_task != b_task:
         raise BadInput(f"Cannot compare a {a_task} version with a {b_task} version.")
+    left_out = _of_other_classes(a_task, a_metrics.get("positive_class"), b_metrics.get("positive_class"))
 
     def cv(metrics: dict) -> dict[str, tuple[float, float]]:
-        names = [n for n, m in metrics.items() if n in METRICS and isinstance(m, dict) and m.get("mean") is not None]
+        names = [n for n, m in metrics.items()
+                 if n in METRICS and n not in left_out and isinstance(m, dict) and m.get("mean") is not None]
         return {n: (metrics[n]["mean"], metrics[n].get("std") or 0.0) for n in in_display_order(names, first=first)}
 
     return compare_scores(cv(a_metrics), cv(b_metrics), holdout_a=a_metrics.get("holdout") or None,
                           holdout_b=b_metrics.get("holdout") or None)
+
+
+def _of_other_classes(task: str, positive_a: object, positive_b: object) -> frozenset[str]:
+    """The metrics two models cannot be compared on: those of the positive class, when two binary
+    models describe different ones."""
+    return POSITIVE_CLASS_METRICS if task == "binary" and not same_positive(positive_a, positive_b) else frozenset()
 
 
 def compare_scores(a: dict[str, tuple[float, float]], b: dict[str, tuple[float, float]], *,

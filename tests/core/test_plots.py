@@ -186,6 +186,21 @@ def test_compare_runs_table(binary, regression) -> None:
     assert "A holdout" not in table.columns  # a has no holdout
     with pytest.raises(BadInput):
         plots.compare_runs_table(a, regression[0])
+    # Another positive class: precision, recall, F1 and PR AUC would describe another class.
+    flipped = dataclasses.replace(a, cv=dataclasses.replace(a.cv, classes=a.cv.classes[::-1]))
+    shown = set(plots.compare_runs_table(a, flipped)["metric"])
+    assert {"ROC AUC", "Accuracy", "Balanced accuracy", "Log loss"} <= shown
+    assert not shown & {"Precision", "Recall", "F1", "PR AUC (average precision)"}
+
+
+def test_compare_versions_table_keeps_positive_class_metrics_only_for_the_same_class() -> None:
+    summary = {"mean": 0.5, "std": 0.01, "baseline": 0.1}
+    a = {"f1": summary, "roc_auc": summary, "positive_class": "bad"}
+    rows = lambda b: plots.compare_versions_table("binary", a, "binary", b)["metric"].tolist()  # noqa: E731
+    assert rows({**a}) == ["F1", "ROC AUC"]
+    assert rows({**a, "positive_class": "good"}) == ["ROC AUC"]
+    assert rows({"f1": summary, "roc_auc": summary}) == ["ROC AUC"]  # none recorded: the second class, maybe not 'bad'
+    assert plots.compare_versions_table("binary", {"f1": summary}, "binary", {"f1": summary})["metric"].tolist() == ["F1"]
 
 
 def test_compare_versions_table_reads_recorded_metrics() -> None:
