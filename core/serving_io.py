@@ -38,7 +38,8 @@ def predict_frame(pipeline: Pipeline, frame: pd.DataFrame, *, threshold: float |
     the positive class recorded with the version) decide the label, as :func:`binary_labels`.
 
     Raises:
-        BadInput: The table lacks columns the model needs (they are named).
+        BadInput: The table lacks columns the model needs (they are named), or holds values the
+            model cannot read (text in a column of numbers, say).
     """
     needed = required_columns(pipeline)
     missing = [c for c in needed if c not in frame.columns]
@@ -46,9 +47,14 @@ def predict_frame(pipeline: Pipeline, frame: pd.DataFrame, *, threshold: float |
         shown = ", ".join(repr(c) for c in missing[:10]) + (" …" if len(missing) > 10 else "")
         raise BadInput(f"the table is missing {len(missing)} column(s) the model needs: {shown}")
     X = frame[list(needed)] if needed else frame
-    out = pd.DataFrame({"prediction": pipeline.predict(X)}, index=frame.index)
-    if hasattr(pipeline, "predict_proba"):
-        proba = pipeline.predict_proba(X)
+    try:
+        out = pd.DataFrame({"prediction": pipeline.predict(X)}, index=frame.index)
+        proba = pipeline.predict_proba(X) if hasattr(pipeline, "predict_proba") else None
+    except (ValueError, TypeError) as exc:  # the Pipeline's own message, which names the value
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise BadInput(f"the model cannot read the table's values ({reason}); each column must hold the kind of "
+                       "values it held in training") from None
+    if proba is not None:
         classes = list(pipeline.classes_)
         if threshold is not None and len(classes) == 2:
             out["prediction"] = binary_labels(proba, classes, threshold, positive)

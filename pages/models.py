@@ -84,8 +84,9 @@ def score_section(name: str, ready: list[int]) -> None:
     st.dataframe(scored.head(1_000), hide_index=True, width="stretch")
     shown = f"the first 1,000 of {len(scored):,} rows" if len(scored) > 1_000 else f"{len(scored):,} rows"
     st.caption(f"{shown}: the prediction first, then the file's own columns")
-    st.download_button("Download the predictions (CSV)", to_safe_csv(scored), file_name=f"predictions-v{number}.csv",
-                       mime="text/csv", icon=":material/download:")
+    # Written when clicked, not on every rerun of the page.
+    st.download_button("Download the predictions (CSV)", lambda: to_safe_csv(scored),
+                       file_name=f"predictions-v{number}.csv", mime="text/csv", icon=":material/download:")
 
 
 def compare_versions(versions) -> None:

@@ -38,10 +38,12 @@ def test_rows_are_labelled_as_the_service_labels_them(engine, settings) -> None:
     assert (expected != np.where(scored["proba_churned"] >= 0.5, "churned", "stayed")).any()  # 0.2 mattered
 
 
-def test_a_file_without_the_model_columns_or_a_tampered_model_is_refused(engine, settings) -> None:
+def test_missing_columns_unreadable_values_or_a_tampered_model_are_refused(engine, settings) -> None:
     version, X = _version(engine, settings, {})
     with pytest.raises(BadInput, match="missing 1 column\\(s\\) the model needs: 'b'"):
         score_table(version, X[["a"]], settings=settings)
+    with pytest.raises(BadInput, match="cannot read the table's values .*'lots'"):  # not a traceback
+        score_table(version, X.assign(b=["lots"] * len(X)), settings=settings)
     (settings.models_dir / version.artifact_file).write_bytes(b"not the model")
     with pytest.raises(BadInput, match="does not match its registry hash"):
         score_table(version, X, settings=settings)
