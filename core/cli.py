@@ -146,7 +146,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     if report.holdout:
         print(f"holdout {primary.label}: {report.holdout.get(primary.name, float('nan')):.4f}")
     if report.threshold_metric:
-        print(threshold_note(report.threshold, report.threshold_metric, report.cv.classes[1]))
+        print(threshold_note(report.threshold, report.threshold_metric, report.cv.classes[1],
+                             time_ordered=report.scheme.kind == "time"))
     print(f"registered {outcome.version.model_name} version {outcome.version.version}; model written to {out}")
     return 0
 

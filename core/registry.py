@@ -416,8 +416,9 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
     from core.modeling.evaluation import threshold_note
     from core.modeling.metrics import METRICS, tuned_metric
 
+    cv = json.loads(version.cv_json or "{}")
     try:
-        tuned = tuned_metric(json.loads(version.cv_json or "{}"), Task(version.task))
+        tuned = tuned_metric(cv, Task(version.task))
     except ValueError:  # a task this ShipML does not know
         tuned = None
     created = version.created_at.strftime("%Y-%m-%d %H:%M UTC") if version.created_at else ""
@@ -447,12 +448,13 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
         lines += [f"**Error:** {_md(version.error)}", ""]
     lines += _table(("Field", "Value"), facts)
     lines += ["", "## Metrics", ""] + _metric_table(metrics, first=tuned)
-    maximises = json.loads(version.cv_json or "{}").get("decision_threshold_maximises")
+    maximises = cv.get("decision_threshold_maximises")
     if maximises in METRICS and isinstance(threshold, float):
-        lines += ["", threshold_note(threshold, maximises, None if positive is None else _md(positive))]
+        lines += ["", threshold_note(threshold, maximises, None if positive is None else _md(positive),
+                                     time_ordered=cv.get("kind") == "time")]
     sections = (
         ("Parameters", ("Parameter", "Value"), _rows(json.loads(version.params_json or "{}"))),
-        ("Cross-validation", ("Setting", "Value"), _rows(json.loads(version.cv_json or "{}"))),
+        ("Cross-validation", ("Setting", "Value"), _rows(cv)),
         ("Library versions", ("Library", "Version"),
          _rows(json.loads(version.library_versions_json or "{}"))),
     )

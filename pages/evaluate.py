@@ -48,7 +48,8 @@ def metrics_table(report) -> None:
                  column_config={"holdout": st.column_config.NumberColumn(format="%.4f", width="small"),
                                 "vs baseline": st.column_config.TextColumn(width="medium")})
     if report.threshold_metric:
-        st.caption(threshold_note(report.threshold, report.threshold_metric, md(str(report.cv.classes[1]))))
+        st.caption(threshold_note(report.threshold, report.threshold_metric, md(str(report.cv.classes[1])),
+                                  time_ordered=report.scheme.kind == "time"))
 
 
 def charts(report) -> None:

@@ -513,7 +513,8 @@ def evaluate(
                           positive=positive)
     threshold = None
     if task is Task.BINARY and cv.oof_proba is not None and cv.classes is not None:
-        cv, threshold = _at_decision_threshold(cv, fold_indices(X, y, scheme), threshold_metric(metric))
+        cv, threshold = _at_decision_threshold(cv, fold_indices(X, y, scheme), threshold_metric(metric),
+                                               forward_only=scheme.kind == "time")
     names = [metric] + [name for name in cv.fold_scores if name != metric]
     summaries = tuple(_summary(name, cv.fold_scores[name], base.fold_scores.get(name, ())) for name in names)
     holdout = None
@@ -545,16 +546,19 @@ def threshold_metric(metric: str) -> str:
     return metric if metric in THRESHOLD_METRICS else "balanced_accuracy"
 
 
-def threshold_note(threshold: float, metric: str, positive: str | None = None) -> str:
+def threshold_note(threshold: float, metric: str, positive: str | None = None, *, time_ordered: bool = False) -> str:
     """One sentence saying which threshold the label metrics are at, for the model card, the
     Evaluate page and the CLI. ``positive`` is the positive class, already escaped for where the
-    sentence goes (Markdown or a terminal); nothing else in it comes from the user."""
+    sentence goes (Markdown or a terminal); nothing else in it comes from the user.
+    ``time_ordered``: the folds are a time-series split (see :func:`evaluate`)."""
     label = METRICS[metric].label
     of = f" on the probability of '{positive}'" if positive is not None else ""
+    folds = ("Each fold is scored at a cut-off chosen on the earlier folds (the first, which has none "
+             "before it, at 0.5)" if time_ordered else "Each fold is scored at a cut-off chosen on the other folds")
     return (f"Accuracy, balanced accuracy, precision, recall and F1 are at the decision threshold "
             f"{threshold:.3g}{of} that the model predicts with: the cut-off that maximises "
-            f"{label if label.isupper() else label.lower()} on out-of-fold predictions. Each fold is "
-            "scored at a cut-off chosen on the other folds; the baseline keeps its own labels.")
+            f"{label if label.isupper() else label.lower()} on out-of-fold predictions. {folds}; "
+            "the baseline keeps its own labels.")
 
 
 def best_threshold(y_true: Sequence, proba_pos: Sequence[float], *, metric: str = "balanced_accuracy") -> float:
@@ -714,17 +718,24 @@ def _labels(proba_pos: np.ndarray, threshold: float, classes: Sequence) -> np.nd
     return np.where(proba_pos >= threshold, classes[1], classes[0])
 
 
-def _at_decision_threshold(cv: CVResult, folds: list, objective: str) -> tuple[CVResult, float]:
+def _at_decision_threshold(cv: CVResult, folds: list, objective: str, *,
+                           forward_only: bool) -> tuple[CVResult, float]:
     """The threshold the model will serve with, chosen on all out-of-fold predictions, and ``cv``
     with its label metrics scored at a threshold: each fold's at one chosen the same way on the
-    other folds' predictions, so no fold is scored at a cut-off its own rows picked."""
+    other folds' predictions, so no fold is scored at a cut-off its own rows picked.
+
+    ``forward_only`` (time-ordered folds, in time order): a fold's cut-off is chosen on the earlier
+    folds only, as it could have been at the time; later folds would tell it the future. The
+    first fold has no earlier predictions and is scored at 0.5."""
     positive, proba_pos, scored = cv.y_true == cv.classes[1], cv.oof_proba[:, 1], cv.oof_mask
     threshold = best_threshold(positive[scored], proba_pos[scored], metric=objective)
     fold_scores = {name: list(values) for name, values in cv.fold_scores.items()}
     oof_pred = cv.oof_pred.copy()
+    earlier = np.zeros(len(scored), dtype=bool)
     for number, (_, valid) in enumerate(folds):
-        others = scored.copy()
+        others = earlier.copy() if forward_only else scored.copy()
         others[valid] = False
+        earlier[valid] = True
         cut = best_threshold(positive[others], proba_pos[others], metric=objective)
         oof_pred[valid] = pred = _labels(proba_pos[valid], cut, cv.classes)
         for name in _LABEL_METRICS:

@@ -25,6 +25,7 @@ from core.modeling.evaluation import (
     fold_indices,
     holdout_split,
     permutation_importance_table,
+    threshold_note,
     time_ordered_column,
 )
 from core.modeling.metrics import metrics_for
@@ -294,6 +295,30 @@ def test_label_metrics_are_at_the_decision_threshold(metric, objective) -> None:
     served = np.where(final.predict_proba(X_hold)[:, 1] >= report.threshold, "Yes", "No")
     assert report.holdout["f1"] == pytest.approx(f1_score(y_hold == "Yes", served == "Yes"))
     assert report.holdout["roc_auc"] > 0.9
+
+
+def test_time_ordered_folds_choose_their_cut_off_on_earlier_folds_only() -> None:
+    X, y = _table("default.csv", "default")  # 3 % 'Yes'
+    X = X.assign(day=np.arange(len(X)) // 10)  # ten rows a day, in file order
+    scheme = CVScheme(kind="time", time_column="day", n_folds=4)
+    make = _maker("default", lambda: LogisticRegression(max_iter=1_000))
+    report = evaluate(make, X, y, task=Task.BINARY, scheme=scheme, metric="roc_auc", seed=0)
+    cv = report.cv
+    positive, proba = cv.y_true == "Yes", cv.oof_proba[:, 1]
+    assert report.threshold == best_threshold(positive[cv.oof_mask], proba[cv.oof_mask])
+    earlier = np.zeros(len(positive), dtype=bool)
+    differs = False
+    for number, (_, valid) in enumerate(fold_indices(X, y, scheme)):
+        # Fold 1 has no earlier predictions, so it is at 0.5; later folds would tell it the future.
+        cut = best_threshold(positive[earlier], proba[earlier]) if number else 0.5
+        assert cv.fold_scores["balanced_accuracy"][number] == pytest.approx(
+            balanced_accuracy_score(positive[valid], proba[valid] >= cut))
+        others = cv.oof_mask.copy()
+        others[valid] = False
+        differs |= cut != best_threshold(positive[others], proba[others])
+        earlier[valid] = True
+    assert differs  # the rule for shuffled folds would score these folds otherwise
+    assert "chosen on the earlier folds" in threshold_note(report.threshold, report.threshold_metric, time_ordered=True)
 
 
 def test_a_positive_class_that_sorts_first_is_the_one_scored_and_thresholded() -> None:

@@ -422,6 +422,11 @@ def test_model_card_leads_its_metrics_with_the_one_the_search_optimised() -> Non
     assert lines[first].startswith("| PR AUC (average precision) | 0.8"), lines[first]
     assert lines[first + 1].startswith("| Accuracy |")  # then in display order, not alphabetical
     assert lines[first + 3] == ""  # three metrics, and no threshold or class among them
+    assert any("chosen on the other folds" in line for line in lines)
+    # Time-ordered folds: each fold's cut-off came from the earlier ones, and the note says so.
+    by_time = version.model_copy(update={"cv_json": json.dumps(
+        {"kind": "time", "time_column": "day", "decision_threshold_maximises": "balanced_accuracy"})})
+    assert any("chosen on the earlier folds" in line for line in registry.model_card(by_time).splitlines())
 
 
 def test_model_card_shows_cv_summaries_as_the_trainer_records_them() -> None:
