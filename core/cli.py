@@ -96,6 +96,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from core.data.issues import text_type_issues, unfixed_type_issues
     from core.data.profile import Task
     from core.datasets import import_table
     from core.modeling.evaluation import threshold_note, time_ordered_column
@@ -109,6 +110,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
     loaded = _load(args.data, settings)
     recipe = recipe_from_json(_read_text(args.recipe, "recipe")) if args.recipe else Recipe()
+    for issue in unfixed_type_issues(text_type_issues(loaded.frame, target=args.target, seed=settings.random_seed),
+                                     recipe):
+        print(f"note: {issue.title}: the model sees text until a recipe converts it; add this step to the "
+              f"\"steps\" of a --recipe file: {issue.fix.model_dump_json()}", file=sys.stderr)
     models = tuple(m.strip() for m in (args.models or "").split(",") if m.strip())
     config = TuningConfig(models=models, search=args.search, budget_s=args.budget, max_trials=args.trials,
                           per_model_s=args.per_model, metric=args.metric or "", class_weight=args.class_weight,

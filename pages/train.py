@@ -6,6 +6,7 @@ import json
 import streamlit as st
 
 from core import datasets, jobs
+from core.data.issues import unfixed_type_issues
 from core.data.profile import Task, infer_task
 from core.errors import BadInput
 from core.modeling.evaluation import date_columns, time_ordered_column
@@ -47,6 +48,27 @@ def leakage_gate(dataset, issues, recipe) -> bool:
                 confirmed.add(column)
                 st.rerun()
     return False
+
+
+def type_fix_prompt(dataset, issues, recipe) -> None:
+    """Dates and numbers stored as text that the recipe leaves as text, with one button that
+    converts them all: an analyst who goes straight to training should not lose them unawares."""
+    pending = unfixed_type_issues(issues, recipe)
+    if not pending:
+        return
+    with st.container(border=True):
+        st.markdown(f":material/lightbulb: **{len(pending)} column(s) hold dates or numbers stored as text.** "
+                    "As text, a model leaves out a date that differs in every row (or splits it into unrelated "
+                    "categories) and reads numbers as categories. Converted, it can use a date's year, month "
+                    "and weekday, and the size of a number.")
+        st.markdown("\n".join(f"- {md(issue.title)}" for issue in pending))
+        if st.button(f"Convert {'it' if len(pending) == 1 else 'them'} (add {len(pending)} step(s) to the "
+                     "cleaning recipe)", icon=":material/build:", key="type_fixes"):
+            fixed = recipe
+            for issue in pending:
+                fixed = fixed.with_step(issue.fix)
+            save_recipe(dataset.id, recipe, fixed)
+            st.rerun()
 
 
 def _duration(seconds: int) -> str:
@@ -199,6 +221,7 @@ _, issues = dataset_profile(dataset, prep.target)
 st.caption(f"{md(dataset.name)} · target **{md(prep.target)}** · {len(prep.recipe.steps)} cleaning step(s) · "
            f"feature plan {'saved' if prep.plan else 'default (all usable columns)'}")
 if leakage_gate(dataset, issues, prep.recipe):
+    type_fix_prompt(dataset, issues, prep.recipe)
     train_form(dataset, frame, prep.target, prep.recipe)
 jobs.reap_dead_jobs(engine())
 history = jobs.list_jobs(engine(), dataset_id=dataset.id)

@@ -8,6 +8,7 @@ million-row table is checked in a few seconds.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -30,10 +31,11 @@ from core.prep.steps import (
     Impute,
     NormalizeCategories,
     Outliers,
+    Recipe,
     Step,
 )
 
-__all__ = ["Issue", "Severity", "detect_issues"]
+__all__ = ["Issue", "Severity", "detect_issues", "text_type_issues", "unfixed_type_issues"]
 
 
 class Severity(StrEnum):
@@ -126,6 +128,30 @@ def detect_issues(
     if target is not None:
         issues += _leakage_issues(frame, profile, target, task, seed)
     return tuple(sorted(issues, key=lambda issue: _RANK[issue.severity]))
+
+
+# Type issues whose fix changes what a model can learn: a date kept as text is left out as an
+# identifier (or split into unrelated categories), and numbers kept as text become categories.
+_MODEL_TYPE_CODES = ("number_as_text", "date_as_text")
+
+
+def text_type_issues(frame: pd.DataFrame, *, target: str | None, seed: int = 42) -> tuple[Issue, ...]:
+    """The numbers and dates stored as text among ``frame``'s feature columns, found as
+    :func:`detect_issues` finds them but without profiling the whole table (``core train``)."""
+    return tuple(
+        issue
+        for name in frame.columns
+        if name != target and _is_textual(frame[name]) and frame[name].nunique() > 1
+        and (issue := _text_type_issue(frame[name], str(name), seed)) is not None
+    )
+
+
+def unfixed_type_issues(issues: Sequence[Issue], recipe: Recipe) -> tuple[Issue, ...]:
+    """Of ``issues``, the numbers and dates stored as text that ``recipe`` neither converts nor
+    drops: until it does, a model leaves such a date out and reads such numbers as categories."""
+    handled = {c for step in recipe.steps if isinstance(step, DropColumns) for c in step.columns}
+    handled |= {step.column for step in recipe.steps if isinstance(step, FixType)}
+    return tuple(i for i in issues if i.code in _MODEL_TYPE_CODES and i.columns[0] not in handled)
 
 
 # --- whole table ------------------------------------------------------------------------------
@@ -238,7 +264,7 @@ def _column_issues(series: pd.Series, column: ColumnProfile, rows: int, seed: in
     if column.unique <= 1:
         return [_constant_issue(column)]
     if _is_textual(series):
-        fix_type = _text_type_issue(series, column, seed)
+        fix_type = _text_type_issue(series, name, seed)
         if fix_type is not None:
             target_kind = ColumnKind.NUMERIC if fix_type.fix.to == "number" else column.kind
             return [fix_type, *_missing_issues(column, rows, target_kind)]
@@ -436,7 +462,7 @@ def _is_textual(series: pd.Series) -> bool:
     )
 
 
-def _text_type_issue(series: pd.Series, column: ColumnProfile, seed: int) -> Issue | None:
+def _text_type_issue(series: pd.Series, name: str, seed: int) -> Issue | None:
     """Numbers ("1,234", "$5", "12%") or dates ("31/01/2024") stored as text, judged on a sample."""
     if len(series) > _SNIFF_ROWS:
         rows = np.random.default_rng(seed).choice(len(series), size=_SNIFF_ROWS, replace=False)
@@ -445,10 +471,10 @@ def _text_type_issue(series: pd.Series, column: ColumnProfile, seed: int) -> Iss
     values = values[values != ""]
     if values.empty:
         return None
-    return _number_issue(values, column) or _date_issue(values, column)
+    return _number_issue(values, name) or _date_issue(values, name)
 
 
-def _number_issue(values: pd.Series, column: ColumnProfile) -> Issue | None:
+def _number_issue(values: pd.Series, name: str) -> Issue | None:
     numeric = values.str.fullmatch(_NUMBER) & values.str.contains(r"\d", regex=True)
     share = float(numeric.mean())
     if share < _PARSE_SHARE:
@@ -456,7 +482,6 @@ def _number_issue(values: pd.Series, column: ColumnProfile) -> Issue | None:
     # "00123" is a code (ZIP, account), not a quantity: converting would lose the zeros.
     if values[numeric].str.match(r"[-+]?0\d").mean() > 0.5:
         return None
-    name = column.name
     examples = _examples(values[numeric])
     misfits = _examples(values[~numeric])
     rest = f" The other values ({misfits}) will become empty." if misfits else ""
@@ -474,7 +499,7 @@ def _number_issue(values: pd.Series, column: ColumnProfile) -> Issue | None:
     )
 
 
-def _date_issue(values: pd.Series, column: ColumnProfile) -> Issue | None:
+def _date_issue(values: pd.Series, name: str) -> Issue | None:
     parts = values.str.extract(f"^{_DATE.pattern}$")
     matched = parts[0].notna()
     if matched.mean() < _PARSE_SHARE:
@@ -502,7 +527,6 @@ def _date_issue(values: pd.Series, column: ColumnProfile) -> Issue | None:
             best_format, best_share = fmt, share
     if best_share < _PARSE_SHARE:
         return None
-    name = column.name
     examples = _examples(values[matched])
     order = "day first" if dayfirst else "month first"
     note = (

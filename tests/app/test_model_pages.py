@@ -213,6 +213,16 @@ def test_rows_ordered_by_a_date_get_a_time_series_split_by_default(app, store) -
     _no_exceptions(at)
     time_column = next(s for s in at.selectbox if s.label == "Time column")
     assert time_column.value == "date" and "ordered by 'date'" in time_column.help
+    # Its dates are text, which a model would leave out: the page offers to convert them.
+    assert any("1 column(s) hold dates or numbers stored as text" in m.value for m in at.markdown)
+    assert any("'date' holds dates stored as text" in m.value for m in at.markdown)
+    next(b for b in at.button if b.label.startswith("Convert it")).click().run()
+    _no_exceptions(at)
+    from core import datasets
+    (step,) = datasets.get_preparation(store, dataset_id).recipe.steps
+    assert (step.kind, step.column, step.to) == ("fix_type", "date", "datetime")
+    assert not any("stored as text" in m.value for m in at.markdown)
+    assert next(s for s in at.selectbox if s.label == "Time column").value == "date"  # still split by time
 
 
 def test_a_recipe_that_drops_the_target_leaves_the_train_page_standing(app, store) -> None:

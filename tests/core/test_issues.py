@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from core.config import SAMPLES_DIR
-from core.data.issues import Issue, Severity, detect_issues
+from core.data.issues import Issue, Severity, detect_issues, text_type_issues, unfixed_type_issues
 from core.data.profile import profile_table
 from core.errors import BadInput
 from core.prep.steps import (
@@ -20,6 +20,7 @@ from core.prep.steps import (
     Impute,
     NormalizeCategories,
     Outliers,
+    Recipe,
 )
 
 
@@ -255,6 +256,24 @@ def test_mixed_day_and_month_order_is_not_a_date_column() -> None:
     frame = clean_frame(rows=20)
     frame["when"] = ["31/01/2024", "01/31/2024", "15/02/2024", "02/15/2024"] * 5
     assert "date_as_text" not in {i.code for i in issues_of(frame)}
+
+
+def test_type_issues_the_recipe_leaves_open() -> None:
+    frame = clean_frame(rows=40)
+    frame["when"] = ["2024-01-31", "2024-02-15", "2024-03-01", "2023-12-28"] * 10
+    frame["price"] = ["$1,200", "$950", "$1,020", "$780"] * 10
+    frame["newsletter"] = ["yes", "no"] * 20
+    found = issues_of(frame, target="bought")
+    # Found alike with or without a profile; yes/no as text costs a model nothing, so it is not among them.
+    quick = text_type_issues(frame, target="bought")
+    assert codes(quick) == {("date_as_text", ("when",)), ("number_as_text", ("price",))}
+    assert set(quick) <= set(found) and ("boolean_as_text", ("newsletter",)) in codes(found)
+    assert codes(unfixed_type_issues(found, Recipe())) == codes(quick)
+    # A recipe that converts a column (in any format) or drops it settles its issue.
+    recipe = Recipe(steps=(FixType(column="when", to="datetime", date_format="%Y-%m-%d", reason="r"),
+                           DropColumns(columns=["price"], reason="r")))
+    assert unfixed_type_issues(found, recipe) == ()
+    assert codes(unfixed_type_issues(found, Recipe(steps=recipe.steps[1:]))) == {("date_as_text", ("when",))}
 
 
 def test_booleans_stored_as_text() -> None:

@@ -146,3 +146,26 @@ def test_rows_ordered_by_a_date_are_split_by_time_unless_cv_says_otherwise(tmp_p
     assert out.returncode == 0, out.stderr
     assert "split by time" not in out.stderr and "look time-ordered by 'date'" in out.stderr
     assert json.loads((tmp_path / "shuffled" / "model.json").read_text())["cv"]["kind"] == "kfold"
+
+
+def test_dates_stored_as_text_get_a_note_with_the_step_that_converts_them(tmp_path, sample_path) -> None:
+    from core.registry import load_exported
+
+    common = ("train", "--data", str(sample_path("chicago.csv")), "--target", "ridership", "--models", "ridge",
+              "--trials", "1")
+    out = run(*common, "--out", str(tmp_path / "as-text"), workspace=tmp_path)
+    assert out.returncode == 0, out.stderr
+    note = next(line for line in out.stderr.splitlines() if line.startswith("note: 'date' holds dates stored as text"))
+    step = json.loads(note[note.index("{"):])
+    assert (step["kind"], step["column"], step["to"]) == ("fix_type", "date", "datetime")
+    as_text, _ = load_exported(tmp_path / "as-text")
+    assert "date" not in as_text.named_steps["features"].kinds_  # left out: a different value in every row
+    # The step from the note, in a recipe file: the note is gone and the model uses the date's parts.
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"version": 1, "steps": [step]}))
+    out = run(*common, "--recipe", str(recipe), "--out", str(tmp_path / "as-dates"), workspace=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "holds dates stored as text" not in out.stderr
+    as_dates, _ = load_exported(tmp_path / "as-dates")
+    assert as_dates.named_steps["features"].kinds_["date"] == "datetime"
+
