@@ -28,6 +28,8 @@ def _row_label(report, m) -> str:
     label = m.label
     if report.task == "binary" and m.name in POSITIVE_CLASS_METRICS:  # the table names the class
         label += f" of '{report.cv.classes[1]}'"
+    elif report.task == "multiclass" and m.name in (*POSITIVE_CLASS_METRICS, "roc_auc"):  # one number, many classes
+        label += ", one-vs-rest macro average" if m.name == "roc_auc" else ", macro average"
     return f"{label} (optimised)" if m.name == report.primary_metric else label
 
 

@@ -107,6 +107,8 @@ def test_train_evaluate_and_models(app, store) -> None:
     at.run()
     _no_exceptions(at)
     assert any("Cannot compare a multiclass run with a binary run" in e.value for e in at.error)
+    metrics = next(df.value for df in at.dataframe if "vs baseline" in df.value.columns).set_index("metric")
+    assert {"Recall, macro average", "ROC AUC, one-vs-rest macro average (optimised)"} <= set(metrics.index)  # the newest run
 
     at.switch_page("pages/models.py").run()
     _no_exceptions(at)
