@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from core import datasets
 from core.config import Settings, get_settings
-from core.data.issues import Issue, detect_issues
+from core.data.issues import Issue, detect_issues, unfixed_type_issues
 from core.data.profile import TableProfile, profile_table
 from core.errors import BadInput
 from core.prep.steps import Recipe
@@ -155,6 +155,28 @@ def save_recipe(dataset_id: int, old: Recipe, new: Recipe) -> None:
     (whichever page made the change: a Fix on Upload, a dropped leakage suspect on Train)."""
     st.session_state.setdefault("recipe_undo", {}).setdefault(dataset_id, []).append(old)
     datasets.save_preparation(engine(), dataset_id, recipe=new)
+
+
+def type_fix_prompt(dataset, issues, recipe) -> None:
+    """Dates and numbers stored as text that the recipe leaves as text, with one button that
+    converts them all (Features and Train pages): an analyst who skipped the Upload page's
+    issues should not lose these columns unawares."""
+    pending = unfixed_type_issues(issues, recipe)
+    if not pending:
+        return
+    with st.container(border=True):
+        st.markdown(f":material/lightbulb: **{len(pending)} column(s) hold dates or numbers stored as text.** "
+                    "As text, a model leaves out a date that differs in every row (or splits it into unrelated "
+                    "categories) and reads numbers as categories. Converted, it can use a date's year, month "
+                    "and weekday, and the size of a number.")
+        st.markdown("\n".join(f"- {md(issue.title)}" for issue in pending))
+        if st.button(f"Convert {'it' if len(pending) == 1 else 'them'} (add {len(pending)} step(s) to the "
+                     "cleaning recipe)", icon=":material/build:", key="type_fixes"):
+            fixed = recipe
+            for issue in pending:
+                fixed = fixed.with_step(issue.fix)
+            save_recipe(dataset.id, recipe, fixed)
+            st.rerun()
 
 
 def readable_trials(trials: pd.DataFrame) -> pd.DataFrame:

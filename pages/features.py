@@ -15,7 +15,8 @@ from core.data.kinds import infer_kind
 from core.prep.recipe import build_cleaning_pipeline, prepare_training_table, recipe_to_json
 from core.prep.selection import auto_plan, importance_preview
 from core.prep.pipeline import transformed_sample
-from pages.common import dataset_frame, engine, md, require_dataset, settings, show_error
+from pages.common import (dataset_frame, dataset_profile, engine, md, require_dataset, settings, show_error,
+                          type_fix_prompt)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Cleaning the table…")
@@ -137,6 +138,7 @@ if prep.target is None:
     st.info("Choose the target column on the **Upload** page first.")
     st.page_link("pages/upload.py", label="Go to Upload", icon=":material/upload:")
     st.stop()
+type_fix_prompt(dataset, dataset_profile(dataset, prep.target)[1], prep.recipe)
 plan = prep.plan or FeaturePlan()
 recipe_json = recipe_to_json(prep.recipe)
 try:

@@ -6,7 +6,6 @@ import json
 import streamlit as st
 
 from core import datasets, jobs
-from core.data.issues import unfixed_type_issues
 from core.data.profile import Task, infer_task
 from core.errors import BadInput
 from core.modeling.evaluation import date_columns, time_ordered_column
@@ -19,7 +18,7 @@ from core.prep.steps import DropColumns
 from core.store.models import utcnow
 from core.training import TrainRequest
 from pages.common import (dataset_frame, dataset_profile, engine, md, readable_trials, require_dataset, save_recipe,
-                          settings, show_error)
+                          settings, show_error, type_fix_prompt)
 
 STATUS_ICON = {"QUEUED": ":material/schedule:", "RUNNING": ":material/progress_activity:", "DONE": ":material/check_circle:",
                "FAILED": ":material/error:", "CANCELLED": ":material/cancel:"}
@@ -48,27 +47,6 @@ def leakage_gate(dataset, issues, recipe) -> bool:
                 confirmed.add(column)
                 st.rerun()
     return False
-
-
-def type_fix_prompt(dataset, issues, recipe) -> None:
-    """Dates and numbers stored as text that the recipe leaves as text, with one button that
-    converts them all: an analyst who goes straight to training should not lose them unawares."""
-    pending = unfixed_type_issues(issues, recipe)
-    if not pending:
-        return
-    with st.container(border=True):
-        st.markdown(f":material/lightbulb: **{len(pending)} column(s) hold dates or numbers stored as text.** "
-                    "As text, a model leaves out a date that differs in every row (or splits it into unrelated "
-                    "categories) and reads numbers as categories. Converted, it can use a date's year, month "
-                    "and weekday, and the size of a number.")
-        st.markdown("\n".join(f"- {md(issue.title)}" for issue in pending))
-        if st.button(f"Convert {'it' if len(pending) == 1 else 'them'} (add {len(pending)} step(s) to the "
-                     "cleaning recipe)", icon=":material/build:", key="type_fixes"):
-            fixed = recipe
-            for issue in pending:
-                fixed = fixed.with_step(issue.fix)
-            save_recipe(dataset.id, recipe, fixed)
-            st.rerun()
 
 
 def _duration(seconds: int) -> str:

@@ -114,6 +114,22 @@ def test_features_page_shows_the_transformed_sample_and_saves_the_plan(app, stor
     assert plan is not None and "churn" not in plan.include and "state" in plan.include
 
 
+def test_features_page_offers_to_convert_dates_stored_as_text(app, store) -> None:
+    at = app()
+    at.button(key="sample_chicago.csv").click().run()
+    at.switch_page("pages/features.py").run()
+    _no_exceptions(at)
+    assert any("'date' holds dates stored as text" in m.value for m in at.markdown)
+    before = int(next(m for m in at.metric if m.label == "Features the model will see").value)
+    next(b for b in at.button if b.label.startswith("Convert it")).click().run()
+    _no_exceptions(at)
+    (step,) = datasets.get_preparation(store, _current_dataset_id(at)).recipe.steps
+    assert (step.kind, step.column, step.to) == ("fix_type", "date", "datetime")
+    assert not any("stored as text" in m.value for m in at.markdown)
+    # The date is no longer left out: its year, month and weekday are features now.
+    assert int(next(m for m in at.metric if m.label == "Features the model will see").value) == before + 3
+
+
 def test_pages_without_a_dataset_point_to_upload(app) -> None:
     from pages.common import WorkflowState
 
