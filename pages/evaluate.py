@@ -55,12 +55,17 @@ def metrics_table(report) -> None:
 
 
 def charts(report) -> None:
+    # Split by time: how predictions followed what happened, where a drift or a season shows.
+    over_time = report.times is not None and report.task in ("regression", "binary")
     if report.task == "regression":
-        tabs = st.tabs(["Residuals", "Predicted vs actual"])
+        tabs = st.tabs(["Residuals", "Predicted vs actual"] + ["Over time"] * over_time)
         tabs[0].plotly_chart(plots.residuals_chart(report), width="stretch")
         tabs[1].plotly_chart(plots.predicted_vs_actual_chart(report), width="stretch")
+        if over_time:
+            tabs[2].plotly_chart(plots.over_time_chart(report), width="stretch")
         return
-    tabs = st.tabs(["ROC", "Precision-recall", "Confusion matrix", "Calibration", "Lift / gain"])
+    tabs = st.tabs(["ROC", "Precision-recall", "Confusion matrix", "Calibration", "Lift / gain"]
+                   + ["Over time"] * over_time)
     tabs[0].plotly_chart(plots.roc_chart(report), width="stretch")
     tabs[1].plotly_chart(plots.pr_chart(report), width="stretch")
     with tabs[2]:
@@ -74,6 +79,8 @@ def charts(report) -> None:
         st.plotly_chart(plots.confusion_chart(report, threshold), width="stretch")
     tabs[3].plotly_chart(plots.calibration_chart(report), width="stretch")
     tabs[4].plotly_chart(plots.lift_chart(report), width="stretch")
+    if over_time:
+        tabs[5].plotly_chart(plots.over_time_chart(report), width="stretch")
 
 
 st.title("Evaluate")

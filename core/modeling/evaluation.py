@@ -443,6 +443,9 @@ class EvaluationReport:
             served model predicts; the baseline keeps its own labels.
         threshold_metric: The metric ``threshold`` maximises; None when there is no threshold
             (and in reports saved before it was recorded, whose label metrics are at 0.5).
+        times: A time-series split's time column in row order (datetime64, or numbers for a
+            numeric time column), for charts over time; None for other schemes (and in reports
+            saved before it was recorded).
     """
 
     task: str
@@ -454,6 +457,7 @@ class EvaluationReport:
     holdout: dict[str, float] | None
     threshold: float | None
     threshold_metric: str | None = None
+    times: np.ndarray | None = None
 
     def metric(self, name: str) -> MetricSummary:
         """The summary of the metric called ``name``.
@@ -534,6 +538,7 @@ def evaluate(
         holdout=holdout,
         threshold=threshold,
         threshold_metric=threshold_metric(metric) if threshold is not None else None,
+        times=_chart_times(X[scheme.time_column]) if scheme.kind == "time" else None,
     )
 
 
@@ -846,6 +851,12 @@ def _time_order(series: pd.Series) -> np.ndarray:
     if dates.dt.tz is not None:
         dates = dates.dt.tz_convert(None)  # compare instants, not wall-clock times
     return dates.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+
+
+def _chart_times(series: pd.Series) -> np.ndarray:
+    """A time column's values for a chart's axis: numbers as they are, anything else as dates."""
+    order = _time_order(series)
+    return order if ptypes.is_numeric_dtype(series) and not ptypes.is_bool_dtype(series) else order.astype("datetime64[ns]")
 
 
 def _as_dates(series: pd.Series) -> pd.Series | None:

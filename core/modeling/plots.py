@@ -36,6 +36,7 @@ __all__ = [
     "importance_chart",
     "leaderboard_chart",
     "lift_chart",
+    "over_time_chart",
     "partial_dependence_chart",
     "pr_chart",
     "predicted_vs_actual_chart",
@@ -258,6 +259,55 @@ def predicted_vs_actual_chart(report: EvaluationReport) -> go.Figure:
                                 hoverinfo="skip"))
     figure.update_layout(title=f"Predicted vs actual (out-of-fold{_sample_note(report, len(actual))})",
                          xaxis_title="actual", yaxis_title="predicted", showlegend=False)
+    return _style(figure)
+
+
+def over_time_chart(report: EvaluationReport) -> go.Figure:
+    """What happened and what the model predicted, along a time-series split's time column.
+
+    Each point is the mean over rows in a stretch of time (one time value, or when there are
+    more than ~400 of them, consecutive rows in equal numbers), out-of-fold: the model that
+    predicted a stretch never saw it or anything after it.
+
+    Args:
+        report: An evaluation report of a regression or binary model split by time.
+
+    Returns:
+        Two lines, actual and predicted (for a binary target the share of the positive class and
+        the mean predicted probability of it), or a figure saying why the chart does not apply.
+    """
+    cv = report.cv
+    times = report.times  # None also in reports saved before it was recorded (the class default)
+    if times is None:
+        return _message("This chart applies to a time-series split")
+    if report.task == Task.REGRESSION:
+        actual, predicted = cv.y_true.astype(float), cv.oof_pred.astype(float)
+        title, axis = "Actual and predicted over time", "mean value"
+    elif report.task == Task.BINARY and cv.oof_proba is not None:
+        positive = _safe(cv.classes[1])
+        actual, predicted = (cv.y_true == cv.classes[1]).astype(float), cv.oof_proba[:, 1]
+        title, axis = f"Share of '{positive}' and its predicted probability over time", f"share / mean P({positive})"
+    else:
+        return _message("This chart applies to regression and binary targets")
+    mask = cv.oof_mask
+    frame = pd.DataFrame({"time": times[mask], "actual": actual[mask], "predicted": predicted[mask]}).sort_values(
+        "time", kind="stable", ignore_index=True)
+    if frame["time"].nunique() > _MAX_CURVE_POINTS:  # equal-sized stretches, each drawn at its middle row
+        stretch = np.arange(len(frame)) * _MAX_CURVE_POINTS // len(frame)
+        points = frame.groupby(stretch).agg(time=("time", lambda t: t.iloc[len(t) // 2]), actual=("actual", "mean"),
+                                            predicted=("predicted", "mean"), rows=("actual", "size"))
+    else:
+        points = frame.groupby("time", as_index=False).agg(actual=("actual", "mean"), predicted=("predicted", "mean"),
+                                                           rows=("actual", "size"))
+    hover = "%{x}<br>%{y:.4g}<br>mean of %{customdata} rows<extra></extra>"
+    figure = go.Figure([
+        go.Scatter(x=points["time"], y=points["actual"], mode="lines", name="actual", line={"color": _GREY},
+                   customdata=points["rows"], hovertemplate=hover),
+        go.Scatter(x=points["time"], y=points["predicted"], mode="lines", name="predicted (out-of-fold)",
+                   line={"color": _COLOR}, customdata=points["rows"], hovertemplate=hover),
+    ])
+    figure.update_layout(title=f"{title} (out-of-fold, {int(mask.sum()):,} rows in {len(points):,} points)",
+                         xaxis_title="time", yaxis_title=axis, legend={"orientation": "h", "y": -0.2})
     return _style(figure)
 
 

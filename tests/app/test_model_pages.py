@@ -225,6 +225,17 @@ def test_rows_ordered_by_a_date_get_a_time_series_split_by_default(app, store) -
     assert (step.kind, step.column, step.to) == ("fix_type", "date", "datetime")
     assert not any("stored as text" in m.value for m in at.markdown)
     assert next(s for s in at.selectbox if s.label == "Time column").value == "date"  # still split by time
+    # Trained, its evaluation shows actual and predicted ridership along the dates.
+    next(m for m in at.multiselect if m.label.startswith("Models")).set_value(["ridge"])
+    next(n for n in at.number_input if n.label.startswith("Max trials")).set_value(2)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    (job,) = jobs.list_jobs(store, dataset_id=dataset_id)
+    _wait_done(store, job.id)
+    at.switch_page("pages/evaluate.py").run()
+    _no_exceptions(at)
+    assert [t.label for t in at.tabs] == ["Residuals", "Predicted vs actual", "Over time"]
+    over_time = json.loads(at.tabs[2].get("plotly_chart")[0].proto.spec)
+    assert over_time["layout"]["title"]["text"].startswith("Actual and predicted over time")
 
 
 def test_a_recipe_that_drops_the_target_leaves_the_train_page_standing(app, store) -> None:

@@ -111,6 +111,50 @@ def test_regression_charts(regression) -> None:
         assert _is_message(chart(report))
 
 
+def test_over_time_follows_a_time_series_split() -> None:
+    from sklearn.linear_model import Ridge
+
+    frame = pd.read_csv(SAMPLES_DIR / "chicago.csv")  # one row a day, the dates as ISO text
+    X, y = prepare_training_table(frame, Recipe(), target="ridership")
+    make = lambda: build_pipeline(Recipe(), FeaturePlan(), target="ridership", estimator=Ridge())  # noqa: E731
+    scheme, _ = choose_scheme(X, task=Task.REGRESSION, time_column="date", n_folds=3)
+    report = evaluate(make, X, y, task=Task.REGRESSION, scheme=scheme, metric="r2", seed=0)
+    figure = plots.over_time_chart(report)
+    actual, predicted = figure.data
+    scored = int(report.cv.oof_mask.sum())
+    assert len(actual.x) == 400 and sum(actual.customdata) == scored  # more days than points: equal stretches
+    assert list(actual.x) == sorted(actual.x) and pd.Timestamp(actual.x[0]) > pd.Timestamp(frame["date"].min())
+    order = np.argsort(report.times[report.cv.oof_mask], kind="stable")
+    first = order[: actual.customdata[0]]  # the earliest scored days, the first fold's
+    assert actual.y[0] == pytest.approx(report.cv.y_true[report.cv.oof_mask][first].mean())
+    assert predicted.y[0] == pytest.approx(report.cv.oof_pred[report.cv.oof_mask][first].mean())
+
+
+def test_over_time_of_a_binary_target_is_its_share_and_predicted_probability() -> None:
+    frame = pd.read_csv(SAMPLES_DIR / "default.csv").assign(week=lambda f: np.arange(len(f)) // 50)  # a number
+    X, y = prepare_training_table(frame, Recipe(), target="default")
+    make = lambda: build_pipeline(Recipe(), FeaturePlan(), target="default",  # noqa: E731
+                                  estimator=LogisticRegression(max_iter=1_000))
+    scheme, _ = choose_scheme(X, task=Task.BINARY, y=y, time_column="week", n_folds=3)
+    report = evaluate(make, X, y, task=Task.BINARY, scheme=scheme, metric="roc_auc", seed=0)
+    actual, predicted = plots.over_time_chart(report).data
+    cv, mask = report.cv, report.cv.oof_mask
+    weeks = pd.DataFrame({"week": report.times[mask], "yes": cv.y_true[mask] == "Yes", "p": cv.oof_proba[mask, 1]})
+    per_week = weeks.groupby("week").mean()  # few enough weeks for one point each
+    assert list(actual.x) == per_week.index.tolist()
+    assert np.allclose(actual.y, per_week["yes"]) and np.allclose(predicted.y, per_week["p"])
+    assert "Share of 'Yes'" in plots.over_time_chart(report).layout.title.text
+
+
+def test_over_time_says_when_it_does_not_apply(binary, multiclass) -> None:
+    assert _is_message(plots.over_time_chart(binary[0]))  # shuffled folds
+    by_time = dataclasses.replace(multiclass[0], times=np.arange(len(multiclass[0].cv.y_true)))
+    assert _is_message(plots.over_time_chart(by_time))
+    saved_before = dataclasses.replace(binary[0])
+    del saved_before.__dict__["times"]  # as a report pickled before the field existed
+    assert saved_before.times is None and _is_message(plots.over_time_chart(saved_before))
+
+
 def test_importance_chart(regression) -> None:
     _, model, X, y = regression
     table = permutation_importance_table(model, X, y, task=Task.REGRESSION, metric="r2", seed=0, repeats=2)
