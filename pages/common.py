@@ -165,13 +165,15 @@ def type_fix_prompt(dataset, issues, recipe) -> None:
     if not pending:
         return
     with st.container(border=True):
-        st.markdown(f":material/lightbulb: **{len(pending)} column(s) hold dates or numbers stored as text.** "
+        columns = "1 column holds" if len(pending) == 1 else f"{len(pending)} columns hold"
+        st.markdown(f":material/lightbulb: **{columns} dates or numbers stored as text.** "
                     "As text, a model leaves out a date that differs in every row (or splits it into unrelated "
                     "categories) and reads numbers as categories. Converted, it can use a date's year, month "
                     "and weekday, and the size of a number.")
         st.markdown("\n".join(f"- {md(issue.title)}" for issue in pending))
-        if st.button(f"Convert {'it' if len(pending) == 1 else 'them'} (add {len(pending)} step(s) to the "
-                     "cleaning recipe)", icon=":material/build:", key="type_fixes"):
+        steps = "1 step" if len(pending) == 1 else f"{len(pending)} steps"
+        if st.button(f"Convert {'it' if len(pending) == 1 else 'them'} (add {steps} to the cleaning recipe)",
+                     icon=":material/build:", key="type_fixes"):
             fixed = recipe
             for issue in pending:
                 fixed = fixed.with_step(issue.fix)
