@@ -54,7 +54,7 @@ def metrics_table(report) -> None:
                                   time_ordered=report.scheme.kind == "time"))
 
 
-def charts(report) -> None:
+def charts(report, target: str) -> None:
     # Split by time: how predictions followed what happened, where a drift or a season shows.
     over_time = report.times is not None and report.task in ("regression", "binary")
     if report.task == "regression":
@@ -62,7 +62,7 @@ def charts(report) -> None:
         tabs[0].plotly_chart(plots.residuals_chart(report), width="stretch")
         tabs[1].plotly_chart(plots.predicted_vs_actual_chart(report), width="stretch")
         if over_time:
-            tabs[2].plotly_chart(plots.over_time_chart(report), width="stretch")
+            tabs[2].plotly_chart(plots.over_time_chart(report, target), width="stretch")
         return
     tabs = st.tabs(["ROC", "Precision-recall", "Confusion matrix", "Calibration", "Lift / gain"]
                    + ["Over time"] * over_time)
@@ -80,7 +80,7 @@ def charts(report) -> None:
     tabs[3].plotly_chart(plots.calibration_chart(report), width="stretch")
     tabs[4].plotly_chart(plots.lift_chart(report), width="stretch")
     if over_time:
-        tabs[5].plotly_chart(plots.over_time_chart(report), width="stretch")
+        tabs[5].plotly_chart(plots.over_time_chart(report, target), width="stretch")
 
 
 st.title("Evaluate")
@@ -105,7 +105,7 @@ if report.no_better_than_baseline:
     st.error("This model is no better than the dummy baseline on the primary metric: it has not learned anything "
              "useful. Check the target, the features and the data.", icon=":material/block:")
 metrics_table(report)
-charts(report)
+charts(report, version.target)
 
 st.subheader("What drives the predictions")
 if st.button("Compute permutation importance and partial dependence", icon=":material/insights:"):

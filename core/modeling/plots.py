@@ -262,7 +262,7 @@ def predicted_vs_actual_chart(report: EvaluationReport) -> go.Figure:
     return _style(figure)
 
 
-def over_time_chart(report: EvaluationReport) -> go.Figure:
+def over_time_chart(report: EvaluationReport, target: str = "value") -> go.Figure:
     """What happened and what the model predicted, along a time-series split's time column.
 
     Each point is the mean over rows in a stretch of time (one time value, or when there are
@@ -271,6 +271,7 @@ def over_time_chart(report: EvaluationReport) -> go.Figure:
 
     Args:
         report: An evaluation report of a regression or binary model split by time.
+        target: The target's name, for a regression's axis.
 
     Returns:
         Two lines, actual and predicted (for a binary target the share of the positive class and
@@ -282,7 +283,7 @@ def over_time_chart(report: EvaluationReport) -> go.Figure:
         return _message("This chart applies to a time-series split")
     if report.task == Task.REGRESSION:
         actual, predicted = cv.y_true.astype(float), cv.oof_pred.astype(float)
-        title, axis = "Actual and predicted over time", "mean value"
+        title, axis = "Actual and predicted over time", f"mean {_safe(target)}"
     elif report.task == Task.BINARY and cv.oof_proba is not None:
         positive = _safe(cv.classes[1])
         actual, predicted = (cv.y_true == cv.classes[1]).astype(float), cv.oof_proba[:, 1]

@@ -119,7 +119,8 @@ def test_over_time_follows_a_time_series_split() -> None:
     make = lambda: build_pipeline(Recipe(), FeaturePlan(), target="ridership", estimator=Ridge())  # noqa: E731
     scheme, _ = choose_scheme(X, task=Task.REGRESSION, time_column="date", n_folds=3)
     report = evaluate(make, X, y, task=Task.REGRESSION, scheme=scheme, metric="r2", seed=0)
-    figure = plots.over_time_chart(report)
+    figure = plots.over_time_chart(report, "ridership")
+    assert figure.layout.yaxis.title.text == "mean ridership"
     actual, predicted = figure.data
     scored = int(report.cv.oof_mask.sum())
     assert len(actual.x) == 400 and sum(actual.customdata) == scored  # more days than points: equal stretches
