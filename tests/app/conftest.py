@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.config import get_settings
@@ -16,6 +17,9 @@ def app(tmp_path, monkeypatch):
     """A function returning a fresh AppTest of ``app.py`` (run once) on a fresh workspace."""
     monkeypatch.setenv("SHIPML_WORKSPACE", str(tmp_path / "workspace"))
     get_settings.cache_clear()
+    # The pages cache by ids (job 1, version 1) that each fresh workspace numbers from 1 again.
+    st.cache_resource.clear()
+    st.cache_data.clear()
 
     def start(page: str | None = None, query: dict | None = None) -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
