@@ -519,6 +519,9 @@ def evaluate(
     if task is Task.BINARY and cv.oof_proba is not None and cv.classes is not None:
         cv, threshold = _at_decision_threshold(cv, fold_indices(X, y, scheme), threshold_metric(metric),
                                                forward_only=scheme.kind == "time")
+        if scheme.kind == "time":  # the baseline's first fold leaves its label metrics out too: pairs stay pairs
+            base = replace(base, fold_scores={name: (float("nan"), *values[1:]) if name in _LABEL_METRICS else values
+                                              for name, values in base.fold_scores.items()})
     names = [metric] + [name for name in cv.fold_scores if name != metric]
     summaries = tuple(_summary(name, cv.fold_scores[name], base.fold_scores.get(name, ())) for name in names)
     holdout = None
@@ -559,7 +562,8 @@ def threshold_note(threshold: float, metric: str, positive: str | None = None, *
     label = METRICS[metric].label
     of = f" on the probability of '{positive}'" if positive is not None else ""
     folds = ("Each fold is scored at a cut-off chosen on the earlier folds (the first, which has none "
-             "before it, at 0.5)" if time_ordered else "Each fold is scored at a cut-off chosen on the other folds")
+             "before it, is left out of these)" if time_ordered else
+             "Each fold is scored at a cut-off chosen on the other folds")
     return (f"Accuracy, balanced accuracy, precision, recall and F1 are at the decision threshold "
             f"{threshold:.3g}{of} that the model predicts with: the cut-off that maximises "
             f"{label if label.isupper() else label.lower()} on out-of-fold predictions. {folds}; "
@@ -731,7 +735,8 @@ def _at_decision_threshold(cv: CVResult, folds: list, objective: str, *,
 
     ``forward_only`` (time-ordered folds, in time order): a fold's cut-off is chosen on the earlier
     folds only, as it could have been at the time; later folds would tell it the future. The
-    first fold has no earlier predictions and is scored at 0.5."""
+    first fold has no earlier predictions to choose one on, so its label metrics are left out
+    (``nan``; its labels stay the model's own)."""
     positive, proba_pos, scored = cv.y_true == cv.classes[1], cv.oof_proba[:, 1], cv.oof_mask
     threshold = best_threshold(positive[scored], proba_pos[scored], metric=objective)
     fold_scores = {name: list(values) for name, values in cv.fold_scores.items()}
@@ -741,6 +746,10 @@ def _at_decision_threshold(cv: CVResult, folds: list, objective: str, *,
         others = earlier.copy() if forward_only else scored.copy()
         others[valid] = False
         earlier[valid] = True
+        if not others.any():
+            for name in _LABEL_METRICS:
+                fold_scores[name][number] = float("nan")
+            continue
         cut = best_threshold(positive[others], proba_pos[others], metric=objective)
         oof_pred[valid] = pred = _labels(proba_pos[valid], cut, cv.classes)
         for name in _LABEL_METRICS:

@@ -306,11 +306,13 @@ def test_time_ordered_folds_choose_their_cut_off_on_earlier_folds_only() -> None
     cv = report.cv
     positive, proba = cv.y_true == "Yes", cv.oof_proba[:, 1]
     assert report.threshold == best_threshold(positive[cv.oof_mask], proba[cv.oof_mask])
+    folds = fold_indices(X, y, scheme)
     earlier = np.zeros(len(positive), dtype=bool)
+    earlier[folds[0][1]] = True
     differs = False
-    for number, (_, valid) in enumerate(fold_indices(X, y, scheme)):
-        # Fold 1 has no earlier predictions, so it is at 0.5; later folds would tell it the future.
-        cut = best_threshold(positive[earlier], proba[earlier]) if number else 0.5
+    for number, (_, valid) in enumerate(folds[1:], start=1):
+        # Each fold's cut-off comes from the folds before it; later folds would tell it the future.
+        cut = best_threshold(positive[earlier], proba[earlier])
         assert cv.fold_scores["balanced_accuracy"][number] == pytest.approx(
             balanced_accuracy_score(positive[valid], proba[valid] >= cut))
         others = cv.oof_mask.copy()
@@ -318,6 +320,15 @@ def test_time_ordered_folds_choose_their_cut_off_on_earlier_folds_only() -> None
         differs |= cut != best_threshold(positive[others], proba[others])
         earlier[valid] = True
     assert differs  # the rule for shuffled folds would score these folds otherwise
+    # The first fold has nothing before it to choose a cut-off on: its label metrics are left out,
+    # the baseline's too, so the means compare the same folds; ROC AUC needs no cut-off and keeps it.
+    for name in ("balanced_accuracy", "recall", "f1"):
+        assert np.isnan(cv.fold_scores[name][0]) and all(np.isfinite(cv.fold_scores[name][1:]))
+        assert report.metric(name).mean == pytest.approx(np.mean(cv.fold_scores[name][1:]))
+    assert np.isfinite(cv.fold_scores["roc_auc"][0])
+    assert report.metric("balanced_accuracy").better_than_baseline
+    majority = [(y.iloc[valid] == "No").mean() for _, valid in folds[1:]]  # the baseline predicts 'No'
+    assert report.metric("accuracy").baseline_mean == pytest.approx(np.mean(majority))
     assert "chosen on the earlier folds" in threshold_note(report.threshold, report.threshold_metric, time_ordered=True)
 
 
