@@ -1,6 +1,7 @@
 """Inferred column kinds: the vocabulary shared by profiling, cleaning and features."""
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 import pandas as pd
@@ -14,6 +15,19 @@ class ColumnKind(StrEnum):
     DATETIME = "datetime"
     TEXT = "text"
     IDENTIFIER = "identifier"
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_DATE_SNIFF_ROWS = 20
+
+
+def holds_iso_date_text(series: pd.Series) -> bool:
+    """True when a text column's first values all begin with an ISO date ("2024-01-31", with or
+    without a time): dates as a CSV stores them, unambiguous, before any type fix."""
+    if not (ptypes.is_object_dtype(series) or ptypes.is_string_dtype(series)):
+        return False
+    head = series.dropna().head(_DATE_SNIFF_ROWS)
+    return not head.empty and all(isinstance(v, str) and _ISO_DATE.match(v) for v in head)
 
 
 _BOOL_WORDS = {"true", "false", "yes", "no", "y", "n", "t", "f", "0", "1"}

@@ -14,7 +14,6 @@ Folds are row positions (``iloc``), never index labels: a user's index may repea
 """
 from __future__ import annotations
 
-import re
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
+from core.data.kinds import holds_iso_date_text
 from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling.metrics import METRICS, check_metric, oriented, score, score_all, signed
@@ -65,8 +65,6 @@ MakeModel = Callable[[], BaseEstimator]  # a Pipeline factory; the dummy baselin
 _MIN_DISTINCT_TIMES = 10
 # Text columns are read as dates only in ISO form (2024-01-31...): that is what exports write,
 # and it never mistakes codes or numbers for dates.
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-_DATE_SNIFF_ROWS = 20
 # "Not better than the baseline" also needs a small margin where fold-to-fold noise is ~0.
 _RELATIVE_MARGIN = 0.01
 # What a binary model's decision threshold can maximise, and the metrics that follow it.
@@ -872,10 +870,7 @@ def _as_dates(series: pd.Series) -> pd.Series | None:
     """The column as datetimes when it holds dates (datetime dtype or ISO text), else None."""
     if ptypes.is_datetime64_any_dtype(series):
         return series
-    if not (ptypes.is_object_dtype(series) or ptypes.is_string_dtype(series)):
-        return None
-    head = series.dropna().head(_DATE_SNIFF_ROWS)
-    if head.empty or not all(isinstance(v, str) and _ISO_DATE.match(v) for v in head):
+    if not holds_iso_date_text(series):
         return None
     return pd.to_datetime(series, errors="coerce", format="ISO8601")
 

@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial import distance
 
+from core.data.kinds import holds_iso_date_text
 from core.errors import BadInput
 
 NUMERIC = "numeric"
@@ -300,7 +301,10 @@ def _kind_of(current: pd.Series, config: DriftConfig, memo: dict | None = None) 
         counts = _value_counts(current)
         if memo is not None:
             memo["counts"] = counts
-        return "text" if len(counts) > int(present.sum()) * config.text_unique_share else CATEGORICAL
+        if len(counts) <= int(present.sum()) * config.text_unique_share:
+            return CATEGORICAL
+        # Dates a CSV stored as text are distinct like free text, but are said to be dates.
+        return "datetime" if holds_iso_date_text(current) else "text"
     return "unknown"
 
 

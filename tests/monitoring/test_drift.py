@@ -123,12 +123,15 @@ def test_kinds_and_skipped_columns() -> None:
         "few_ints": rng.integers(0, 10, n), "many_ints": rng.integers(0, 11, n),
         "when": pd.date_range("2024-01-01", periods=n, freq="h"), "note": [f"note {i}" for i in range(n)],
         "nothing": np.full(n, np.nan), "value": rng.normal(size=n),
+        "day": pd.date_range("2024-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),  # dates as a CSV holds them
     })
     kinds = column_kinds(frame)
     assert kinds["few_ints"] == "categorical" and kinds["many_ints"] == "numeric"  # Evidently: <= 10 values
     assert kinds["when"] == "datetime" and kinds["note"] == "text"
+    assert kinds["day"] == "datetime"  # distinct in every row like free text, but dates, and said to be
     result = detect_drift(frame, frame)
-    assert {s.column for s in result.skipped} == {"when", "note", "nothing"}
+    assert {s.column for s in result.skipped} == {"when", "note", "nothing", "day"}
+    assert next(s.reason for s in result.skipped if s.column == "day").startswith("date/time column")
     assert {c.column for c in result.columns} == {"few_ints", "many_ints", "value"}
 
 
