@@ -24,7 +24,7 @@ import re
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import metadata
@@ -461,6 +461,7 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
     for title, header, rows in sections:
         lines += ["", f"## {title}", ""]
         lines += _table(header, rows) if rows else ["none recorded"]
+    lines += ["", "## Data preparation", ""] + _preparation(version)
     lines += [
         "",
         "## Intended use",
@@ -658,6 +659,38 @@ def _cell(value: object) -> str:
 
 def _rows(values: dict) -> dict[str, str]:
     return {_md(key): _cell(value) for key, value in values.items()}
+
+
+def _preparation(version: ModelVersion) -> list[str]:
+    """The card's account of what was done to the data: the cleaning steps in order, then the
+    feature plan, each as it was recorded with the version."""
+    from core.prep.plan import FeaturePlan  # late, as in model_card
+    from core.prep.recipe import recipe_from_json
+
+    try:
+        recipe = recipe_from_json(version.recipe_json or "{}")
+        plan = FeaturePlan.model_validate_json(version.plan_json or "{}")
+    except (BadInput, ValueError):  # written by another ShipML: say so rather than guess
+        return ["Recorded in a form this ShipML cannot read."]
+    lines = ["Cleaning steps, in order (row steps shape the training table only; column steps are part of "
+             "the model, so predictions get the same cleaning):", ""]
+    steps = [(str(number), _md(step.kind), "rows" if step.is_row_step else "columns (in the model)",
+              _cell(step.model_dump(exclude={"kind", "reason"})) or "none", _md(step.reason) or "added by hand")
+             for number, step in enumerate(recipe.steps, start=1)]
+    lines += _table(("#", "Step", "Acts on", "Settings", "Why"), steps) if steps else ["none: the table as uploaded"]
+    features = {
+        "columns": _names(plan.include) if plan.include else "every column but the target",
+        **({"left out": _names(plan.exclude)} if plan.exclude else {}),
+        **{f"transform of {_md(column)}": _cell(transform.model_dump(exclude_defaults=True)) or "defaults"
+           for column, transform in plan.transforms.items()},
+        **({"interactions": _names(i.name for i in plan.interactions)} if plan.interactions else {}),
+    }
+    title = "Feature plan (the default):" if plan == FeaturePlan() else "Feature plan:"
+    return lines + ["", title, ""] + _table(("Setting", "Value"), features)
+
+
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(_md(name) for name in names)
 
 
 def _metric_table(metrics: dict, *, first: str | None) -> list[str]:

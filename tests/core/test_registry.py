@@ -429,6 +429,35 @@ def test_model_card_leads_its_metrics_with_the_one_the_search_optimised() -> Non
     assert any("chosen on the earlier folds" in line for line in registry.model_card(by_time).splitlines())
 
 
+def test_model_card_says_how_the_data_was_prepared() -> None:
+    from core.prep.plan import ColumnTransform, FeaturePlan, Interaction
+    from core.prep.recipe import recipe_to_json
+    from core.prep.steps import DropDuplicates, FixType, Recipe
+
+    recipe = Recipe(steps=(DropDuplicates(reason="copies"),
+                           FixType(column="date", to="datetime", reason="dates | as text")))
+    plan = FeaturePlan(exclude=("id",), transforms={"income": ColumnTransform(power="log")},
+                       interactions=(Interaction(left="debt", right="income"),))
+    version = ModelVersion(
+        model_name="m", version=1, status="READY", artifact_file="a", reference_file="r", dataset_hash="d" * 64,
+        target="y", task="regression", recipe_json=recipe_to_json(recipe), plan_json=plan.model_dump_json(),
+        model_family="ridge", params_json="{}", library_versions_json="{}", training_seconds=1.0,
+        metrics_json="{}", cv_json="{}",
+    )
+    lines = registry.model_card(version).splitlines()
+    section = lines[lines.index("## Data preparation"):lines.index("## Intended use")]
+    assert "| 1 | drop\\_duplicates | rows | none | copies |" in section  # in order, escaped
+    assert ("| 2 | fix\\_type | columns (in the model) | column=date, date\\_format=None, dayfirst=False, "
+            "to=datetime | dates \\| as text |") in section
+    assert "| left out | id |" in section and "| transform of income | power=log |" in section
+    assert "| interactions | debt\\_over\\_income |" in section
+    plain = version.model_copy(update={"recipe_json": recipe_to_json(Recipe()), "plan_json": FeaturePlan().model_dump_json()})
+    lines = registry.model_card(plain).splitlines()
+    assert "none: the table as uploaded" in lines and "Feature plan (the default):" in lines
+    unreadable = version.model_copy(update={"recipe_json": '{"steps": [{"kind": "teleport"}]}'})
+    assert "Recorded in a form this ShipML cannot read." in registry.model_card(unreadable)
+
+
 def test_model_card_shows_cv_summaries_as_the_trainer_records_them() -> None:
     version = ModelVersion(
         model_name="m", version=3, status="READY", artifact_file="a", reference_file="r",
