@@ -47,7 +47,10 @@ def metrics_table(report) -> None:
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  # The flag's own width: auto-sized columns pushed it past the right edge at 1400 px.
-                 column_config={"holdout": st.column_config.NumberColumn(format="%.4f", width="small"),
+                 column_config={"holdout": st.column_config.NumberColumn(
+                                    format="%.4f", width="small",
+                                    help="Rows kept out of all tuning, scored once by the winner fitted on the rest"
+                                         + (": the latest rows by time" if report.scheme.kind == "time" else "")),
                                 "vs baseline": st.column_config.TextColumn(width="medium")})
     if report.threshold_metric:
         st.caption(threshold_note(report.threshold, report.threshold_metric, md(str(report.cv.classes[1])),
