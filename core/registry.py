@@ -458,10 +458,10 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
         ("Library versions", ("Library", "Version"),
          _rows(json.loads(version.library_versions_json or "{}"))),
     )
+    lines += ["", "## Data preparation", ""] + _preparation(version)
     for title, header, rows in sections:
         lines += ["", f"## {title}", ""]
         lines += _table(header, rows) if rows else ["none recorded"]
-    lines += ["", "## Data preparation", ""] + _preparation(version)
     lines += [
         "",
         "## Intended use",

@@ -445,7 +445,7 @@ def test_model_card_says_how_the_data_was_prepared() -> None:
         metrics_json="{}", cv_json="{}",
     )
     lines = registry.model_card(version).splitlines()
-    section = lines[lines.index("## Data preparation"):lines.index("## Intended use")]
+    section = lines[lines.index("## Data preparation"):lines.index("## Parameters")]  # what was done, then the model
     assert "| 1 | drop\\_duplicates | rows | none | copies |" in section  # in order, escaped
     assert ("| 2 | fix\\_type | columns (in the model) | column=date, date\\_format=None, dayfirst=False, "
             "to=datetime | dates \\| as text |") in section
