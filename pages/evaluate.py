@@ -145,6 +145,7 @@ if len(done) > 1:
     try:
         other_report = _report(other)
         st.dataframe(plots.compare_runs_table(report, other_report), width="stretch")
+        st.plotly_chart(plots.compare_folds_chart(report, other_report), width="stretch")
     except BadInput as exc:  # e.g. a run whose task was overridden
         show_error(exc)
     else:

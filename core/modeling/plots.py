@@ -29,6 +29,7 @@ from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, in_display_or
 
 __all__ = [
     "calibration_chart",
+    "compare_folds_chart",
     "compare_runs_table",
     "compare_scores",
     "compare_versions_table",
@@ -467,6 +468,37 @@ def compare_runs_table(a: EvaluationReport, b: EvaluationReport) -> pd.DataFrame
     return compare_scores({m.name: (m.mean, m.std) for m in a.metrics if m.name not in left_out},
                           {m.name: (m.mean, m.std) for m in b.metrics if m.name not in left_out},
                           holdout_a=a.holdout, holdout_b=b.holdout)
+
+
+def compare_folds_chart(a: EvaluationReport, b: EvaluationReport) -> go.Figure:
+    """A's optimised metric fold by fold, for A and for B: the spread the comparison table's
+    "better" is judged against, to look at rather than read.
+
+    Args:
+        a: The first run; its primary metric is the one drawn.
+        b: The second run.
+
+    Returns:
+        One line of markers per run, or a figure saying why the runs cannot be drawn together.
+    """
+    metric = a.primary_metric
+    if a.task != b.task or metric not in b.cv.fold_scores:
+        return _message(f"Run B has no {METRICS[metric].label} per fold to compare")
+    if a.task == Task.BINARY and metric in POSITIVE_CLASS_METRICS and not same_positive(a.cv.classes[1],
+                                                                                        b.cv.classes[1]):
+        return _message(f"A's and B's {METRICS[metric].label} describe different classes")
+    figure = go.Figure()
+    for name, report, color in (("A", a, _COLOR), ("B", b, _GREY)):
+        scores = np.asarray(report.cv.fold_scores[metric], dtype=float)
+        folds = np.arange(1, len(scores) + 1)
+        figure.add_trace(go.Scatter(x=folds, y=scores, mode="lines+markers", line={"color": color},
+                                    name=f"{name} (mean {np.nanmean(scores):.4g})",
+                                    hovertemplate=f"{name}, fold %{{x}}: %{{y:.4g}}<extra></extra>"))
+    same = a.scheme == b.scheme
+    figure.update_layout(title=f"{METRICS[metric].label} per fold" + ("" if same else " (the runs' folds differ)"),
+                         xaxis_title="fold", yaxis_title=METRICS[metric].label)
+    figure.update_xaxes(dtick=1)
+    return _style(figure)
 
 
 def compare_versions_table(a_task: str, a_metrics: dict, b_task: str, b_metrics: dict, *,

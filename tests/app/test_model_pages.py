@@ -100,6 +100,10 @@ def test_train_evaluate_and_models(app, store) -> None:
     # Run 2 describes 'no', run 1 'yes': their precision, recall and F1 are not compared, and the page says why.
     assert "Recall" not in compared.index and "F1" not in compared.index
     assert any("A's describe 'no', B's 'yes'" in c.value for c in at.caption)
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    # The per-fold chart draws A's F1, which in B describes the other class: it says so instead.
+    assert any("A's and B's F1 describe different classes" in a.get("text", "")
+               for spec in specs for a in spec["layout"].get("annotations", []))
     assert any(c.value.startswith("A: \\#2") and "B: \\#1" in c.value for c in at.caption)  # the newest first
     multiclass = dataclasses.replace(first_request, task=Task.MULTICLASS,
                                      config=dataclasses.replace(first_request.config, positive_class=None))

@@ -238,6 +238,21 @@ def test_compare_runs_table(binary, regression) -> None:
     assert not shown & {"Precision", "Recall", "F1", "PR AUC (average precision)"}
 
 
+def test_compare_folds_chart(binary, regression) -> None:
+    report = regression[0]
+    other = dataclasses.replace(report, cv=dataclasses.replace(
+        report.cv, fold_scores={**report.cv.fold_scores, "r2": (0.5, 0.6, 0.7)}))
+    a, b = plots.compare_folds_chart(report, other).data
+    assert list(a.y) == list(report.cv.fold_scores["r2"]) and list(b.y) == [0.5, 0.6, 0.7]
+    assert list(a.x) == [1, 2, 3] and b.name == "B (mean 0.6)"
+    # A's metric, judged per fold, must mean the same in B: not across tasks or positive classes.
+    assert _is_message(plots.compare_folds_chart(report, binary[0]))
+    f1_run = dataclasses.replace(binary[0], primary_metric="f1")
+    flipped = dataclasses.replace(f1_run, cv=dataclasses.replace(f1_run.cv, classes=f1_run.cv.classes[::-1]))
+    assert _is_message(plots.compare_folds_chart(f1_run, flipped))
+    assert not _is_message(plots.compare_folds_chart(f1_run, f1_run))
+
+
 def test_compare_versions_table_keeps_positive_class_metrics_only_for_the_same_class() -> None:
     summary = {"mean": 0.5, "std": 0.01, "baseline": 0.1}
     a = {"f1": summary, "roc_auc": summary, "positive_class": "bad"}
