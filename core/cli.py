@@ -112,8 +112,12 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     recipe = recipe_from_json(_read_text(args.recipe, "recipe")) if args.recipe else Recipe()
     for issue in unfixed_type_issues(text_type_issues(loaded.frame, target=args.target, seed=settings.random_seed),
                                      recipe):
-        print(f"note: {issue.title}: the model sees text until a recipe converts it; add this step to the "
-              f"\"steps\" of a --recipe file: {issue.fix.model_dump_json()}", file=sys.stderr)
+        if args.fix_types:  # as the Train page's button: the step joins the recipe the version records
+            recipe = recipe.with_step(issue.fix)
+            print(f"note: {issue.title}: converted ({issue.fix.model_dump_json()})", file=sys.stderr)
+        else:
+            print(f"note: {issue.title}: the model sees text until a recipe converts it; pass --fix-types, or add "
+                  f"this step to the \"steps\" of a --recipe file: {issue.fix.model_dump_json()}", file=sys.stderr)
     models = tuple(m.strip() for m in (args.models or "").split(",") if m.strip())
     config = TuningConfig(models=models, search=args.search, budget_s=args.budget, max_trials=args.trials,
                           per_model_s=args.per_model, metric=args.metric or "", class_weight=args.class_weight,
@@ -497,6 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "the rows are ordered by, if any, unless --cv or --group-column is given)")
     p.add_argument("--group-column", help="rows sharing a value stay in one fold")
     p.add_argument("--recipe", help="cleaning recipe JSON")
+    p.add_argument("--fix-types", action="store_true",
+                   help="convert columns of dates or numbers stored as text (adds their steps to the recipe)")
     p.add_argument("--name", help="model name in the registry (default: the data file's name)")
     p.add_argument("--out", required=True, help="folder for the model, its card and metadata")
     p.set_defaults(func=cmd_train)

@@ -168,4 +168,11 @@ def test_dates_stored_as_text_get_a_note_with_the_step_that_converts_them(tmp_pa
     assert "holds dates stored as text" not in out.stderr
     as_dates, _ = load_exported(tmp_path / "as-dates")
     assert as_dates.named_steps["features"].kinds_["date"] == "datetime"
+    # --fix-types does the same without a recipe file, and the version records the step.
+    out = run(*common, "--fix-types", "--out", str(tmp_path / "fixed"), workspace=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "note: 'date' holds dates stored as text: converted" in out.stderr
+    fixed, meta = load_exported(tmp_path / "fixed")
+    assert fixed.named_steps["features"].kinds_["date"] == "datetime"
+    assert [s["kind"] for s in meta["recipe"]["steps"]] == ["fix_type"]
 
