@@ -484,8 +484,8 @@ def compare_folds_chart(a: EvaluationReport, b: EvaluationReport) -> go.Figure:
     metric = a.primary_metric
     if a.task != b.task or metric not in b.cv.fold_scores:
         return _message(f"Run B has no {METRICS[metric].label} per fold to compare")
-    if a.task == Task.BINARY and metric in POSITIVE_CLASS_METRICS and not same_positive(a.cv.classes[1],
-                                                                                        b.cv.classes[1]):
+    positives = (a.cv.classes[1], b.cv.classes[1]) if a.task == Task.BINARY else (None, None)
+    if metric in POSITIVE_CLASS_METRICS and not same_positive(*positives):
         return _message(f"A's and B's {METRICS[metric].label} describe different classes")
     figure = go.Figure()
     for name, report, color in (("A", a, _COLOR), ("B", b, _GREY)):
