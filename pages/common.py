@@ -171,6 +171,9 @@ def type_fix_prompt(dataset, issues, recipe) -> None:
                     "categories) and reads numbers as categories. Converted, it can use a date's year, month "
                     "and weekday, and the size of a number.")
         st.markdown("\n".join(f"- {md(issue.title)}" for issue in pending))
+        with st.expander("What was found, and how each would be read"):  # e.g. which way round a date is read
+            for issue in pending:
+                st.caption(md(issue.explanation))
         steps = "1 step" if len(pending) == 1 else f"{len(pending)} steps"
         if st.button(f"Convert {'it' if len(pending) == 1 else 'them'} (add {steps} to the cleaning recipe)",
                      icon=":material/build:", key="type_fixes"):

@@ -120,6 +120,7 @@ def test_features_page_offers_to_convert_dates_stored_as_text(app, store) -> Non
     at.switch_page("pages/features.py").run()
     _no_exceptions(at)
     assert any("'date' holds dates stored as text" in m.value for m in at.markdown)
+    assert any("of the values in 'date' are dates" in c.value for c in at.caption)  # what was found, in words
     before = int(next(m for m in at.metric if m.label == "Features the model will see").value)
     next(b for b in at.button if b.label.startswith("Convert it")).click().run()
     _no_exceptions(at)
