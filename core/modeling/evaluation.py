@@ -444,6 +444,10 @@ class EvaluationReport:
         times: A time-series split's time column in row order (datetime64, or numbers for a
             numeric time column), for charts over time; None for other schemes (and in reports
             saved before it was recorded).
+        holdout_rows: A time-series split's holdout, the latest rows, for the same charts: their
+            ``time``, ``actual`` target, ``predicted`` value or label and, for a binary target,
+            ``proba`` of the positive class, as the winner fit on the training rows scored them;
+            None otherwise.
     """
 
     task: str
@@ -456,6 +460,7 @@ class EvaluationReport:
     threshold: float | None
     threshold_metric: str | None = None
     times: np.ndarray | None = None
+    holdout_rows: pd.DataFrame | None = None
 
     def metric(self, name: str) -> MetricSummary:
         """The summary of the metric called ``name``.
@@ -522,13 +527,17 @@ def evaluate(
                                               for name, values in base.fold_scores.items()})
     names = [metric] + [name for name in cv.fold_scores if name != metric]
     summaries = tuple(_summary(name, cv.fold_scores[name], base.fold_scores.get(name, ())) for name in names)
-    holdout = None
+    holdout = holdout_rows = None
     if X_holdout is not None and y_holdout is not None:
         final = make_pipeline().fit(X, y)
         classes = cv.classes or ()
         proba = aligned_proba(final, X_holdout, classes) if classes and hasattr(final, "predict_proba") else None
         pred = final.predict(X_holdout) if threshold is None else _labels(proba[:, 1], threshold, classes)
         holdout = score_all(task, y_holdout.to_numpy(), pred, proba, classes)
+        if scheme.kind == "time":
+            holdout_rows = pd.DataFrame({"time": _chart_times(X_holdout[scheme.time_column]),
+                                         "actual": y_holdout.to_numpy(), "predicted": pred}
+                                        | ({"proba": proba[:, 1]} if task is Task.BINARY and proba is not None else {}))
     return EvaluationReport(
         task=task.value,
         scheme=scheme,
@@ -540,6 +549,7 @@ def evaluate(
         threshold=threshold,
         threshold_metric=threshold_metric(metric) if threshold is not None else None,
         times=_chart_times(X[scheme.time_column]) if scheme.kind == "time" else None,
+        holdout_rows=holdout_rows,
     )
 
 

@@ -266,9 +266,10 @@ def predicted_vs_actual_chart(report: EvaluationReport) -> go.Figure:
 def over_time_chart(report: EvaluationReport, target: str = "value") -> go.Figure:
     """What happened and what the model predicted, along a time-series split's time column.
 
-    Each point is the mean over rows in a stretch of time (one time value, or when there are
-    more than ~400 of them, consecutive rows in equal numbers), out-of-fold: the model that
-    predicted a stretch never saw it or anything after it.
+    The cross-validated rows come out-of-fold: the model that predicted a stretch never saw it or
+    anything after it. The holdout, the latest rows, follows in a shaded band, as the winner fit
+    on all earlier rows scored it. Each point is the mean over rows in a stretch of time (one time
+    value, or when there are more than ~400 of them, consecutive rows in equal numbers).
 
     Args:
         report: An evaluation report of a regression or binary model split by time.
@@ -278,39 +279,57 @@ def over_time_chart(report: EvaluationReport, target: str = "value") -> go.Figur
         Two lines, actual and predicted (for a binary target the share of the positive class and
         the mean predicted probability of it), or a figure saying why the chart does not apply.
     """
-    cv = report.cv
-    times = report.times  # None also in reports saved before it was recorded (the class default)
-    if times is None:
+    cv, held = report.cv, report.holdout_rows  # both None in reports saved before they were recorded
+    if report.times is None:
         return _message("This chart applies to a time-series split")
+    mask = cv.oof_mask
     if report.task == Task.REGRESSION:
-        actual, predicted = cv.y_true.astype(float), cv.oof_pred.astype(float)
+        scored = pd.DataFrame({"time": report.times[mask], "actual": cv.y_true[mask].astype(float),
+                               "predicted": cv.oof_pred[mask].astype(float)})
+        later = None if held is None else held.assign(actual=held["actual"].astype(float),
+                                                      predicted=held["predicted"].astype(float))
         title, axis = "Actual and predicted over time", f"mean {_safe(target)}"
     elif report.task == Task.BINARY and cv.oof_proba is not None:
-        positive = _safe(cv.classes[1])
-        actual, predicted = (cv.y_true == cv.classes[1]).astype(float), cv.oof_proba[:, 1]
-        title, axis = f"Share of '{positive}' and its predicted probability over time", f"share / mean P({positive})"
+        positive = cv.classes[1]
+        scored = pd.DataFrame({"time": report.times[mask], "actual": (cv.y_true[mask] == positive).astype(float),
+                               "predicted": cv.oof_proba[mask, 1]})
+        later = None if held is None or "proba" not in held else pd.DataFrame(
+            {"time": held["time"], "actual": (held["actual"] == positive).astype(float), "predicted": held["proba"]})
+        title = f"Share of '{_safe(positive)}' and its predicted probability over time"
+        axis = f"share / mean P({_safe(positive)})"
     else:
         return _message("This chart applies to regression and binary targets")
-    mask = cv.oof_mask
-    frame = pd.DataFrame({"time": times[mask], "actual": actual[mask], "predicted": predicted[mask]}).sort_values(
-        "time", kind="stable", ignore_index=True)
-    if frame["time"].nunique() > _MAX_CURVE_POINTS:  # equal-sized stretches, each drawn at its middle row
-        stretch = np.arange(len(frame)) * _MAX_CURVE_POINTS // len(frame)
-        points = frame.groupby(stretch).agg(time=("time", lambda t: t.iloc[len(t) // 2]), actual=("actual", "mean"),
-                                            predicted=("predicted", "mean"), rows=("actual", "size"))
-    else:
-        points = frame.groupby("time", as_index=False).agg(actual=("actual", "mean"), predicted=("predicted", "mean"),
-                                                           rows=("actual", "size"))
+    parts = [scored] + ([later] if later is not None and len(later) else [])
+    total = sum(len(part) for part in parts)
+    points = [_over_time_points(part, max(1, _MAX_CURVE_POINTS * len(part) // total)) for part in parts]
+    drawn = pd.concat(points, ignore_index=True)
     hover = "%{x}<br>%{y:.4g}<br>mean of %{customdata} rows<extra></extra>"
     figure = go.Figure([
-        go.Scatter(x=points["time"], y=points["actual"], mode="lines", name="actual", line={"color": _GREY},
-                   customdata=points["rows"], hovertemplate=hover),
-        go.Scatter(x=points["time"], y=points["predicted"], mode="lines", name="predicted (out-of-fold)",
-                   line={"color": _COLOR}, customdata=points["rows"], hovertemplate=hover),
+        go.Scatter(x=drawn["time"], y=drawn["actual"], mode="lines", name="actual", line={"color": _GREY},
+                   customdata=drawn["rows"], hovertemplate=hover),
+        go.Scatter(x=drawn["time"], y=drawn["predicted"], mode="lines", name="predicted", line={"color": _COLOR},
+                   customdata=drawn["rows"], hovertemplate=hover),
     ])
-    figure.update_layout(title=f"{title} (out-of-fold, {int(mask.sum()):,} rows in {len(points):,} points)",
-                         xaxis_title="time", yaxis_title=axis, legend={"orientation": "h", "y": -0.2})
+    rows = f"{len(scored):,} rows out-of-fold"
+    if len(points) > 1:
+        figure.add_vrect(x0=later["time"].min(), x1=later["time"].max(), fillcolor=_GREY, opacity=0.15,
+                         line_width=0, annotation_text="holdout", annotation_position="top left")
+        rows += f", then {len(later):,} holdout rows"
+    figure.update_layout(title=f"{title} ({rows}, in {len(drawn):,} points)", xaxis_title="time", yaxis_title=axis,
+                         legend={"orientation": "h", "y": -0.2})
     return _style(figure)
+
+
+def _over_time_points(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """Mean actual and predicted per time value, or per stretch of consecutive rows in equal
+    numbers (drawn at its middle row) when there are more than ``limit`` time values."""
+    frame = frame.sort_values("time", kind="stable", ignore_index=True)
+    if frame["time"].nunique() > limit:
+        stretch = np.arange(len(frame)) * limit // len(frame)
+        return frame.groupby(stretch).agg(time=("time", lambda t: t.iloc[len(t) // 2]), actual=("actual", "mean"),
+                                          predicted=("predicted", "mean"), rows=("actual", "size"))
+    return frame.groupby("time", as_index=False).agg(actual=("actual", "mean"), predicted=("predicted", "mean"),
+                                                     rows=("actual", "size"))
 
 
 # --- explanation ----------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from core.config import SAMPLES_DIR
 from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling import plots
-from core.modeling.evaluation import EvaluationReport, choose_scheme, evaluate, permutation_importance_table
+from core.modeling.evaluation import (EvaluationReport, choose_scheme, evaluate, holdout_split,
+                                      permutation_importance_table)
 from core.prep.pipeline import build_pipeline
 from core.prep.plan import FeaturePlan
 from core.prep.recipe import prepare_training_table
@@ -118,17 +119,28 @@ def test_over_time_follows_a_time_series_split() -> None:
     X, y = prepare_training_table(frame, Recipe(), target="ridership")
     make = lambda: build_pipeline(Recipe(), FeaturePlan(), target="ridership", estimator=Ridge())  # noqa: E731
     scheme, _ = choose_scheme(X, task=Task.REGRESSION, time_column="date", n_folds=3)
-    report = evaluate(make, X, y, task=Task.REGRESSION, scheme=scheme, metric="r2", seed=0)
+    X_train, X_hold, y_train, y_hold = holdout_split(X, y, task=Task.REGRESSION, scheme=scheme, share=0.2)
+    report = evaluate(make, X_train, y_train, task=Task.REGRESSION, scheme=scheme, metric="r2", seed=0,
+                      X_holdout=X_hold, y_holdout=y_hold)
     figure = plots.over_time_chart(report, "ridership")
     assert figure.layout.yaxis.title.text == "mean ridership"
     actual, predicted = figure.data
-    scored = int(report.cv.oof_mask.sum())
-    assert len(actual.x) == 400 and sum(actual.customdata) == scored  # more days than points: equal stretches
+    scored, held = int(report.cv.oof_mask.sum()), len(X_hold)
+    assert sum(actual.customdata) == scored + held and len(actual.x) <= 400  # more days than points: stretches
     assert list(actual.x) == sorted(actual.x) and pd.Timestamp(actual.x[0]) > pd.Timestamp(frame["date"].min())
     order = np.argsort(report.times[report.cv.oof_mask], kind="stable")
     first = order[: actual.customdata[0]]  # the earliest scored days, the first fold's
     assert actual.y[0] == pytest.approx(report.cv.y_true[report.cv.oof_mask][first].mean())
     assert predicted.y[0] == pytest.approx(report.cv.oof_pred[report.cv.oof_mask][first].mean())
+    # Then the holdout, the latest days, in a shaded band, as the model fit on the training rows scored them.
+    (band,) = figure.layout.shapes
+    assert (pd.Timestamp(band.x0), pd.Timestamp(band.x1)) == (pd.Timestamp(X_hold["date"].min()),
+                                                              pd.Timestamp(X_hold["date"].max()))
+    last = actual.customdata[-1]
+    latest = X_hold.assign(y=y_hold.to_numpy()).sort_values("date").tail(last)
+    assert actual.y[-1] == pytest.approx(latest["y"].mean())
+    served = make().fit(X_train, y_train).predict(latest.drop(columns="y"))
+    assert predicted.y[-1] == pytest.approx(served.mean())
 
 
 def test_over_time_of_a_binary_target_is_its_share_and_predicted_probability() -> None:
@@ -137,12 +149,16 @@ def test_over_time_of_a_binary_target_is_its_share_and_predicted_probability() -
     make = lambda: build_pipeline(Recipe(), FeaturePlan(), target="default",  # noqa: E731
                                   estimator=LogisticRegression(max_iter=1_000))
     scheme, _ = choose_scheme(X, task=Task.BINARY, y=y, time_column="week", n_folds=3)
-    report = evaluate(make, X, y, task=Task.BINARY, scheme=scheme, metric="roc_auc", seed=0)
+    X_train, X_hold, y_train, y_hold = holdout_split(X, y, task=Task.BINARY, scheme=scheme, share=0.2)
+    report = evaluate(make, X_train, y_train, task=Task.BINARY, scheme=scheme, metric="roc_auc", seed=0,
+                      X_holdout=X_hold, y_holdout=y_hold)
     actual, predicted = plots.over_time_chart(report).data
     cv, mask = report.cv, report.cv.oof_mask
     weeks = pd.DataFrame({"week": report.times[mask], "yes": cv.y_true[mask] == "Yes", "p": cv.oof_proba[mask, 1]})
-    per_week = weeks.groupby("week").mean()  # few enough weeks for one point each
-    assert list(actual.x) == per_week.index.tolist()
+    p_held = make().fit(X_train, y_train).predict_proba(X_hold)[:, 1]  # 'No', 'Yes': the positive class last
+    weeks = pd.concat([weeks, pd.DataFrame({"week": X_hold["week"], "yes": y_hold == "Yes", "p": p_held})])
+    per_week = weeks.groupby("week").mean()  # few enough weeks for one point each, the holdout's last
+    assert list(actual.x) == per_week.index.tolist() and per_week.index[-1] == X_hold["week"].max()
     assert np.allclose(actual.y, per_week["yes"]) and np.allclose(predicted.y, per_week["p"])
     assert "Share of 'Yes'" in plots.over_time_chart(report).layout.title.text
 
