@@ -114,7 +114,9 @@ def train_form(dataset, frame, target: str, recipe) -> None:
         group_column = c[3].selectbox("Group column", [None, *[str(col) for col in frame.columns if col != target]],
                                       format_func=lambda v: "none" if v is None else v)
         c = st.columns(3)
-        holdout = c[0].slider("Holdout share (scored once)", 0.1, 0.4, 0.2, step=0.05)
+        holdout = c[0].slider("Holdout share (scored once)", 0.1, 0.4, 0.2, step=0.05,
+                              help="Rows kept out of all tuning and scored once by the winner. With a time "
+                                   "column they are the latest rows: the future, as the model will meet it.")
         class_weight = c[1].checkbox("Balance class weights", value=False, disabled=task == Task.REGRESSION,
                                      help="Weigh each class by the inverse of its share, in the models that can: "
                                           + ", ".join(s.title for s in specs if s.supports_class_weight) + ".")

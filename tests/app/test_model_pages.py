@@ -219,6 +219,7 @@ def test_rows_ordered_by_a_date_get_a_time_series_split_by_default(app, store) -
     _no_exceptions(at)
     time_column = next(s for s in at.selectbox if s.label == "Time column")
     assert time_column.value == "date" and "ordered by 'date'" in time_column.help
+    assert "the latest rows" in next(s for s in at.slider if s.label.startswith("Holdout share")).help
     # Its dates are text, which a model would leave out: the page offers to convert them.
     assert any("1 column holds dates or numbers stored as text" in m.value for m in at.markdown)
     assert any("'date' holds dates stored as text" in m.value for m in at.markdown)
