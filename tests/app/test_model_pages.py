@@ -243,6 +243,37 @@ def test_rows_ordered_by_a_date_get_a_time_series_split_by_default(app, store) -
     assert over_time["layout"]["title"]["text"].startswith("Actual and predicted over time")
 
 
+def test_a_binary_target_split_by_time_is_drawn_over_time(app, store, tmp_path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from core.config import SAMPLES_DIR
+    from core.data.ingest import read_path
+    from core.datasets import import_table, save_preparation
+    from core.modeling.tuning import TuningConfig
+    from core.training import TrainRequest
+    from pages.common import WorkflowState
+
+    at = app()
+    path = tmp_path / "default-by-day.csv"
+    pd.read_csv(SAMPLES_DIR / "default.csv").assign(day=lambda f: np.arange(len(f)) // 20).to_csv(path, index=False)
+    dataset, _ = import_table(store, read_path(path, settings=get_settings()), project="Demo", name=path.name,
+                              settings=get_settings())
+    save_preparation(store, dataset.id, target="default")
+    request = TrainRequest(model_name="by-day", target="default", time_column="day",
+                           config=TuningConfig(models=("logistic_regression",), max_trials=2))
+    job_id = jobs.submit_job(store, dataset_id=dataset.id, request=request, settings=get_settings())
+    _wait_done(store, job_id)
+    assert jobs.get_job(store, job_id).status == "DONE", jobs.get_job(store, job_id).error
+    at.session_state["workflow"] = WorkflowState(project="Demo", dataset_id=dataset.id)
+    at.switch_page("pages/evaluate.py").run()
+    _no_exceptions(at)
+    assert [t.label for t in at.tabs][-1] == "Over time"
+    spec = json.loads(at.tabs[-1].get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["title"]["text"].startswith("Share of 'Yes' and its predicted probability over time")
+    assert any("chosen on the earlier folds" in c.value for c in at.caption)  # the threshold note's rule
+
+
 def test_a_recipe_that_drops_the_target_leaves_the_train_page_standing(app, store) -> None:
     from core import datasets
     from core.prep.steps import DropColumns, Recipe
