@@ -59,7 +59,7 @@ def metrics_table(report) -> None:
 
 def charts(report, target: str) -> None:
     # Split by time: how predictions followed what happened, where a drift or a season shows.
-    over_time = report.times is not None and report.task in ("regression", "binary")
+    over_time = report.times is not None
     if report.task == "regression":
         tabs = st.tabs(["Residuals", "Predicted vs actual"] + ["Over time"] * over_time)
         tabs[0].plotly_chart(plots.residuals_chart(report), width="stretch")

@@ -272,12 +272,13 @@ def over_time_chart(report: EvaluationReport, target: str = "value") -> go.Figur
     value, or when there are more than ~400 of them, consecutive rows in equal numbers).
 
     Args:
-        report: An evaluation report of a regression or binary model split by time.
+        report: An evaluation report of a model split by time.
         target: The target's name, for a regression's axis.
 
     Returns:
         Two lines, actual and predicted (for a binary target the share of the positive class and
-        the mean predicted probability of it), or a figure saying why the chart does not apply.
+        the mean predicted probability of it; for more classes, one line: the accuracy), or a
+        figure saying why the chart does not apply.
     """
     cv, held = report.cv, report.holdout_rows  # both None in reports saved before they were recorded
     if report.times is None:
@@ -297,19 +298,20 @@ def over_time_chart(report: EvaluationReport, target: str = "value") -> go.Figur
             {"time": held["time"], "actual": (held["actual"] == positive).astype(float), "predicted": held["proba"]})
         title = f"Share of '{_safe(positive)}' and its predicted probability over time"
         axis = f"share / mean P({_safe(positive)})"
-    else:
-        return _message("This chart applies to regression and binary targets")
+    else:  # many classes (or no probabilities): no one value to follow, but whether the label was right
+        scored = pd.DataFrame({"time": report.times[mask], "accuracy": (cv.y_true[mask] == cv.oof_pred[mask])})
+        later = None if held is None else pd.DataFrame(
+            {"time": held["time"], "accuracy": held["actual"].to_numpy() == held["predicted"].to_numpy()})
+        title, axis = "Accuracy over time", "accuracy"
     parts = [scored] + ([later] if later is not None and len(later) else [])
     total = sum(len(part) for part in parts)
     points = [_over_time_points(part, max(1, _MAX_CURVE_POINTS * len(part) // total)) for part in parts]
     drawn = pd.concat(points, ignore_index=True)
     hover = "%{x}<br>%{y:.4g}<br>mean of %{customdata} rows<extra></extra>"
-    figure = go.Figure([
-        go.Scatter(x=drawn["time"], y=drawn["actual"], mode="lines", name="actual", line={"color": _GREY},
-                   customdata=drawn["rows"], hovertemplate=hover),
-        go.Scatter(x=drawn["time"], y=drawn["predicted"], mode="lines", name="predicted", line={"color": _COLOR},
-                   customdata=drawn["rows"], hovertemplate=hover),
-    ])
+    lines = (("accuracy", "accuracy", _COLOR),) if "accuracy" in drawn else (
+        ("actual", "actual", _GREY), ("predicted", "predicted", _COLOR))
+    figure = go.Figure([go.Scatter(x=drawn["time"], y=drawn[column], mode="lines", name=name, line={"color": color},
+                                   customdata=drawn["rows"], hovertemplate=hover) for column, name, color in lines])
     rows = f"{len(scored):,} rows out-of-fold"
     if len(points) > 1:
         figure.add_vrect(x0=later["time"].min(), x1=later["time"].max(), fillcolor=_GREY, opacity=0.15,
@@ -321,15 +323,15 @@ def over_time_chart(report: EvaluationReport, target: str = "value") -> go.Figur
 
 
 def _over_time_points(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
-    """Mean actual and predicted per time value, or per stretch of consecutive rows in equal
-    numbers (drawn at its middle row) when there are more than ``limit`` time values."""
+    """The mean of each column but ``time`` per time value, or per stretch of consecutive rows in
+    equal numbers (drawn at its middle row) when there are more than ``limit`` time values."""
     frame = frame.sort_values("time", kind="stable", ignore_index=True)
+    means = {column: (column, "mean") for column in frame.columns if column != "time"}
+    rows = ("time", "size")
     if frame["time"].nunique() > limit:
         stretch = np.arange(len(frame)) * limit // len(frame)
-        return frame.groupby(stretch).agg(time=("time", lambda t: t.iloc[len(t) // 2]), actual=("actual", "mean"),
-                                          predicted=("predicted", "mean"), rows=("actual", "size"))
-    return frame.groupby("time", as_index=False).agg(actual=("actual", "mean"), predicted=("predicted", "mean"),
-                                                     rows=("actual", "size"))
+        return frame.groupby(stretch).agg(time=("time", lambda t: t.iloc[len(t) // 2]), **means, rows=rows)
+    return frame.groupby("time", as_index=False).agg(**means, rows=rows)
 
 
 # --- explanation ----------------------------------------------------------------------------------

@@ -163,10 +163,18 @@ def test_over_time_of_a_binary_target_is_its_share_and_predicted_probability() -
     assert "Share of 'Yes'" in plots.over_time_chart(report).layout.title.text
 
 
+def test_over_time_of_many_classes_is_the_accuracy(multiclass) -> None:
+    report = multiclass[0]
+    cv = report.cv
+    by_time = dataclasses.replace(report, times=np.arange(len(cv.y_true))[::-1])  # the last row first
+    (accuracy,) = plots.over_time_chart(by_time).data
+    assert accuracy.name == "accuracy"
+    correct = (cv.y_true == cv.oof_pred)[cv.oof_mask][::-1]
+    assert np.array_equal(accuracy.y, correct.astype(float))
+
+
 def test_over_time_says_when_it_does_not_apply(binary, multiclass) -> None:
     assert _is_message(plots.over_time_chart(binary[0]))  # shuffled folds
-    by_time = dataclasses.replace(multiclass[0], times=np.arange(len(multiclass[0].cv.y_true)))
-    assert _is_message(plots.over_time_chart(by_time))
     saved_before = dataclasses.replace(binary[0])
     del saved_before.__dict__["times"]  # as a report pickled before the field existed
     assert saved_before.times is None and _is_message(plots.over_time_chart(saved_before))
