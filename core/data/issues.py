@@ -141,8 +141,9 @@ def text_type_issues(frame: pd.DataFrame, *, target: str | None, seed: int = 42)
     return tuple(
         issue
         for name in frame.columns
-        if name != target and _is_textual(frame[name]) and frame[name].nunique() > 1
+        if name != target and _is_textual(frame[name])
         and (issue := _text_type_issue(frame[name], str(name), seed)) is not None
+        and frame[name].nunique() > 1  # last: counting a million values costs more than the sniff
     )
 
 
