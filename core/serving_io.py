@@ -8,6 +8,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from core.errors import BadInput
+from core.wording import plural
 
 
 def required_columns(pipeline: Pipeline) -> tuple[str, ...]:
@@ -45,7 +46,7 @@ def predict_frame(pipeline: Pipeline, frame: pd.DataFrame, *, threshold: float |
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         shown = ", ".join(repr(c) for c in missing[:10]) + (" …" if len(missing) > 10 else "")
-        raise BadInput(f"the table is missing {len(missing)} column(s) the model needs: {shown}")
+        raise BadInput(f"the table is missing {plural(len(missing), 'column')} the model needs: {shown}")
     X = frame[list(needed)] if needed else frame
     try:
         out = pd.DataFrame({"prediction": pipeline.predict(X)}, index=frame.index)

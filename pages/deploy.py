@@ -28,6 +28,7 @@ from core import deploy, registry
 from core.errors import BadInput
 from core.packaging import BuiltImage
 from core.store.models import Deployment
+from core.wording import plural
 from pages.common import engine, md, settings, show_error
 
 LOG_LINES = 2000  # build logs kept per task (a cold build writes a few hundred lines)
@@ -466,7 +467,7 @@ def try_it(rows: list[Deployment], live: dict[int, str], tokens: dict[int, str])
     sample = _sample_row(row.model_dir)
     row_schema = schema.get("row") or {}
     with st.form(f"try_{row.id}"):
-        st.caption(f"One row for {md(row.model_name)} v{row.version}: {len(columns)} column(s), "
+        st.caption(f"One row for {md(row.model_name)} v{row.version}: {plural(len(columns), 'column')}, "
                    "prefilled from a training row.")
         values: dict[str, Any] = {}
         grid = st.columns(3)

@@ -17,6 +17,7 @@ from core.prep.recipe import prepare_training_table, recipe_to_json
 from core.prep.steps import DropColumns
 from core.store.models import utcnow
 from core.training import TrainRequest
+from core.wording import plural
 from pages.common import (dataset_frame, dataset_profile, engine, md, readable_trials, require_dataset, save_recipe,
                           settings, show_error, type_fix_prompt)
 
@@ -198,7 +199,7 @@ if prep.target is None:
     st.stop()
 frame = dataset_frame(dataset)
 _, issues = dataset_profile(dataset, prep.target)
-st.caption(f"{md(dataset.name)} · target **{md(prep.target)}** · {len(prep.recipe.steps)} cleaning step(s) · "
+st.caption(f"{md(dataset.name)} · target **{md(prep.target)}** · {plural(len(prep.recipe.steps), 'cleaning step')} · "
            f"feature plan {'saved' if prep.plan else 'default (all usable columns)'}")
 if leakage_gate(dataset, issues, prep.recipe):
     type_fix_prompt(dataset, issues, prep.recipe)

@@ -34,6 +34,7 @@ from core.prep.steps import (
     Recipe,
     Step,
 )
+from core.wording import plural
 
 __all__ = ["Issue", "Severity", "detect_issues", "text_type_issues", "unfixed_type_issues"]
 
@@ -323,7 +324,7 @@ def _near_constant_issue(column: ColumnProfile, share: float, present: int) -> I
         title=f"'{name}' is almost always '{value}'",
         explanation=(
             f"'{name}' is '{value}' in {_pct(share)} of the rows that have a value; the other "
-            f"{_plural(others, 'value')} cover only {_plural(present - count, 'row')}. So few exceptions are "
+            f"{plural(others, 'value')} cover only {plural(present - count, 'row')}. So few exceptions are "
             "hard to learn from and easy to overfit; drop the column unless those rare rows are exactly what "
             "matters."
         ),
@@ -421,9 +422,9 @@ def _outlier_issues(series: pd.Series, column: ColumnProfile) -> list[Issue]:
             code="outliers",
             severity=Severity.LOW,
             columns=(name,),
-            title=f"{_plural(count, 'extreme value')} in '{name}'",
+            title=f"{plural(count, 'extreme value')} in '{name}'",
             explanation=(
-                f"{_plural(count, 'value')} of '{name}' ({_pct(count / present)}) lie far outside the usual range: "
+                f"{plural(count, 'value')} of '{name}' ({_pct(count / present)}) lie far outside the usual range: "
                 f"half of the values are between {_num(stats['p25'])} and {_num(stats['p75'])}, but these are "
                 f"below {_num(low)} or above {_num(high)} (min {_num(stats['min'])}, max {_num(stats['max'])}). "
                 "They may be typos or unit mix-ups, and they pull linear models around. Clipping moves them to "
@@ -434,7 +435,7 @@ def _outlier_issues(series: pd.Series, column: ColumnProfile) -> list[Issue]:
                 method="iqr",
                 threshold=_OUTLIER_IQR,
                 action="clip",
-                reason=f"{_plural(count, 'value')} of '{name}' lie more than {_OUTLIER_IQR:g} IQRs beyond the quartiles",
+                reason=f"{plural(count, 'value')} of '{name}' lie more than {_OUTLIER_IQR:g} IQRs beyond the quartiles",
             ),
         )
     ]
@@ -735,10 +736,6 @@ def _leakage_issue(name: str, target: str, metric: str, score: float, rows: int)
 
 def _n(count: int) -> str:
     return f"{count:,}"
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def _pct(share: float) -> str:

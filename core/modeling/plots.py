@@ -13,6 +13,7 @@ probabilities) comes back as an empty figure that says why, so pages need no spe
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling.evaluation import EvaluationReport, aligned_proba
 from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, in_display_order, same_positive, signed
+from core.wording import plural
 
 __all__ = [
     "calibration_chart",
@@ -440,7 +442,10 @@ def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True) -
 
     Returns:
         The figure; trials stopped early with a score (over the folds they ran) are grey
-        crosses, trials without one are left out.
+        crosses, trials without one are left out. The score axis spans every family's best trial
+        and the best-so-far line; a trial scoring worse than that is drawn on the axis's edge as
+        a triangle, its score in the hover text (a fold or two of a stopped trial can score
+        0.4 where the others score 0.95, and would flatten them into one line).
     """
     missing = {"number", "model", "score", "state"} - set(trials.columns)
     if missing:
@@ -449,25 +454,54 @@ def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True) -
     if scored.empty:
         return _message("No finished trials yet")
     done = scored[scored["state"].astype(str).str.upper() == "COMPLETE"]
+    sign = 1.0 if greater_is_better else -1.0
+    edge = _worst_shown(done, scored["score"].to_numpy(dtype=float), sign)
+
+    def markers(rows: pd.DataFrame, marker: dict[str, Any], name: str, hover: str) -> go.Scatter:
+        score = rows["score"].to_numpy(dtype=float)
+        off = np.zeros(len(rows), dtype=bool) if edge is None else sign * score < sign * edge
+        symbol = "triangle-down" if greater_is_better else "triangle-up"
+        return go.Scatter(x=rows["number"], y=np.where(off, edge, score), customdata=score, mode="markers",
+                          name=name, marker={**marker, "symbol": np.where(off, symbol, marker.get("symbol", "circle"))},
+                          hovertemplate=f"trial %{{x}}{hover}: %{{customdata:.4g}}<extra></extra>")
+
     figure = go.Figure()
     for model, rows in done.groupby("model", sort=True):
-        figure.add_trace(go.Scatter(x=rows["number"], y=rows["score"], mode="markers", name=_safe(model),
-                                    hovertemplate="trial %{x}: %{y:.4g}<extra></extra>"))
+        figure.add_trace(markers(rows, {}, _safe(model), ""))
     others = scored[~scored.index.isin(done.index)]
     if not others.empty:
         # Named for what the score is: a mean over the folds run, which can sit above the best line.
-        figure.add_trace(go.Scatter(x=others["number"], y=others["score"], mode="markers",
-                                    name="stopped early (folds run)",
-                                    marker={"symbol": "x", "color": _GREY},
-                                    hovertemplate="trial %{x} (stopped early): %{y:.4g}<extra></extra>"))
+        figure.add_trace(markers(others, {"symbol": "x", "color": _GREY}, "stopped early (folds run)",
+                                 " (stopped early)"))
     if not done.empty:
         best = done["score"].cummax() if greater_is_better else done["score"].cummin()
         figure.add_trace(go.Scatter(x=done["number"], y=best, mode="lines", line={"shape": "hv", "color": "black"},
                                     name="best so far", hovertemplate="best after trial %{x}: %{y:.4g}<extra></extra>"))
     figure.update_layout(title="Trials", xaxis_title="trial", yaxis_title="score")
+    if edge is not None:
+        scores = scored["score"].to_numpy(dtype=float)
+        far = float(max(scores, key=lambda v: sign * v))  # the good end: nothing is cut there
+        figure.update_yaxes(range=sorted((edge, far + sign * 0.05 * abs(far - edge))))
+        worse = int((sign * scores < sign * edge).sum())
+        where = "below {:.4g}: drawn at the bottom as ▼" if greater_is_better else "above {:.4g}: drawn at the top as ▲"
+        figure.update_layout(title=f"Trials<br><sup>{plural(worse, 'trial')} scoring "
+                                   f"{where.format(edge)}, the score in the hover text</sup>")
     if scored["number"].max() < 10:
         figure.update_xaxes(dtick=1)  # trial numbers are whole: no ticks at 0.2, 0.4... for a few trials
     return _style(figure)
+
+
+def _worst_shown(done: pd.DataFrame, scores: np.ndarray, sign: float) -> float | None:
+    """Where the score axis of :func:`leaderboard_chart` ends on the bad side: a little past
+    the worst of every family's best complete trial and the best-so-far line's start, or None
+    when none of ``scores`` is worse than that (the axis is then plotly's own)."""
+    if done.empty:
+        return None
+    bests = done.groupby("model")["score"].agg("max" if sign > 0 else "min")
+    low = min([*bests, float(done["score"].iloc[0])], key=lambda v: sign * v)
+    high = float(max(scores, key=lambda v: sign * v))
+    edge = low - sign * max(0.1 * abs(high - low), 1e-3 * max(abs(high), 1.0))
+    return edge if (sign * scores < sign * edge).any() else None
 
 
 def compare_runs_table(a: EvaluationReport, b: EvaluationReport) -> pd.DataFrame:

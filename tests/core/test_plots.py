@@ -243,6 +243,34 @@ def test_leaderboard_chart() -> None:
         plots.leaderboard_chart(trials.drop(columns="state"))
 
 
+def test_leaderboard_chart_keeps_far_worse_trials_from_flattening_the_rest() -> None:
+    # One fold of a stopped trial at 0.38 and a weak family at 0.87 next to trials at 0.93-0.95.
+    trials = pd.DataFrame({
+        "number": range(7),
+        "model": ["lightgbm", "lr", "lr", "knn", "lr", "lightgbm", "lr"],
+        "score": [0.93, 0.949, 0.38, 0.867, 0.9493, 0.62, 0.90],
+        "state": ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"],
+    })
+    figure = plots.leaderboard_chart(trials)
+    low, high = figure.layout.yaxis.range
+    assert 0.62 < low < 0.867 and high > 0.9493  # every family's best is on the chart
+    stopped = figure.data[[t.name for t in figure.data].index("stopped early (folds run)")]
+    assert list(stopped.y) == [low, low] and list(stopped.marker.symbol) == ["triangle-down"] * 2
+    assert list(stopped.customdata) == [0.38, 0.62]  # the true scores, for the hover text
+    assert "2 trials scoring below" in figure.layout.title.text
+    lr = figure.data[[t.name for t in figure.data].index("lr")]
+    assert list(lr.y) == [0.949, 0.9493, 0.90] and set(lr.marker.symbol) == {"circle"}
+    # Lower is better (RMSE): the far-worse trials are the high ones, pinned at the top.
+    errors = trials.assign(score=10 * (1 - trials["score"]))
+    flipped = plots.leaderboard_chart(errors, greater_is_better=False)
+    low, high = flipped.layout.yaxis.range
+    assert 1.33 < high < 3.8 and low < 0.507
+    assert "2 trials scoring above" in flipped.layout.title.text
+    # Nothing far off: plotly's own axis and the plain title.
+    close = plots.leaderboard_chart(trials[trials["score"] > 0.85])
+    assert close.layout.yaxis.range is None and close.layout.title.text == "Trials"
+
+
 def test_compare_runs_table(binary, regression) -> None:
     a = binary[0]
     table = plots.compare_runs_table(a, a)
