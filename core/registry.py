@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import os
 import platform
@@ -24,6 +25,7 @@ import re
 import tempfile
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -525,6 +527,32 @@ def export_version(version: ModelVersion, *, settings: Settings, out_dir: Path) 
     info = _metadata(version)
     _atomic_write(out_dir / "model.json", lambda fh: fh.write(json.dumps(info, indent=2).encode()))
     return out_dir
+
+
+def export_zip(version: ModelVersion, *, settings: Settings) -> bytes:
+    """A READY version as a zip of one folder, ``<name>-v<version>/``, holding what
+    :func:`export_version` writes: unzipped, it is a model folder for `core predict --model` and
+    `core deploy --model`.
+
+    Raises:
+        BadInput: As :func:`export_version` (not READY, or the file fails its hash check).
+    """
+    folder = export_name(version)
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="shipml-export-") as tmp:
+        out = export_version(version, settings=settings, out_dir=Path(tmp))
+        # Stored, not deflated: joblib and parquet files are already compact, and this runs on a click.
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+            for path in sorted(out.iterdir()):
+                archive.write(path, f"{folder}/{path.name}")
+    return buffer.getvalue()
+
+
+def export_name(version: ModelVersion) -> str:
+    """A file name for a version's export: its model's name, safe in any file system, and its
+    number, as in ``churn-model-v3``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", version.model_name).strip(".-") or "model"
+    return f"{name}-v{version.version}"
 
 
 def load_exported(model_dir: Path) -> tuple[Pipeline, dict]:

@@ -89,6 +89,34 @@ def score_section(name: str, ready: list[int]) -> None:
                        file_name=f"predictions-v{number}.csv", mime="text/csv", icon=":material/download:")
 
 
+@st.cache_data(max_entries=1, show_spinner="Checking the model file and packing it…")
+def _model_zip(version_id: int, _version) -> bytes:
+    """The version's model folder as a zip; kept for the reruns until another is asked for."""
+    return registry.export_zip(_version, settings=settings())
+
+
+def download_model(version) -> None:
+    """The version's model folder as a zip, for `core predict` or `core deploy` elsewhere. Packed
+    on request, not on every rerun: that reads the whole model file to check its hash."""
+    asked = st.session_state.get("model_zip") == version.id
+    if not asked and st.button("Prepare the model for download", key="model_zip_button",
+                               icon=":material/inventory_2:",
+                               help="A zip of the model folder `core train --out` writes: model.joblib, model.json "
+                                    "(the metadata and the file's SHA-256), MODEL_CARD.md and reference.parquet. "
+                                    "Unzipped, it is what `python -m core predict --model` and `core deploy --model` "
+                                    "take."):
+        st.session_state["model_zip"] = asked = version.id
+    if asked:
+        try:
+            data = _model_zip(version.id, version)
+        except BadInput as exc:
+            show_error(exc)
+            return
+        st.download_button(f"Download the model ({len(data) / 1e6:,.1f} MB zip)", data,
+                           file_name=f"{registry.export_name(version)}.zip", mime="application/zip",
+                           icon=":material/download:")
+
+
 def compare_versions(versions) -> None:
     st.subheader("Compare versions")
     a, b = st.columns(2)
@@ -153,5 +181,7 @@ if ready:
         card = registry.model_card(version, aliases=alias_map)
         st.download_button("Download model card", card, file_name=f"model-card-v{shown}.md", mime="text/markdown",
                            icon=":material/download:")
+        if version.status == "READY":
+            download_model(version)
     with st.container(border=True):
         st.markdown(card)

@@ -157,6 +157,20 @@ def test_train_evaluate_and_models(app, store) -> None:
     at.file_uploader(key="score_file").set_value(("few.csv", few, "text/csv")).run()  # replaces the file
     assert any("missing 17 column" in e.value and "the model needs" in e.value for e in at.error)
 
+    # The model folder as a zip, packed on request; a model file changed on disk is refused, not handed out.
+    assert not any(b.label.startswith("Download the model") for b in at.get("download_button"))
+    next(b for b in at.button if b.label == "Prepare the model for download").click().run()
+    _no_exceptions(at)
+    assert any(b.label.startswith("Download the model (") and b.label.endswith(" MB zip)")
+               for b in at.get("download_button"))
+    artifact = get_settings().models_dir / registry.get_version(store, name="mlc_churn", version=2).artifact_file
+    artifact.chmod(0o644)
+    artifact.write_bytes(artifact.read_bytes() + b"\0")
+    next(s for s in at.selectbox if s.label == "Model card of version").set_value(2).run()
+    next(b for b in at.button if b.label == "Prepare the model for download").click().run()
+    assert any("refusing to load" in e.value for e in at.error)
+    assert not any(b.label.startswith("Download the model") for b in at.get("download_button"))
+
 
 def test_leakage_suspects_must_be_dropped_or_confirmed_before_training(app, store, tmp_path) -> None:
     import numpy as np

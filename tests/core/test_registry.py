@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import multiprocessing as mp
 import pickle
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -358,6 +360,25 @@ def test_export_round_trip_and_tampered_export_refused(
     (out / "model.json").write_text("{not json")
     with pytest.raises(BadInput, match="model.json"):
         registry.load_exported(out)
+
+
+def test_export_zip_unzips_to_a_model_folder_that_predicts(store, settings: Settings, tmp_path: Path) -> None:
+    pipe, X = _fitted()
+    version = registry.register_version(store, name="churn model v2", pipeline=pipe, meta=_meta(), reference=X,
+                                        settings=settings)
+    with zipfile.ZipFile(io.BytesIO(registry.export_zip(version, settings=settings))) as archive:
+        assert sorted(archive.namelist()) == [f"churn-model-v2-v1/{name}" for name in
+                                              ("MODEL_CARD.md", "model.joblib", "model.json", "reference.parquet")]
+        archive.extractall(tmp_path)
+    loaded, info = registry.load_exported(tmp_path / "churn-model-v2-v1")
+    np.testing.assert_array_equal(loaded.predict(X), pipe.predict(X))
+    assert info["sha256"] == version.sha256
+
+    artifact = settings.models_dir / version.artifact_file  # a file changed on disk is never handed out
+    artifact.chmod(0o644)
+    artifact.write_bytes(artifact.read_bytes() + b"\0")
+    with pytest.raises(BadInput, match="refusing to load"):
+        registry.export_zip(version, settings=settings)
 
 
 def test_export_refuses_a_tampered_source(engine, settings: Settings, tmp_path: Path) -> None:
