@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import re
+import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
+from core import registry
+from core.config import SAMPLES_DIR
 from tests.e2e.conftest import click_until, screenshot, settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
@@ -105,7 +108,7 @@ def test_html_in_names_and_values_is_shown_as_text(page, app_url, tmp_path) -> N
     assert page.title() != "pwned"
 
 
-def test_train_and_evaluate_in_the_browser(page, app_url, screenshots) -> None:
+def test_train_and_evaluate_in_the_browser(page, app_url, screenshots, tmp_path) -> None:
     page.goto(app_url)
     expect(page.get_by_role("heading", name="Upload & profile").first).to_be_visible()
     _choose(page, "Project", "Demo")
@@ -129,6 +132,21 @@ def test_train_and_evaluate_in_the_browser(page, app_url, screenshots) -> None:
     expect(page.get_by_role("tab", name="ROC")).to_be_visible()
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
     screenshot(page, screenshots / "evaluate.png")
+
+    # The version's model folder, downloaded as a zip, predicts once unzipped.
+    _goto(page, "Models")
+    page.get_by_role("button", name="Prepare the model for download").click()
+    with page.expect_download() as download:
+        page.get_by_role("button", name=re.compile(r"^Download the model \(")).click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == "mlc_churn-v1.zip"
+    with zipfile.ZipFile(saved) as archive:
+        archive.extractall(tmp_path)
+    pipeline, info = registry.load_exported(tmp_path / "mlc_churn-v1")
+    rows = pd.read_csv(SAMPLES_DIR / "mlc_churn.csv").head(20)
+    assert info["name"] == "mlc_churn" and info["model_family"] == "logistic_regression"
+    assert set(pipeline.predict(rows)) <= set(rows["churn"])
 
 
 def test_a_running_job_is_listed_as_running_and_can_be_cancelled(page, app_url) -> None:
