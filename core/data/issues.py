@@ -291,6 +291,7 @@ def _column_issues(series: pd.Series, column: ColumnProfile, rows: int, seed: in
         if column.kind is ColumnKind.CATEGORICAL:
             issues += _cardinality_issues(name, counts)
     if column.kind is ColumnKind.NUMERIC:
+        issues += _infinite_issues(series, column)
         issues += _outlier_issues(series, column)
     return issues
 
@@ -401,6 +402,30 @@ def _missing_issues(column: ColumnProfile, rows: int, kind: ColumnKind) -> list[
     ]
 
 
+def _infinite_issues(series: pd.Series, column: ColumnProfile) -> list[Issue]:
+    if not ptypes.is_float_dtype(series.dtype):
+        return []
+    count = int(np.isinf(series.to_numpy(dtype=float, na_value=np.nan)).sum())
+    if not count:
+        return []
+    name = column.name
+    return [
+        Issue(
+            code="infinite_values",
+            severity=Severity.LOW,
+            columns=(name,),
+            title=f"{plural(count, 'infinite value')} in '{name}'",
+            explanation=(
+                f"{plural(count, 'row')} of '{name}' ({_pct(count / len(series))}) hold an infinite number, usually a "
+                "division by zero where the table was made. A model reads them as missing values (filled as "
+                "the column's other gaps are), in training and when scoring; the column's statistics leave them "
+                "out. If they mean something (no limit, say), a column that marks them keeps that."
+            ),
+            fix=None,
+        )
+    ]
+
+
 def _outlier_issues(series: pd.Series, column: ColumnProfile) -> list[Issue]:
     stats = column.stats
     if not stats:
@@ -412,8 +437,9 @@ def _outlier_issues(series: pd.Series, column: ColumnProfile) -> list[Issue]:
         return []
     low, high = stats["p25"] - _OUTLIER_IQR * iqr, stats["p75"] + _OUTLIER_IQR * iqr
     values = series.to_numpy(dtype=float, na_value=np.nan)
+    values = values[np.isfinite(values)]  # infinite values have their own issue
     count = int(np.count_nonzero((values < low) | (values > high)))
-    present = len(values) - column.missing
+    present = len(values)
     if not count or count > _OUTLIER_MAX_SHARE * present:
         return []
     name = column.name

@@ -685,6 +685,8 @@ def _pd_grid(values: pd.Series, ordered: bool) -> list:
     a value the column can hold, whatever its dtype."""
     if not ordered:
         return values.value_counts().index[:_PD_CATEGORIES].tolist()
+    if ptypes.is_float_dtype(values.dtype):
+        values = values[np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))]  # the model reads inf as missing
     ranked = values.sort_values(ignore_index=True)
     if ranked.empty:
         return []

@@ -295,6 +295,14 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         interactions = {i.name: i for i in self.interactions_}
         plain = [c for c in self.kinds_ if c not in interactions]
         out = frame[plain].set_axis([self.tokens_[c] for c in plain], axis=1)
+        for column in plain:
+            # An infinite number (a ratio divided by zero upstream, say) is missing, as in interactions:
+            # imputed like a gap rather than failing the imputer, in training and in serving alike.
+            token = self.tokens_[column]
+            if self.kinds_[column] == ColumnKind.NUMERIC and ptypes.is_float_dtype(out[token].dtype):
+                values = out[token].to_numpy(dtype=float, na_value=np.nan)
+                if np.isinf(values).any():
+                    out[token] = np.where(np.isinf(values), np.nan, values)
         for name, interaction in interactions.items():
             out[self.tokens_[name]] = _interaction_values(frame, interaction)
         return out

@@ -190,6 +190,18 @@ def test_interactions(frame: pd.DataFrame) -> None:
         FeatureBuilder(FeaturePlan(interactions=(Interaction(left="city", right="age"),))).fit(frame)
 
 
+def test_infinite_numbers_are_missing_in_fit_and_transform() -> None:
+    table = pd.DataFrame({"a": [1.0, np.inf, 3.0, -np.inf, 5.0], "b": pd.array([1.0, None, np.inf, 2.0, 3.0],
+                                                                              dtype="Float64")})
+    builder = FeatureBuilder(FeaturePlan(transforms={c: ColumnTransform(scaling="none") for c in "ab"}))
+    out = builder.fit_transform(table)
+    _no_nan(out)
+    # Imputed with the median of the finite values, like the gap in 'b': 3.0 for 'a', 2.0 for 'b'.
+    assert out["a"].tolist() == [1.0, 3.0, 3.0, 3.0, 5.0] and out["b"].tolist() == [1.0, 2.0, 2.0, 2.0, 3.0]
+    assert builder.transform(pd.DataFrame({"a": [np.inf], "b": [-np.inf]})).iloc[0].tolist() == [3.0, 2.0]
+    assert np.isinf(table["a"]).sum() == 2  # the caller's table is left as it was
+
+
 def test_include_exclude(frame: pd.DataFrame) -> None:
     only = FeatureBuilder(FeaturePlan(include=("age", "row_id"))).fit_transform(frame)
     assert list(only.columns) == ["age", "row_id"]  # an identifier stays when asked for explicitly

@@ -321,6 +321,16 @@ def test_outliers_are_clipped() -> None:
     assert "7,000" in issue.explanation
 
 
+def test_infinite_values_are_reported_on_their_own_not_as_outliers() -> None:
+    frame = clean_frame(rows=1_000)
+    frame.loc[[3, 7, 11], "weight"] = [np.inf, -np.inf, np.inf]  # a ratio divided by zero upstream
+    issue = only(issues_of(frame), "infinite_values", "weight")
+    assert issue.title == "3 infinite values in 'weight'" and issue.fix is None  # the model reads them as missing
+    assert "outliers" not in {i.code for i in issues_of(frame)}  # nor clipped to a fence as extreme values
+    frame.loc[[3], "weight"] = 1.0
+    assert only(issues_of(frame), "infinite_values", "weight").title == "2 infinite values in 'weight'"
+
+
 def test_small_counts_have_a_natural_tail_but_placeholders_are_caught() -> None:
     frame = clean_frame(rows=1_000)
     frame["calls"] = [0] * 300 + [1] * 300 + [2] * 300 + [3] * 60 + [6] * 20 + [9] * 20  # real tail

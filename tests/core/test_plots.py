@@ -222,6 +222,14 @@ def test_partial_dependence_is_monotone_in_age(regression) -> None:
     assert y[-1] > y[0]  # concrete keeps hardening
 
 
+def test_partial_dependence_grid_leaves_out_infinite_values(regression) -> None:
+    _, model, X, _ = regression
+    X = X.assign(age=X["age"].astype(float))
+    X.loc[X.index[: len(X) // 5], "age"] = np.inf  # a fifth: the top quantiles would be infinite
+    grid = plots.partial_dependence_chart(model, X, "age", task=Task.REGRESSION).data[0].x
+    assert len(grid) > 2 and np.isfinite(np.asarray(grid, dtype=float)).all()
+
+
 def test_leaderboard_chart() -> None:
     trials = pd.DataFrame({
         "number": [0, 1, 2, 3, 4, 5],
