@@ -490,7 +490,7 @@ def _float_matrix(values: list[np.ndarray]) -> np.ndarray:
     X = np.column_stack(values).astype(np.float64, copy=False) if len(values) > 1 else (
         values[0].astype(np.float64).reshape(-1, 1))
     if np.isinf(X).any():
-        raise _Fallback("infinite input")  # SimpleImputer rejects it
+        raise _Fallback("infinite input")  # the Pipeline reads it as missing; its own code decides
     return X
 
 
