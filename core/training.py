@@ -117,6 +117,8 @@ def prepare(frame: pd.DataFrame, recipe: Recipe, plan: FeaturePlan, request: Tra
     sample = transformed_sample(frame_xy.head(2_000), recipe, plan, target=request.target, n=1, seed=seed)
     if sample.n_features == 0:
         raise BadInput("no usable feature columns are left after cleaning and feature selection")
+    if all(X[column].nunique(dropna=False) <= 1 for column in X.columns):  # stops at the first that varies
+        raise BadInput("every feature column holds the same value in every row: there is nothing to learn from")
     return PreparedData(X=X, y=y, task=task, scheme=scheme, config=config, warnings=warnings)
 
 

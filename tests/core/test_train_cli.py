@@ -85,6 +85,11 @@ def test_no_usable_feature_is_refused(tmp_path) -> None:
     pd.DataFrame({"customer_id": range(200), "y": [0, 1] * 100}).to_csv(ids, index=False)
     out = run("train", "--data", str(ids), "--target", "y", "--out", str(tmp_path / "m"), workspace=tmp_path)
     assert out.returncode == 2 and "feature" in out.stderr, out.stderr
+    constant = tmp_path / "constant.csv"
+    pd.DataFrame({"x": [1.5] * 200, "region": "north", "y": [0, 1] * 100}).to_csv(constant, index=False)
+    out = run("train", "--data", str(constant), "--target", "y", "--out", str(tmp_path / "m"), workspace=tmp_path)
+    assert out.returncode == 2 and "every feature column holds the same value" in out.stderr, out.stderr
+    assert "trial" not in out.stderr and not (tmp_path / "m").exists()
 
 
 def _predict_defaults(tmp_path: Path, sample_path) -> pd.DataFrame:
