@@ -27,6 +27,7 @@ from core.prep.recipe import prepare_training_table, recipe_to_json
 from core.prep.steps import Recipe
 from core.registry import VersionMeta, register_version
 from core.store.models import ModelVersion
+from core.wording import plural
 
 
 # Kept back from the budget for what follows the winner's fits: the baseline, scoring, saving.
@@ -35,6 +36,8 @@ REGISTRATION_RESERVE_S = 1.5
 # Tables with fewer tuning rows than this are tuned with SMALL_TABLE_FOLDS folds (see tuning_scheme).
 SMALL_TABLE_ROWS = 2_000
 SMALL_TABLE_FOLDS = 10
+# Fewer rows than this get a warning: a test fold of 16 rows or fewer moves by whole rows.
+FEW_ROWS = 100
 
 
 class TrainingCancelled(Exception):
@@ -114,6 +117,10 @@ def prepare(frame: pd.DataFrame, recipe: Recipe, plan: FeaturePlan, request: Tra
         frame_xy, task=task, y=y, n_folds=request.n_folds, seed=seed, time_column=request.time_column,
         group_column=request.group_column, kind=request.cv_kind, allow_shuffled_time=request.allow_shuffled_time,
     )
+    if len(y) < FEW_ROWS:
+        warnings = (*warnings, f"Only {plural(len(y), 'row')} to learn from: on so few rows the scores change a lot "
+                               "from fold to fold (see the ± of each) and the holdout's score rests on a handful of "
+                               "rows. More rows would help the model more than a longer search.")
     sample = transformed_sample(frame_xy.head(2_000), recipe, plan, target=request.target, n=1, seed=seed)
     if sample.n_features == 0:
         raise BadInput("no usable feature columns are left after cleaning and feature selection")

@@ -14,7 +14,7 @@ from core.modeling.tuning import TuningConfig
 from core.prep.pipeline import build_pipeline
 from core.prep.plan import FeaturePlan
 from core.prep.steps import Recipe
-from core.training import SMALL_TABLE_FOLDS, SMALL_TABLE_ROWS, TrainRequest, finish_folds, train_model, tuning_scheme
+from core.training import FEW_ROWS, SMALL_TABLE_FOLDS, SMALL_TABLE_ROWS, TrainRequest, finish_folds, train_model, tuning_scheme
 from tests.core.timing import warm_fit_seconds
 
 
@@ -131,3 +131,14 @@ def test_class_weights_a_winner_cannot_apply_are_warned_about(engine, settings, 
     outcome = train_model(frame, dataset_hash="0" * 64, recipe=Recipe(), plan=FeaturePlan(), engine=engine,
                           request=TrainRequest(model_name="weights", target="y", config=config), settings=settings)
     assert any("cannot weight classes" in w for w in outcome.warnings) is warned
+
+
+@pytest.mark.parametrize("rows", [FEW_ROWS - 1, FEW_ROWS])
+def test_a_table_of_few_rows_is_warned_about(engine, settings, rows: int) -> None:
+    config = TuningConfig(models=("ridge",), budget_s=None, max_trials=1, seed=settings.random_seed)
+    outcome = train_model(_regression_table(rows, columns=3), dataset_hash="0" * 64, recipe=Recipe(),
+                          plan=FeaturePlan(), request=TrainRequest(model_name="few", target="y", config=config),
+                          engine=engine, settings=settings)
+    warned = [w for w in outcome.warnings if "to learn from" in w]
+    assert bool(warned) is (rows < FEW_ROWS)
+    assert not warned or warned[0].startswith(f"Only {rows} rows to learn from")
