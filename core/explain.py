@@ -51,6 +51,66 @@ class Explanation:
     X: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class VersionRows:
+    """A version's shipped Pipeline and its training table, with what scoring them needs.
+
+    Attributes:
+        pipeline: The shipped Pipeline (fitted on every row, holdout included).
+        X: The version's training table (its recipe applied to the dataset), every row.
+        y: Its target.
+        task: The learning task.
+        metric: The metric the version was tuned for.
+        threshold: A binary version's decision threshold, else None.
+        positive: A binary version's positive class, else None.
+        classes: The Pipeline's classes, oriented (the positive class last); empty for regression.
+        scheme: The version's cross-validation scheme; None when it recorded none.
+        holdout_share: The share of rows its training held out; None when it kept no holdout.
+    """
+
+    pipeline: Pipeline
+    X: pd.DataFrame
+    y: pd.Series
+    task: Task
+    metric: str
+    threshold: float | None
+    positive: str | None
+    classes: tuple
+    scheme: CVScheme | None
+    holdout_share: float | None
+
+    def split(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
+        """The training rows and the holdout, split exactly as training split them (the data is
+        immutable and the split seeded). Call only when ``holdout_share`` is set."""
+        return holdout_split(self.X, self.y, task=self.task, scheme=self.scheme, share=self.holdout_share)
+
+
+def version_rows(version: ModelVersion, frame: pd.DataFrame, *, settings: Settings) -> VersionRows:
+    """A READY version's Pipeline (hash-checked) and the table it was trained on.
+
+    Args:
+        version: A READY version.
+        frame: The dataset it was trained on, as uploaded.
+        settings: Where the model files live.
+
+    Raises:
+        BadInput: The model file fails its hash check, or the table no longer fits the version's
+            recipe (a missing target or column).
+    """
+    pipeline = registry.load_pipeline(version, settings=settings)
+    X, y = prepare_training_table(frame, recipe_from_json(version.recipe_json), target=version.target)
+    cv = json.loads(version.cv_json or "{}")
+    task = Task(version.task)
+    positive = registry.positive_class(version)
+    scheme = CVScheme(**{f.name: cv[f.name] for f in fields(CVScheme) if f.name in cv}) if "kind" in cv else None
+    return VersionRows(
+        pipeline=pipeline, X=X, y=y, task=task, metric=tuned_metric(cv, task),
+        threshold=registry.decision_threshold(version), positive=positive,
+        classes=() if task is Task.REGRESSION else tuple(oriented(pipeline.classes_.tolist(), positive)),
+        scheme=scheme, holdout_share=cv.get("holdout_share") if scheme is not None else None,
+    )
+
+
 def explain_version(version: ModelVersion, frame: pd.DataFrame, *, settings: Settings,
                     max_rows: int = 5_000) -> Explanation:
     """Permutation importance of a version's source columns on its holdout rows.
@@ -62,24 +122,18 @@ def explain_version(version: ModelVersion, frame: pd.DataFrame, *, settings: Set
         max_rows: Shuffle columns on a sample of at most this many rows.
 
     Raises:
-        BadInput: The model file fails its hash check, or the table no longer fits the version's
-            recipe (a missing target or column).
+        BadInput: As :func:`version_rows`.
     """
-    pipeline = registry.load_pipeline(version, settings=settings)
-    X, y = prepare_training_table(frame, recipe_from_json(version.recipe_json), target=version.target)
-    cv = json.loads(version.cv_json or "{}")
-    task = Task(version.task)
-    metric = tuned_metric(cv, task)
-    threshold, positive = registry.decision_threshold(version), registry.positive_class(version)
-    model, X_scored, y_scored, scored_on = pipeline, X, y, "training"
-    if share := cv.get("holdout_share"):
-        scheme = CVScheme(**{f.name: cv[f.name] for f in fields(CVScheme) if f.name in cv})
-        X_train, X_scored, y_train, y_scored = holdout_split(X, y, task=task, scheme=scheme, share=share)
-        model, scored_on = clone(pipeline).fit(X_train, y_train), "holdout"
-    table = permutation_importance_table(model, X_scored, y_scored, task=task, metric=metric,
-                                         seed=settings.random_seed, max_rows=max_rows, threshold=threshold,
-                                         positive=positive)
-    classes = () if task is Task.REGRESSION else oriented(model.classes_.tolist(), positive)
-    unshuffled = model_score(model, X_scored, y_scored.to_numpy(), metric=metric, classes=classes, threshold=threshold)
-    return Explanation(importance=table, scored_on=scored_on, n_rows=min(len(X_scored), max_rows), metric=metric,
-                       score=unshuffled, pipeline=pipeline, X=X)
+    rows = version_rows(version, frame, settings=settings)
+    model, X_scored, y_scored, scored_on = rows.pipeline, rows.X, rows.y, "training"
+    if rows.holdout_share:
+        X_train, X_scored, y_train, y_scored = rows.split()
+        model, scored_on = clone(rows.pipeline).fit(X_train, y_train), "holdout"
+    table = permutation_importance_table(model, X_scored, y_scored, task=rows.task, metric=rows.metric,
+                                         seed=settings.random_seed, max_rows=max_rows, threshold=rows.threshold,
+                                         positive=rows.positive)
+    classes = () if rows.task is Task.REGRESSION else oriented(model.classes_.tolist(), rows.positive)
+    unshuffled = model_score(model, X_scored, y_scored.to_numpy(), metric=rows.metric, classes=classes,
+                             threshold=rows.threshold)
+    return Explanation(importance=table, scored_on=scored_on, n_rows=min(len(X_scored), max_rows), metric=rows.metric,
+                       score=unshuffled, pipeline=rows.pipeline, X=rows.X)

@@ -7,6 +7,7 @@ import streamlit as st
 from core import jobs
 from core.errors import BadInput
 from core.explain import explain_version
+from core.learning_curve import learning_curve
 from core.modeling import plots
 from core.modeling.evaluation import threshold_note
 from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, same_positive
@@ -22,6 +23,19 @@ def _report(job_id: int):
                                                  "each column on them…")
 def _explanation(version_id: int, _version, _frame):
     return explain_version(_version, _frame, settings=settings())
+
+
+def _learning_curve(version, frame):
+    """The version's learning curve, computed once per session with a progress bar (a cached
+    function would replay the bar)."""
+    key = f"learning_curve_{version.id}"
+    if key not in st.session_state:
+        bar = st.progress(0.0, text="Refitting the model on growing shares of its folds…")
+        st.session_state[key] = learning_curve(
+            version, frame, settings=settings(),
+            on_fit=lambda done, total: bar.progress(done / total, text=f"Refitting the model: fit {done} of {total}"))
+        bar.empty()
+    return st.session_state[key]
 
 
 def _row_label(report, m) -> str:
@@ -80,6 +94,12 @@ def charts(report, target: str) -> None:
                                   help="It starts at the threshold the model predicts with. Move it to see "
                                        "what another cut-off would do; the model keeps its own.")
         st.plotly_chart(plots.confusion_chart(report, threshold), width="stretch")
+        st.dataframe(plots.per_class_table(report, threshold), hide_index=True, width="stretch",
+                     column_config={"share": st.column_config.NumberColumn(format="percent"),
+                                    **{c: st.column_config.NumberColumn(format="%.3f") for c in ("precision", "recall", "F1")}})
+        st.caption("Each class's precision (of the rows predicted as it, the share that are), recall (of its rows, "
+                   "the share found) and F1, out-of-fold" + (" at the threshold above." if report.task == "binary" else
+                                                             ": the metrics table averages these over the classes."))
     tabs[3].plotly_chart(plots.calibration_chart(report), width="stretch")
     tabs[4].plotly_chart(plots.lift_chart(report), width="stretch")
     if over_time:
@@ -130,6 +150,20 @@ if job.id in st.session_state.get("importance_jobs", set()):
         for slot, column in zip(cols, top):
             slot.plotly_chart(plots.partial_dependence_chart(explained.pipeline, explained.X, column, task=report.task,
                                                              classes=report.cv.classes), width="stretch")
+
+st.subheader("Would more rows help?")
+if st.button("Compute the learning curve", icon=":material/trending_up:",
+             help="The model, with its tuned parameters, refit on 10 %, 25 %, 50 %, 75 % and all of each "
+                  "cross-validation fold's training rows (about 2.6 times the time of one cross-validation)."):
+    st.session_state.setdefault("curve_jobs", set()).add(job.id)
+if job.id in st.session_state.get("curve_jobs", set()):
+    try:
+        curve = _learning_curve(version, dataset_frame(dataset))
+    except BadInput as exc:
+        show_error(exc)
+    else:
+        st.plotly_chart(plots.learning_curve_chart(curve), width="stretch")
+        st.caption(md(curve.reading()))
 
 st.subheader("Leaderboard: every trial")
 trials = jobs.job_trials(engine(), job.id)

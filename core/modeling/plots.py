@@ -13,7 +13,8 @@ probabilities) comes back as an empty figure that says why, so pages need no spe
 from __future__ import annotations
 
 import html
-from typing import Any
+import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,9 @@ from core.modeling.evaluation import EvaluationReport, aligned_proba
 from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, in_display_order, same_positive, signed
 from core.wording import plural
 
+if TYPE_CHECKING:
+    from core.learning_curve import LearningCurve
+
 __all__ = [
     "calibration_chart",
     "compare_folds_chart",
@@ -38,9 +42,11 @@ __all__ = [
     "confusion_chart",
     "importance_chart",
     "leaderboard_chart",
+    "learning_curve_chart",
     "lift_chart",
     "over_time_chart",
     "partial_dependence_chart",
+    "per_class_table",
     "pr_chart",
     "predicted_vs_actual_chart",
     "residuals_chart",
@@ -134,15 +140,7 @@ def confusion_chart(report: EvaluationReport, threshold: float = 0.5) -> go.Figu
         return _message("A confusion matrix applies to classification")
     cv = report.cv
     classes = list(cv.classes)
-    actual = cv.y_true[cv.oof_mask]
-    if cv.oof_proba is not None:
-        proba = cv.oof_proba[cv.oof_mask]
-        if len(classes) == 2:
-            predicted = np.where(proba[:, 1] >= threshold, classes[1], classes[0])
-        else:
-            predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
-    else:
-        predicted = cv.oof_pred[cv.oof_mask]
+    actual, predicted = _oof_labels(report, threshold)
     shown = _frequent(actual, _MAX_MATRIX_CLASSES)
     lump = len(shown) < len(classes)
     labels = [*shown, _OTHER] if lump else classes
@@ -164,6 +162,50 @@ def confusion_chart(report: EvaluationReport, threshold: float = 0.5) -> go.Figu
     figure.update_xaxes(type="category")
     figure.update_yaxes(type="category")
     return _style(figure)
+
+
+def per_class_table(report: EvaluationReport, threshold: float = 0.5) -> pd.DataFrame:
+    """Precision, recall and F1 of every class, from the out-of-fold predictions: which classes
+    the model finds and which it confuses, where the table of metrics gives macro averages.
+
+    Args:
+        report: An evaluation report of a classification model.
+        threshold: Binary: as :func:`confusion_chart`.
+
+    Returns:
+        One row per class, the most frequent first: ``class``, ``rows`` (actual), ``share`` of the
+        rows, ``predicted`` (rows predicted as the class), ``precision``, ``recall``, ``F1``
+        (NaN where a class is never predicted, or never occurs).
+
+    Raises:
+        BadInput: The report is a regression's.
+    """
+    if report.task == Task.REGRESSION or report.cv.classes is None:
+        raise BadInput("Per-class scores apply to classification")
+    actual, predicted = _oof_labels(report, threshold)
+    rows = []
+    for cls in report.cv.classes:
+        is_actual, is_predicted = actual == cls, predicted == cls
+        hits = int(np.count_nonzero(is_actual & is_predicted))
+        precision = hits / is_predicted.sum() if is_predicted.any() else np.nan
+        recall = hits / is_actual.sum() if is_actual.any() else np.nan
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else np.nan
+        rows.append({"class": str(cls), "rows": int(is_actual.sum()), "share": is_actual.mean(),
+                     "predicted": int(is_predicted.sum()), "precision": precision, "recall": recall, "F1": f1})
+    return pd.DataFrame(rows).sort_values("rows", ascending=False, kind="stable", ignore_index=True)
+
+
+def _oof_labels(report: EvaluationReport, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The actual and the predicted class of every row with an out-of-fold prediction: a binary
+    model's at ``threshold`` on its positive class, a multiclass model's most probable class."""
+    cv = report.cv
+    actual = cv.y_true[cv.oof_mask]
+    if cv.oof_proba is None:
+        return actual, cv.oof_pred[cv.oof_mask]
+    proba = cv.oof_proba[cv.oof_mask]
+    if len(cv.classes) == 2:
+        return actual, np.where(proba[:, 1] >= threshold, cv.classes[1], cv.classes[0])
+    return actual, np.asarray(cv.classes, dtype=object)[proba.argmax(axis=1)]
 
 
 def calibration_chart(report: EvaluationReport) -> go.Figure:
@@ -426,6 +468,34 @@ def partial_dependence_chart(
                          yaxis_title=axis, showlegend=len(means) > 1)
     if not ordered:
         figure.update_xaxes(type="category")
+    return _style(figure)
+
+
+def learning_curve_chart(curve: LearningCurve) -> go.Figure:
+    """The validation score (mean over folds, ± one standard deviation as a band) and the
+    training score by the number of rows the model learnt from.
+
+    Args:
+        curve: From :func:`core.learning_curve.learning_curve`.
+    """
+    label = METRICS[curve.metric].label
+    x = list(curve.rows)
+    figure = go.Figure()
+    for name, scores, dash in (("validation", curve.validation, "solid"), ("training rows", curve.training, "dot")):
+        values = np.asarray(scores, dtype=float)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a cut that no fold could fit: NaN, left out
+            mean, std = np.nanmean(values, axis=1), np.nanstd(values, axis=1)
+        color = _COLOR if name == "validation" else _GREY
+        if name == "validation":
+            figure.add_trace(go.Scatter(x=x + x[::-1], y=np.concatenate([mean + std, (mean - std)[::-1]]),
+                                        fill="toself", fillcolor="rgba(76,120,168,0.15)", line={"width": 0},
+                                        hoverinfo="skip", name="± one std over folds"))
+        figure.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers", name=name, line={"color": color, "dash": dash},
+                                    hovertemplate=f"%{{x:,}} rows: {name} {_safe(label)} %{{y:.4g}}<extra></extra>"))
+    figure.update_layout(title=f"Learning curve<br><sup>{_safe(label)} by the rows the model learnt from, "
+                               "on each cross-validation fold</sup>",
+                         xaxis_title="training rows", yaxis_title=_safe(label))
     return _style(figure)
 
 

@@ -78,11 +78,24 @@ def test_train_evaluate_and_models(app, store) -> None:
     assert slider.value == pytest.approx(report.threshold)
     charts = at.get("plotly_chart")
     assert len(charts) >= 5  # ROC, PR, confusion, calibration, lift
+    per_class = next(df.value for df in at.dataframe if "recall" in df.value.columns).set_index("class")
+    assert per_class.index.tolist() == ["no", "yes"] and per_class["rows"].sum() == report.cv.oof_mask.sum()
+    assert 0 < per_class.loc["yes", "recall"] <= 1
+    slider.set_value(0.99).run()  # almost nothing is predicted 'yes' any more
+    at_99 = next(df.value for df in at.dataframe if "recall" in df.value.columns).set_index("class")
+    assert at_99.loc["yes", "predicted"] < per_class.loc["yes", "predicted"]
     next(b for b in at.button if b.label.startswith("Compute permutation importance")).click().run(timeout=180)
     _no_exceptions(at)
     assert len(at.get("plotly_chart")) >= len(charts) + 2  # importance + partial dependence
     assert any("holdout rows, with the model refit without them" in c.value for c in at.caption)
     assert not any(h.value == "Compare two runs" for h in at.subheader)  # one run only
+    next(b for b in at.button if b.label == "Compute the learning curve").click().run(timeout=180)
+    _no_exceptions(at)
+    curve = next(spec for spec in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+                 if spec["layout"]["title"]["text"].startswith("Learning curve"))
+    validation = next(t for t in curve["data"] if t["name"] == "validation")
+    assert len(validation["x"]) == 5 and validation["x"] == sorted(validation["x"])
+    assert any(c.value.startswith(("Still climbing: from", "Flat at the right: from")) for c in at.caption)
 
     first_request = jobs.request_from_json(job.request_json)
     f1 = dataclasses.replace(first_request, config=dataclasses.replace(first_request.config, metric="f1",

@@ -92,6 +92,35 @@ def test_binary_threshold_moves_the_confusion_matrix(binary) -> None:
     assert plots.roc_chart(report).data[0].name.startswith("yes (AUC 0.9")
 
 
+@pytest.mark.parametrize("fixture", ["binary", "multiclass"])
+def test_per_class_table_agrees_with_the_confusion_matrix_and_scikit_learn(fixture, request) -> None:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    report: EvaluationReport = request.getfixturevalue(fixture)[0]
+    threshold = report.threshold or 0.5
+    table = plots.per_class_table(report, threshold).set_index("class")
+    counts = np.asarray(plots.confusion_chart(report, threshold).data[0].z)
+    # Both list the most frequent class first (the matrix's labels are escaped for HTML, the table's are text).
+    assert table["rows"].tolist() == counts.sum(axis=1).tolist()  # actual rows per class
+    assert table["predicted"].tolist() == counts.sum(axis=0).tolist()
+    assert table["rows"].is_monotonic_decreasing and table["share"].sum() == pytest.approx(1.0)
+    cv = report.cv
+    actual = cv.y_true[cv.oof_mask]
+    predicted = (np.where(cv.oof_proba[cv.oof_mask][:, 1] >= threshold, cv.classes[1], cv.classes[0])
+                 if fixture == "binary" else np.asarray(cv.classes, dtype=object)[cv.oof_proba[cv.oof_mask].argmax(axis=1)])
+    expected = precision_recall_fscore_support(actual, predicted, labels=list(cv.classes), zero_division=np.nan)
+    for i, cls in enumerate(cv.classes):
+        assert table.loc[str(cls), ["precision", "recall", "F1"]].tolist() == pytest.approx(
+            [expected[0][i], expected[1][i], expected[2][i]])
+    if fixture == "binary":  # the threshold moves the positive class's recall
+        assert plots.per_class_table(report, 0.05).set_index("class").loc["yes", "recall"] > table.loc["yes", "recall"]
+
+
+def test_per_class_table_is_for_classification(regression) -> None:
+    with pytest.raises(BadInput, match="classification"):
+        plots.per_class_table(regression[0])
+
+
 def test_class_names_are_escaped(multiclass) -> None:
     report, model, X, _ = multiclass
     figures = [chart(report) for chart in _CLASSIFICATION_CHARTS]
