@@ -141,11 +141,13 @@ def confusion_chart(report: EvaluationReport, threshold: float = 0.5) -> go.Figu
     cv = report.cv
     classes = list(cv.classes)
     actual, predicted = _oof_labels(report, threshold)
-    shown = _frequent(actual, _MAX_MATRIX_CLASSES)
-    lump = len(shown) < len(classes)
-    labels = [*shown, _OTHER] if lump else classes
-    index = {c: i for i, c in enumerate(shown)}
-    other = len(shown)
+    # The classes in their order (a binary target's positive class last); with too many, the most
+    # frequent, and the rest lumped. Rows and columns are placed by the same list that labels them.
+    lump = len(classes) > _MAX_MATRIX_CLASSES
+    order = _frequent(actual, _MAX_MATRIX_CLASSES) if lump else classes
+    labels = [*order, _OTHER] if lump else order
+    index = {c: i for i, c in enumerate(order)}
+    other = len(order)
     rows = np.array([index.get(c, other) for c in actual])
     cols = np.array([index.get(c, other) for c in predicted])
     counts = np.zeros((len(labels), len(labels)), dtype=int)

@@ -1,6 +1,7 @@
 """Evaluation figures build for every task, with the expected traces and escaped user text."""
 from __future__ import annotations
 
+import html
 import dataclasses
 
 import numpy as np
@@ -99,11 +100,15 @@ def test_per_class_table_agrees_with_the_confusion_matrix_and_scikit_learn(fixtu
     report: EvaluationReport = request.getfixturevalue(fixture)[0]
     threshold = report.threshold or 0.5
     table = plots.per_class_table(report, threshold).set_index("class")
-    counts = np.asarray(plots.confusion_chart(report, threshold).data[0].z)
-    # Both list the most frequent class first (the matrix's labels are escaped for HTML, the table's are text).
-    assert table["rows"].tolist() == counts.sum(axis=1).tolist()  # actual rows per class
-    assert table["predicted"].tolist() == counts.sum(axis=0).tolist()
-    assert table["rows"].is_monotonic_decreasing and table["share"].sum() == pytest.approx(1.0)
+    matrix = plots.confusion_chart(report, threshold).data[0]
+    counts = np.asarray(matrix.z)
+    # Each label's row and column hold that class's rows (the matrix's labels are escaped for HTML).
+    assert list(matrix.y) == [html.escape(str(c)) for c in report.cv.classes]  # in the classes' order
+    names = [str(c) for c in report.cv.classes]
+    assert table.loc[names, "rows"].tolist() == counts.sum(axis=1).tolist()  # actual rows per class
+    assert table.loc[names, "predicted"].tolist() == counts.sum(axis=0).tolist()
+    assert table["rows"].is_monotonic_decreasing  # the table: the most frequent class first
+    assert table["share"].sum() == pytest.approx(1.0)
     cv = report.cv
     actual = cv.y_true[cv.oof_mask]
     predicted = (np.where(cv.oof_proba[cv.oof_mask][:, 1] >= threshold, cv.classes[1], cv.classes[0])
