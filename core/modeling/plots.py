@@ -474,30 +474,30 @@ def partial_dependence_chart(
 
 
 def learning_curve_chart(curve: LearningCurve) -> go.Figure:
-    """The validation score (mean over folds, ± one standard deviation as a band) and the
-    training score by the number of rows the model learnt from.
+    """The validation score (mean over folds, the folds' range as a band) and the training score
+    by the number of rows the model learnt from.
 
     Args:
         curve: From :func:`core.learning_curve.learning_curve`.
     """
-    label = METRICS[curve.metric].label
+    label = _safe(METRICS[curve.metric].label)
     x = list(curve.rows)
     figure = go.Figure()
-    for name, scores, dash in (("validation", curve.validation, "solid"), ("training rows", curve.training, "dot")):
-        values = np.asarray(scores, dtype=float)
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a cut that no fold could fit: NaN, left out
-            mean, std = np.nanmean(values, axis=1), np.nanstd(values, axis=1)
-        color = _COLOR if name == "validation" else _GREY
-        if name == "validation":
-            figure.add_trace(go.Scatter(x=x + x[::-1], y=np.concatenate([mean + std, (mean - std)[::-1]]),
-                                        fill="toself", fillcolor="rgba(76,120,168,0.15)", line={"width": 0},
-                                        hoverinfo="skip", name="± one std over folds"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a cut no fold could fit: NaN, left out
+        validation = np.asarray(curve.validation, dtype=float)
+        low, high = np.nanmin(validation, axis=1), np.nanmax(validation, axis=1)
+        means = {"validation": np.nanmean(validation, axis=1),
+                 "training rows": np.nanmean(np.asarray(curve.training, dtype=float), axis=1)}
+    figure.add_trace(go.Scatter(x=x + x[::-1], y=np.concatenate([high, low[::-1]]), mode="lines", fill="toself",
+                                fillcolor="rgba(76,120,168,0.15)", line={"width": 0}, hoverinfo="skip",
+                                name="validation, range over folds"))
+    for (name, mean), color, dash in zip(means.items(), (_COLOR, _GREY), ("solid", "dot")):
         figure.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers", name=name, line={"color": color, "dash": dash},
-                                    hovertemplate=f"%{{x:,}} rows: {name} {_safe(label)} %{{y:.4g}}<extra></extra>"))
-    figure.update_layout(title=f"Learning curve<br><sup>{_safe(label)} by the rows the model learnt from, "
-                               "on each cross-validation fold</sup>",
-                         xaxis_title="training rows", yaxis_title=_safe(label))
+                                    hovertemplate=f"%{{x:,}} rows: {name} {label} %{{y:.4g}}<extra></extra>"))
+    figure.update_layout(title=f"Learning curve<br><sup>{label} by the rows the model learnt from, "
+                               "mean over the cross-validation folds</sup>",
+                         xaxis_title="training rows", yaxis_title=label)
     return _style(figure)
 
 

@@ -45,6 +45,8 @@ def test_more_rows_help_a_model_with_much_to_learn(engine, settings) -> None:
     lines = [t for t in figure.data if t.name in ("validation", "training rows")]
     assert [list(t.x) for t in lines] == [list(curve.rows)] * 2
     assert list(lines[0].y) == pytest.approx(means)
+    band = next(t for t in figure.data if t.name == "validation, range over folds")
+    assert max(band.y) == max(map(max, curve.validation)) and min(band.y) == min(map(min, curve.validation))
 
 
 def test_a_time_split_cuts_the_latest_rows_before_each_fold(engine, settings) -> None:
