@@ -1,19 +1,43 @@
 """Scoring a table with a registered version, from the browser: what `core predict` does with an
-exported model folder, for analysts who never leave the app."""
+exported model folder, for analysts who never leave the app, and whether the version's service
+would take the same rows."""
 from __future__ import annotations
+
+import json
+from dataclasses import dataclass
 
 import pandas as pd
 
 from core import registry
 from core.config import Settings
-from core.serving_io import predict_frame
+from core.serving.model import request_schema
+from core.serving.schema import FieldError, SchemaError
+from core.serving_io import predict_frame, required_columns
 from core.store.models import ModelVersion
 
 INPUT_SUFFIX = " (in the file)"  # for a column of the file named like a prediction column
 
 
-def score_table(version: ModelVersion, frame: pd.DataFrame, *, settings: Settings) -> pd.DataFrame:
-    """The version's predictions for the file's rows, each next to the row's own columns.
+@dataclass(frozen=True)
+class ScoredFile:
+    """A file's rows scored by a version.
+
+    Attributes:
+        table: ``prediction`` and, for a classifier, ``proba_<class>`` per class, then the file's
+            own columns.
+        refused: What the version's prediction service, with its default settings, would refuse
+            in the model's columns of these rows, one line per column and problem; empty when it
+            would take every row. The Pipeline scores more leniently than the service checks: an
+            unseen category, for one, is scored here as the encoders treat any unknown value.
+    """
+
+    table: pd.DataFrame
+    refused: tuple[str, ...]
+
+
+def score_table(version: ModelVersion, frame: pd.DataFrame, *, settings: Settings) -> ScoredFile:
+    """The version's predictions for the file's rows, each next to the row's own columns, and
+    what its service would refuse in them.
 
     The first columns are ``prediction`` and, for a classifier, ``proba_<class>`` per class, as
     the service and `core predict` give them: a binary version labels rows at its decision
@@ -32,4 +56,30 @@ def score_table(version: ModelVersion, frame: pd.DataFrame, *, settings: Setting
     pipeline = registry.load_pipeline(version, settings=settings)
     predictions = predict_frame(pipeline, frame, threshold=registry.decision_threshold(version),
                                 positive=registry.positive_class(version))
-    return predictions.join(frame.reset_index(drop=True), rsuffix=INPUT_SUFFIX)
+    table = predictions.join(frame.reset_index(drop=True), rsuffix=INPUT_SUFFIX)
+    return ScoredFile(table=table, refused=_service_refusals(pipeline, version, frame, settings))
+
+
+def _service_refusals(pipeline, version: ModelVersion, frame: pd.DataFrame, settings: Settings) -> tuple[str, ...]:
+    """The service's schema check on the model's columns, the rows sent as a client's JSON would
+    send them (missing values as null, dates as ISO text)."""
+    try:
+        reference = pd.read_parquet(settings.models_dir / version.reference_file)
+    except OSError:  # the service then types every column as text; so does this check
+        reference = None
+    schema = request_schema(pipeline, reference)
+    columns = list(required_columns(pipeline)) or list(schema.names)
+    rows = json.loads(frame[columns].to_json(orient="records", date_format="iso", date_unit="s"))
+    try:
+        schema.check_records(rows)
+    except SchemaError as exc:
+        return tuple(_refusal(error) for error in exc.errors)
+    return ()
+
+
+def _refusal(error: FieldError) -> str:
+    where = f"'{error.column}'" if error.column is not None else "the rows"
+    # The check names at most five rows, counted from 0; a person counts a file's rows from 1.
+    rows = ", ".join(str(i + 1) for i in error.rows) + (", …" if len(error.rows) == 5 else "")
+    at = f" ({'row' if len(error.rows) == 1 else 'rows'} {rows} of the file)" if error.rows else ""
+    return f"{where}: expected {error.expected}, got {error.got}{at}"

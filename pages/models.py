@@ -13,7 +13,7 @@ from core.errors import BadInput
 from core.modeling import plots
 from core.modeling.metrics import METRICS, in_display_order, same_positive, tuned_metric
 from core.monitoring.export import to_safe_csv
-from core.scoring import score_table
+from core.scoring import ScoredFile, score_table
 from pages.common import UPLOAD_TYPES, current_dataset, engine, md, settings, show_error
 
 st.title("Models")
@@ -58,7 +58,7 @@ def _facts(version) -> dict[str, str]:
 
 
 @st.cache_data(max_entries=2, show_spinner="Reading and scoring the file…")
-def _scored(version_id: int, file_id: str, _version, _upload) -> pd.DataFrame:
+def _scored(version_id: int, file_id: str, _version, _upload) -> ScoredFile:
     """The upload read as the Upload page reads files, and scored; once per version and file."""
     frame = read_bytes(_upload.name, _upload.getvalue(), settings=settings()).frame
     return score_table(_version, frame, settings=settings())
@@ -81,11 +81,21 @@ def score_section(name: str, ready: list[int]) -> None:
     except BadInput as exc:
         show_error(exc)
         return
-    st.dataframe(scored.head(1_000), hide_index=True, width="stretch")
-    shown = f"the first 1,000 of {len(scored):,} rows" if len(scored) > 1_000 else f"{len(scored):,} rows"
+    table = scored.table
+    st.dataframe(table.head(1_000), hide_index=True, width="stretch")
+    shown = f"the first 1,000 of {len(table):,} rows" if len(table) > 1_000 else f"{len(table):,} rows"
     st.caption(f"{shown}: the prediction first, then the file's own columns")
+    if scored.refused:
+        unseen = any("unknown category" in line for line in scored.refused)
+        st.warning("Scored here, but the version's prediction service (with its default settings) would refuse "
+                   "these rows in a request:\n" + "\n".join(f"- {md(line)}" for line in scored.refused)
+                   + ("\n\nThe model reads a category it never saw as it reads any unknown value; the service "
+                      "refuses one unless it runs with `SHIPML_SERVE_UNSEEN_CATEGORIES=accept`." if unseen else ""),
+                   icon=":material/rule:")
+    else:
+        st.caption("The version's prediction service would take every row as it is.")
     # Written when clicked, not on every rerun of the page.
-    st.download_button("Download the predictions (CSV)", lambda: to_safe_csv(scored),
+    st.download_button("Download the predictions (CSV)", lambda: to_safe_csv(table),
                        file_name=f"predictions-v{number}.csv", mime="text/csv", icon=":material/download:")
 
 

@@ -174,11 +174,25 @@ def load_model(model_dir: Path, *, extra_columns: str, unseen_categories: str, f
         reference = pd.read_parquet(Path(model_dir) / "reference.parquet")
     except Exception:  # noqa: BLE001 - no sample: every column is typed as text
         log.warning("reference.parquet is missing or unreadable; the schema has no types")
-    names = required_columns(pipeline) or tuple(str(c) for c in (reference.columns if reference is not None else ()))
-    schema = infer_schema(names, reference, kinds=_column_kinds(pipeline), extra_columns=extra_columns,
-                          unseen_categories=unseen_categories)
+    schema = request_schema(pipeline, reference, extra_columns=extra_columns, unseen_categories=unseen_categories)
     return LoadedModel(pipeline=pipeline, info=info, schema=schema, fast=_compile(pipeline),
                        fast_max_rows=fast_max_rows)
+
+
+def request_schema(pipeline: Any, reference: pd.DataFrame | None, *, extra_columns: str = "reject",
+                   unseen_categories: str = "reject") -> InputSchema:
+    """The request schema the service enforces for this Pipeline (see
+    :func:`core.serving.schema.infer_schema`); the policies default to the service's defaults.
+
+    Args:
+        pipeline: The model's fitted Pipeline.
+        reference: The version's reference sample of raw training rows, or None.
+        extra_columns: The service's policy for columns not in the schema.
+        unseen_categories: Its policy for categories not seen in training.
+    """
+    names = required_columns(pipeline) or tuple(str(c) for c in (reference.columns if reference is not None else ()))
+    return infer_schema(names, reference, kinds=_column_kinds(pipeline), extra_columns=extra_columns,
+                        unseen_categories=unseen_categories)
 
 
 def _column_kinds(pipeline: Any) -> dict[str, str] | None:

@@ -166,6 +166,14 @@ def test_train_evaluate_and_models(app, store) -> None:
     threshold = recorded["decision_threshold"]
     assert (scored["prediction"] == np.where(scored["proba_no"] >= threshold, "no", "yes")).all()
     assert any(b.label == "Download the predictions (CSV)" for b in at.get("download_button"))
+    assert any("service would take every row" in c.value for c in at.caption) and not at.warning
+    odd = rows.assign(state=["ZZ"] * 3 + list(rows["state"][3:]))  # a state the model never saw
+    at.file_uploader(key="score_file").set_value(("odd.csv", odd.to_csv(index=False).encode(), "text/csv")).run()
+    _no_exceptions(at)
+    assert len(next(df.value for df in at.dataframe if "proba_no" in df.value.columns)) == 40  # scored all the same
+    warning = next(w.value for w in at.warning if "would refuse" in w.value)
+    assert "'state': expected one of the" in warning and "rows 1, 2, 3 of the file" in warning
+    assert "SHIPML_SERVE_UNSEEN_CATEGORIES=accept" in warning
     few = rows[["state", "account_length"]].to_csv(index=False).encode()
     at.file_uploader(key="score_file").set_value(("few.csv", few, "text/csv")).run()  # replaces the file
     assert any("missing 17 column" in e.value and "the model needs" in e.value for e in at.error)

@@ -11,6 +11,9 @@ from sklearn.preprocessing import StandardScaler
 from core import registry
 from core.errors import BadInput
 from core.registry import VersionMeta
+from core.prep.pipeline import build_pipeline
+from core.prep.plan import FeaturePlan
+from core.prep.steps import Recipe
 from core.scoring import score_table
 
 
@@ -29,7 +32,7 @@ def test_rows_are_labelled_as_the_service_labels_them(engine, settings) -> None:
     # 'churned' sorts first and is the positive class: the threshold cuts P(churned).
     version, X = _version(engine, settings, {"decision_threshold": 0.2, "positive_class": "churned"})
     rows = X.head(80).assign(prediction="from the file", note="kept")
-    scored = score_table(version, rows, settings=settings)
+    scored = score_table(version, rows, settings=settings).table
     assert list(scored.columns) == ["prediction", "proba_churned", "proba_stayed", "a", "b",
                                     "prediction (in the file)", "note"]
     assert (scored["note"] == "kept").all() and (scored["prediction (in the file)"] == "from the file").all()
@@ -47,3 +50,28 @@ def test_missing_columns_unreadable_values_or_a_tampered_model_are_refused(engin
     (settings.models_dir / version.artifact_file).write_bytes(b"not the model")
     with pytest.raises(BadInput, match="does not match its registry hash"):
         score_table(version, X, settings=settings)
+
+
+def test_what_the_service_would_refuse_is_named_and_the_rows_are_scored_anyway(engine, settings) -> None:
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"plan": rng.choice(["basic", "pro"], 300), "visits": rng.integers(0, 20, 300),
+                      "signup": pd.date_range("2024-01-01", periods=300, freq="D")})
+    y = np.where((X["plan"] == "pro") ^ (X["visits"] > 12), "churned", "stayed")
+    pipeline = build_pipeline(Recipe(), FeaturePlan(), target="y", estimator=LogisticRegression()).fit(X, y)
+    meta = VersionMeta(dataset_hash="e" * 64, target="y", task="binary", recipe_json="{}", plan_json="{}",
+                       model_family="logistic_regression", params={}, metrics={}, cv={}, training_seconds=1.0)
+    version = registry.register_version(engine, name="plans", pipeline=pipeline, meta=meta, reference=X,
+                                        settings=settings)
+    rows = X.head(20).assign(churn="yes")  # a column the model does not use is not the service's business here
+    rows["visits"] = rows["visits"].astype(float)
+    rows.loc[9, "visits"] = np.nan  # a gap: the service takes null
+    assert score_table(version, rows, settings=settings).refused == ()  # dates and whole floats pass as well
+
+    rows.loc[[2, 5], "plan"] = "enterprise"
+    rows.loc[7, "visits"] = 2.5
+    scored = score_table(version, rows, settings=settings)
+    assert len(scored.table) == 20 and scored.table["prediction"].notna().all()  # the Pipeline scores them
+    assert scored.refused == (
+        "'plan': expected one of the 2 known categories, got unknown category (rows 3, 6 of the file)",
+        "'visits': expected integer, got number (row 8 of the file)",
+    )
