@@ -21,7 +21,7 @@ from sklearn.base import clone
 from core.config import Settings
 from core.errors import BadInput
 from core.explain import version_rows
-from core.modeling.evaluation import fold_indices, model_score
+from core.modeling.evaluation import fold_indices, latest_rows, model_score
 from core.modeling.metrics import METRICS, signed
 from core.store.models import ModelVersion
 
@@ -101,7 +101,8 @@ def learning_curve(
         for train, valid in folds:
             n = max(2, round(share * len(train)))
             # Latest rows on a time split (the ones nearest what is predicted); a seeded sample elsewhere.
-            cut = train[-n:] if data.scheme.kind == "time" else np.sort(rng.choice(train, size=n, replace=False))
+            cut = (latest_rows(X, train, data.scheme, n) if data.scheme.kind == "time"
+                   else np.sort(rng.choice(train, size=n, replace=False)))
             seen = cut if len(cut) <= _SCORED_TRAINING_ROWS else rng.choice(cut, _SCORED_TRAINING_ROWS, replace=False)
             fitted.append(len(cut))
             try:

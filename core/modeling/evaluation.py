@@ -291,6 +291,13 @@ def fold_indices(X: pd.DataFrame, y: pd.Series, scheme: CVScheme) -> list[tuple[
         raise BadInput(f"Cannot make {scheme.describe()}: {exc}") from None
 
 
+def latest_rows(X: pd.DataFrame, positions: np.ndarray, scheme: CVScheme, n: int) -> np.ndarray:
+    """The ``n`` of ``positions`` latest in a time-series scheme's time column, in row order
+    (a fold's positions are in row order, and the rows need not be in time order)."""
+    times = _time_order(X[_column(X, scheme.time_column)])[positions]
+    return np.sort(positions[np.argsort(times, kind="stable")[-n:]])
+
+
 # --- cross-validation ---------------------------------------------------------------------------
 
 

@@ -55,6 +55,7 @@ def test_a_time_split_cuts_the_latest_rows_before_each_fold(engine, settings) ->
     n = 800
     frame = pd.DataFrame({"day": pd.date_range("2024-01-01", periods=n, freq="D"), "x": rng.normal(size=n)})
     frame["y"] = np.where(np.arange(n) < n // 2, 1.0, -1.0) * frame["x"] * 3 + rng.normal(scale=0.3, size=n)
+    frame = frame.sample(frac=1.0, random_state=0, ignore_index=True)  # rows out of time order: cut by time
     outcome = _train(engine, settings, frame, "ridge", time_column="day")
     assert outcome.report.scheme.kind == "time"
     curve = learning_curve(outcome.version, frame, settings=settings, shares=(0.25, 1.0))
