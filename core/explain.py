@@ -6,13 +6,15 @@ sample a random forest loses 0.07 ROC AUC on its training rows when ``company`` 
 nothing on the holdout. So the winner is fitted again, as evaluation fitted it, on the training
 rows alone (the holdout is split off exactly as training split it: the data is immutable and the
 split seeded), and the columns are shuffled on the holdout rows. Partial dependence describes the
-shipped model itself and uses its training table.
+shipped model itself and uses its training table. The rows the model gets most wrong come from the
+evaluation's out-of-fold predictions, next to the training rows they were made for.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
 
+import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
@@ -20,7 +22,14 @@ from sklearn.pipeline import Pipeline
 from core import registry
 from core.config import Settings
 from core.data.profile import Task
-from core.modeling.evaluation import CVScheme, holdout_split, model_score, permutation_importance_table
+from core.errors import BadInput
+from core.modeling.evaluation import (
+    CVScheme,
+    EvaluationReport,
+    holdout_split,
+    model_score,
+    permutation_importance_table,
+)
 from core.modeling.metrics import oriented, tuned_metric
 from core.prep.recipe import prepare_training_table, recipe_from_json
 from core.store.models import ModelVersion
@@ -137,3 +146,48 @@ def explain_version(version: ModelVersion, frame: pd.DataFrame, *, settings: Set
                              threshold=rows.threshold)
     return Explanation(importance=table, scored_on=scored_on, n_rows=min(len(X_scored), max_rows), metric=rows.metric,
                        score=unshuffled, pipeline=rows.pipeline, X=rows.X)
+
+
+def worst_predictions(report: EvaluationReport, rows: VersionRows, n: int = 20) -> pd.DataFrame:
+    """The training rows the model got most wrong out-of-fold, each with its columns: where label
+    errors, odd values and the cases the model cannot tell apart show up.
+
+    A regression's rows are ranked by the size of their error; a classifier's by the probability
+    it gave the row's actual class, lowest first (its most confident mistakes).
+
+    Args:
+        report: The version's evaluation report (its out-of-fold predictions).
+        rows: :func:`version_rows` of the same version.
+        n: How many rows.
+
+    Returns:
+        ``row`` (the row's number in the uploaded table, the first data row being 1), ``actual``,
+        ``predicted``, then ``error`` (actual - predicted) or ``P(actual)``, then the row's columns.
+
+    Raises:
+        BadInput: The table's training rows no longer line up with the report's.
+    """
+    X, y = rows.X, rows.y
+    if rows.holdout_share:
+        X, _, y, _ = rows.split()
+    cv = report.cv
+    if len(y) != len(cv.y_true) or not (y.to_numpy() == cv.y_true).all():
+        raise BadInput("the dataset's training rows no longer line up with this report's")
+    at = np.flatnonzero(cv.oof_mask)
+    actual, predicted = cv.y_true[at], cv.oof_pred[at]
+    if report.task == Task.REGRESSION:
+        error = actual.astype(float) - predicted.astype(float)
+        worst, judged = np.argsort(-np.abs(error), kind="stable")[:n], {"error": error}
+    else:
+        index = {c: i for i, c in enumerate(cv.classes)}
+        p_actual = (cv.oof_proba[at, [index[c] for c in actual]] if cv.oof_proba is not None
+                    else (predicted == actual).astype(float))  # no probabilities: the misses first
+        if len(cv.classes) == 2 and report.threshold is not None:  # labelled as the model labels them
+            predicted = np.where(cv.oof_proba[at, 1] >= report.threshold, cv.classes[1], cv.classes[0])
+        worst, judged = np.argsort(p_actual, kind="stable")[:n], {"P(actual)": p_actual}
+    picked = at[worst]
+    head = pd.DataFrame({"row": X.index[picked] + 1, "actual": actual[worst], "predicted": predicted[worst],
+                         **{name: values[worst] for name, values in judged.items()}})
+    columns = X.iloc[picked].reset_index(drop=True)
+    columns.columns = [f"{c} (column)" if c in head.columns else c for c in columns.columns]  # no two of a name
+    return pd.concat([head, columns], axis=1)

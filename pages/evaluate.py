@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import jobs
 from core.errors import BadInput
-from core.explain import explain_version
+from core.explain import explain_version, version_rows, worst_predictions
 from core.learning_curve import learning_curve
 from core.modeling import plots
 from core.modeling.evaluation import threshold_note
@@ -23,6 +23,11 @@ def _report(job_id: int):
                                                  "each column on them…")
 def _explanation(version_id: int, _version, _frame):
     return explain_version(_version, _frame, settings=settings())
+
+
+@st.cache_resource(max_entries=4, show_spinner="Finding the rows the model gets most wrong…")
+def _worst(job_id: int, version_id: int, _report, _version, _frame):
+    return worst_predictions(_report, version_rows(_version, _frame, settings=settings()))
 
 
 def _learning_curve(version, frame):
@@ -129,6 +134,18 @@ if report.no_better_than_baseline:
              "useful. Check the target, the features and the data.", icon=":material/block:")
 metrics_table(report)
 charts(report, version.target)
+
+with st.expander("The rows the model gets most wrong"):
+    try:
+        worst = _worst(job.id, version.id, report, version, dataset_frame(dataset))
+    except BadInput as exc:
+        show_error(exc)
+    else:
+        st.dataframe(worst, hide_index=True, width="stretch")
+        st.caption(("The largest errors" if report.task == "regression" else
+                    "The lowest probabilities given to the actual class (the most confident mistakes)")
+                   + ", out-of-fold, each with its row of the uploaded table (the first data row is 1). A wrong "
+                     "label, a unit slip or a case the columns cannot tell apart usually shows here first.")
 
 st.subheader("What drives the predictions")
 if st.button("Compute permutation importance and partial dependence", icon=":material/insights:"):

@@ -78,6 +78,8 @@ def test_train_evaluate_and_models(app, store) -> None:
     assert slider.value == pytest.approx(report.threshold)
     charts = at.get("plotly_chart")
     assert len(charts) >= 5  # ROC, PR, confusion, calibration, lift
+    worst = next(df.value for df in at.dataframe if "P(actual)" in df.value.columns)
+    assert len(worst) == 20 and worst["P(actual)"].is_monotonic_increasing and "state" in worst.columns
     per_class = next(df.value for df in at.dataframe if "recall" in df.value.columns).set_index("class")
     assert per_class.index.tolist() == ["no", "yes"] and per_class["rows"].sum() == report.cv.oof_mask.sum()
     assert 0 < per_class.loc["yes", "recall"] <= 1

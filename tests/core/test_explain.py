@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from core.data.profile import Task
-from core.explain import explain_version
+from core.errors import BadInput
+from core.explain import explain_version, version_rows, worst_predictions
 from core.modeling.evaluation import permutation_importance_table
 from core.modeling.tuning import TuningConfig
 from core.prep.plan import FeaturePlan
@@ -77,3 +78,42 @@ def test_a_regression_version_is_explained_on_its_holdout(engine, settings) -> N
     assert explained.score == pytest.approx(json.loads(outcome.version.metrics_json)["holdout"]["r2"])
     importance = explained.importance.set_index("column")["importance_mean"]
     assert importance["x"] > 1 and abs(importance["z"]) < 0.05
+
+
+def test_the_rows_most_wrong_are_the_mislabelled_ones(engine, settings) -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"x": rng.normal(size=800), "row": rng.normal(size=800)})  # a column named like ours
+    frame["y"] = np.where(frame["x"] > 0, "yes", "no")
+    flipped = [10, 200, 555]
+    frame.loc[flipped, "y"] = np.where(frame.loc[flipped, "x"] > 0, "no", "yes")  # three labels typed wrong
+    config = TuningConfig(models=("logistic_regression",), budget_s=None, max_trials=1, seed=settings.random_seed)
+    outcome = train_model(frame, dataset_hash="2" * 64, recipe=Recipe(), plan=FeaturePlan(), engine=engine,
+                          request=TrainRequest(model_name="typos", target="y", config=config), settings=settings)
+    rows = version_rows(outcome.version, frame, settings=settings)
+    in_training = set(rows.split()[0].index)
+    worst = worst_predictions(outcome.report, rows, n=5)
+    assert list(worst.columns[:4]) == ["row", "actual", "predicted", "P(actual)"] and "row (column)" in worst.columns
+    expected = {i + 1 for i in flipped if i in in_training}  # rows number from 1; the holdout's are not out-of-fold
+    assert expected and set(worst["row"][: len(expected)]) == expected
+    assert worst["P(actual)"].is_monotonic_increasing and (worst["actual"] != worst["predicted"]).iloc[0]
+    first = worst.iloc[0]
+    assert first["x"] == frame.loc[first["row"] - 1, "x"]  # each row's own values
+
+
+def test_a_regression_s_worst_rows_have_the_largest_errors(engine, settings) -> None:
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"x": rng.normal(size=500)})
+    frame["y"] = 2 * frame["x"] + rng.normal(scale=0.1, size=500)
+    typos = [7, 50, 120, 300, 450]
+    frame.loc[typos, "y"] += 40  # typos in the target
+    config = TuningConfig(models=("ridge",), budget_s=None, max_trials=1, seed=settings.random_seed)
+    outcome = train_model(frame, dataset_hash="3" * 64, recipe=Recipe(), plan=FeaturePlan(), engine=engine,
+                          request=TrainRequest(model_name="typo", target="y", config=config), settings=settings)
+    rows = version_rows(outcome.version, frame, settings=settings)
+    worst = worst_predictions(outcome.report, rows, n=6)
+    assert list(worst.columns) == ["row", "actual", "predicted", "error", "x"]
+    assert worst["error"].abs().is_monotonic_decreasing
+    expected = {i + 1 for i in typos if i in set(rows.split()[0].index)}
+    assert expected and set(worst["row"][: len(expected)]) == expected and (worst["error"][: len(expected)] > 30).all()
+    with pytest.raises(BadInput, match="no longer line up"):
+        worst_predictions(outcome.report, version_rows(outcome.version, frame.iloc[1:], settings=settings))
