@@ -126,7 +126,10 @@ def test_a_10000_request_90_10_split_is_binomial_and_sticky_across_a_restart(pai
     before = {key: variant for key, _, variant in got}
     assert all(before[key] == variant for key, _, variant in again)
     n_b = sum(1 for _, _, v in unkeyed if v == "challenger")
-    assert stats.binom.interval(0.999, 400, 0.1)[0] <= n_b <= stats.binom.interval(0.999, 400, 0.1)[1]
+    # Random (unlike the keyed split above), so a 99.9 % interval failed one run in a thousand (a
+    # clean-clone CI run saw 21 of 400); one in a million still tells 10 % from 0 %, 50 % or 100 %.
+    low, high = stats.binom.interval(1 - 1e-6, 400, 0.1)
+    assert low <= n_b <= high, n_b
 
     # the log records each request's variant and version
     logged = read_rows(make_log_engine(log_url))
