@@ -74,6 +74,14 @@ def metrics_table(report) -> None:
     if report.threshold_metric:
         st.caption(threshold_note(report.threshold, report.threshold_metric, md(str(report.cv.classes[1])),
                                   time_ordered=report.scheme.kind == "time"))
+        accuracy = next((m for m in report.metrics if m.name == "accuracy"), None)
+        if accuracy is not None and not accuracy.better_than_baseline and report.threshold_metric != "accuracy":
+            # A balanced cut-off predicts the rare class more often; on a lopsided table that costs
+            # accuracy, which the baseline gets by always answering the common class.
+            st.caption(f"Accuracy trails the baseline's ({accuracy.baseline_mean:.4f}) because the threshold serves "
+                       f"{METRICS[report.threshold_metric].label.lower()}, not accuracy: the baseline always "
+                       "answers the most common class, which on a table this lopsided is right that often while "
+                       "finding none of the other.")
 
 
 def charts(report, target: str) -> None:

@@ -309,6 +309,11 @@ def test_a_binary_target_split_by_time_is_drawn_over_time(app, store, tmp_path) 
     spec = json.loads(at.tabs[-1].get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["title"]["text"].startswith("Share of 'Yes' and its predicted probability over time")
     assert any("chosen on the earlier folds" in c.value for c in at.caption)  # the threshold note's rule
+    # 3 % defaults: a cut-off for balanced accuracy costs accuracy against "always No", and the page says why.
+    metrics = next(df.value for df in at.dataframe if "vs baseline" in df.value.columns).set_index("metric")
+    assert metrics.loc["Accuracy", "vs baseline"] == "⚠ no better than baseline"
+    assert any(c.value.startswith("Accuracy trails the baseline's (0.9") and "balanced accuracy" in c.value
+               for c in at.caption)
 
 
 def test_a_recipe_that_drops_the_target_leaves_the_train_page_standing(app, store) -> None:
