@@ -79,9 +79,9 @@ def metrics_table(report) -> None:
             # A balanced cut-off predicts the rare class more often; on a lopsided table that costs
             # accuracy, which the baseline gets by always answering the common class.
             st.caption(f"Accuracy trails the baseline's ({accuracy.baseline_mean:.4f}) because the threshold serves "
-                       f"{METRICS[report.threshold_metric].label.lower()}, not accuracy: the baseline always "
-                       "answers the most common class, which on a table this lopsided is right that often while "
-                       "finding none of the other.")
+                       f"{METRICS[report.threshold_metric].label.lower()}, not accuracy. The baseline always "
+                       "answers the most common class: on a table this lopsided that is right most of the time, "
+                       "and it finds none of the other class.")
 
 
 def charts(report, target: str) -> None:
