@@ -78,8 +78,10 @@ def metrics_table(report) -> None:
         if accuracy is not None and not accuracy.better_than_baseline and report.threshold_metric != "accuracy":
             # A balanced cut-off predicts the rare class more often; on a lopsided table that costs
             # accuracy, which the baseline gets by always answering the common class.
+            served = METRICS[report.threshold_metric].label
+            served = served[0].lower() + served[1:] if served[1:2].islower() else served  # "balanced accuracy", "F1"
             st.caption(f"Accuracy trails the baseline's ({accuracy.baseline_mean:.4f}) because the threshold serves "
-                       f"{METRICS[report.threshold_metric].label.lower()}, not accuracy. The baseline always "
+                       f"{served}, not accuracy. The baseline always "
                        "answers the most common class: on a table this lopsided that is right most of the time, "
                        "and it finds none of the other class.")
 
