@@ -12,7 +12,7 @@ from core import registry
 from core.config import Settings
 from core.serving.model import request_schema
 from core.serving.schema import FieldError, SchemaError
-from core.serving_io import predict_frame, required_columns
+from core.serving_io import predict_frame
 from core.store.models import ModelVersion
 
 INPUT_SUFFIX = " (in the file)"  # for a column of the file named like a prediction column
@@ -68,8 +68,8 @@ def _service_refusals(pipeline, version: ModelVersion, frame: pd.DataFrame, sett
     except OSError:  # the service then types every column as text; so does this check
         reference = None
     schema = request_schema(pipeline, reference)
-    columns = list(required_columns(pipeline)) or list(schema.names)
-    rows = json.loads(frame[columns].to_json(orient="records", date_format="iso", date_unit="s"))
+    present = [c for c in schema.names if c in frame.columns]  # a missing one is the check's to report
+    rows = json.loads(frame[present].to_json(orient="records", date_format="iso", date_unit="s"))
     try:
         schema.check_records(rows)
     except SchemaError as exc:
