@@ -36,10 +36,12 @@ def _learning_curve(version, frame):
     key = f"learning_curve_{version.id}"
     if key not in st.session_state:
         bar = st.progress(0.0, text="Refitting the model on growing shares of its folds…")
-        st.session_state[key] = learning_curve(
-            version, frame, settings=settings(),
-            on_fit=lambda done, total: bar.progress(done / total, text=f"Refitting the model: fit {done} of {total}"))
-        bar.empty()
+        try:
+            st.session_state[key] = learning_curve(
+                version, frame, settings=settings(),
+                on_fit=lambda done, total: bar.progress(done / total, text=f"Refitting the model: fit {done} of {total}"))
+        finally:
+            bar.empty()
     return st.session_state[key]
 
 

@@ -108,23 +108,21 @@ def _model_zip(version_id: int, _version) -> bytes:
 def download_model(version) -> None:
     """The version's model folder as a zip, for `core predict` or `core deploy` elsewhere. Packed
     on request, not on every rerun: that reads the whole model file to check its hash."""
-    asked = st.session_state.get("model_zip") == version.id
-    if not asked and st.button("Prepare the model for download", key="model_zip_button",
-                               icon=":material/inventory_2:",
-                               help="A zip of the model folder `core train --out` writes: model.joblib, model.json "
-                                    "(the metadata and the file's SHA-256), MODEL_CARD.md and reference.parquet. "
-                                    "Unzipped, it is what `python -m core predict --model` and `core deploy --model` "
-                                    "take."):
-        st.session_state["model_zip"] = asked = version.id
-    if asked:
-        try:
-            data = _model_zip(version.id, version)
-        except BadInput as exc:
-            show_error(exc)
+    if st.session_state.get("model_zip") != version.id:
+        if not st.button("Prepare the model for download", key="model_zip_button", icon=":material/inventory_2:",
+                         help="A zip of the model folder `core train --out` writes: model.joblib, model.json (the "
+                              "metadata and the file's SHA-256), MODEL_CARD.md and reference.parquet. Unzipped, it "
+                              "is what `python -m core predict --model` and `core deploy --model` take."):
             return
-        st.download_button(f"Download the model ({len(data) / 1e6:,.1f} MB zip)", data,
-                           file_name=f"{registry.export_name(version)}.zip", mime="application/zip",
-                           icon=":material/download:")
+        st.session_state["model_zip"] = version.id
+    try:
+        data = _model_zip(version.id, version)
+    except BadInput as exc:
+        show_error(exc)
+        return
+    st.download_button(f"Download the model ({len(data) / 1e6:,.1f} MB zip)", data,
+                       file_name=f"{registry.export_name(version)}.zip", mime="application/zip",
+                       icon=":material/download:")
 
 
 def compare_versions(versions) -> None:
