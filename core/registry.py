@@ -427,6 +427,7 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
     metrics = json.loads(version.metrics_json or "{}")
     # How a binary version labels rows: facts about it, shown with the others, not as scores.
     threshold, positive = metrics.pop("decision_threshold", None), metrics.pop("positive_class", None)
+    per_class = metrics.pop("per_class", None)
     facts = {
         "Name": _md(version.model_name),
         "Version": str(version.version),
@@ -460,6 +461,8 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
         ("Library versions", ("Library", "Version"),
          _rows(json.loads(version.library_versions_json or "{}"))),
     )
+    if per_class:
+        lines += ["", "## Per class (out-of-fold)", ""] + _per_class_table(per_class)
     lines += ["", "## Data preparation", ""] + _preparation(version)
     for title, header, rows in sections:
         lines += ["", f"## {title}", ""]
@@ -745,6 +748,18 @@ def _metric_table(metrics: dict, *, first: str | None) -> list[str]:
         rows.append([_md(_metric_label(name)), cv, baseline, *single])
     header = ["Metric", "Cross-validated", "Baseline"] + [_md(k.capitalize()) for k in groups]
     return _table(header, rows)
+
+
+def _per_class_table(rows: list[dict]) -> list[str]:
+    """Each class's rows, share, predictions, precision, recall and F1, as training recorded them
+    (a dash where a score is undefined: a class never predicted has no precision)."""
+    def number(value: object, form: str = "{:.4f}") -> str:
+        return "–" if value is None else form.format(value)
+
+    header = ("Class", "Rows", "Share", "Predicted", "Precision", "Recall", "F1")
+    return _table(header, [[_md(r.get("class")), number(r.get("rows"), "{:,}"), number(r.get("share"), "{:.1%}"),
+                            number(r.get("predicted"), "{:,}"),
+                            *(number(r.get(k)) for k in ("precision", "recall", "F1"))] for r in rows])
 
 
 def _score(value: object) -> str:

@@ -6,9 +6,11 @@ so a model trained headless and one trained in the browser go through the same s
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 from threadpoolctl import threadpool_limits
@@ -17,7 +19,14 @@ from sqlalchemy.engine import Engine
 from core.config import Settings
 from core.data.profile import Task, infer_task
 from core.errors import BadInput
-from core.modeling.evaluation import CVScheme, EvaluationReport, choose_scheme, evaluate, holdout_split
+from core.modeling.evaluation import (
+    CVScheme,
+    EvaluationReport,
+    choose_scheme,
+    evaluate,
+    holdout_split,
+    per_class_table,
+)
 from core.modeling.metrics import default_metric, positive_class
 from core.modeling.specs import get_spec, specs_for
 from core.modeling.tuning import TrialRecord, TuningConfig, TuningResult, tune
@@ -129,6 +138,12 @@ def prepare(frame: pd.DataFrame, recipe: Recipe, plan: FeaturePlan, request: Tra
     return PreparedData(X=X, y=y, task=task, scheme=scheme, config=config, warnings=warnings)
 
 
+def _per_class(report: EvaluationReport) -> list[dict[str, Any]]:
+    """:func:`per_class_table` at the report's threshold, as JSON-ready records (NaN as null)."""
+    table = per_class_table(report, report.threshold if report.threshold is not None else 0.5)
+    return json.loads(table.to_json(orient="records"))  # NaN (a class never predicted) becomes null
+
+
 def tuning_scheme(scheme: CVScheme, y: pd.Series, task: Task) -> CVScheme:
     """The scheme tuning cross-validates with: on small tables, more folds than the report's.
 
@@ -237,7 +252,9 @@ def train_model(
         | {"holdout": report.holdout or {}}
         # The service labels rows with these two (core.serving_io.binary_labels).
         | ({"decision_threshold": report.threshold, "positive_class": data.config.positive_class}
-           if report.threshold is not None else {}),
+           if report.threshold is not None else {})
+        # Each class's scores (out-of-fold, at the threshold): the model card's disaggregated view.
+        | ({"per_class": _per_class(report)} if data.task is not Task.REGRESSION else {}),
         # The tuning config is kept so a retrain can search the same space (core.monitoring.retrain).
         cv=data.scheme.to_dict() | {"holdout_share": request.holdout_share, "final_fit": "all rows (training + holdout)",
                                     "tuning": data.config.to_dict(), "tuning_n_folds": search_scheme.n_folds}

@@ -9,7 +9,7 @@ from core.errors import BadInput
 from core.explain import explain_version, version_rows, worst_predictions
 from core.learning_curve import learning_curve
 from core.modeling import plots
-from core.modeling.evaluation import threshold_note
+from core.modeling.evaluation import per_class_table, threshold_note
 from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, same_positive
 from pages.common import dataset_frame, engine, md, readable_trials, require_dataset, settings, show_error
 
@@ -111,7 +111,7 @@ def charts(report, target: str) -> None:
                                   help="It starts at the threshold the model predicts with. Move it to see "
                                        "what another cut-off would do; the model keeps its own.")
         st.plotly_chart(plots.confusion_chart(report, threshold), width="stretch")
-        st.dataframe(plots.per_class_table(report, threshold), hide_index=True, width="stretch",
+        st.dataframe(per_class_table(report, threshold), hide_index=True, width="stretch",
                      column_config={"share": st.column_config.NumberColumn(format="percent"),
                                     **{c: st.column_config.NumberColumn(format="%.3f") for c in ("precision", "recall", "F1")}})
         st.caption("Each class's precision (of the rows predicted as it, the share that are), recall (of its rows, "

@@ -51,7 +51,10 @@ __all__ = [
     "evaluate",
     "fold_indices",
     "holdout_split",
+    "latest_rows",
     "model_score",
+    "oof_labels",
+    "per_class_table",
     "permutation_importance_table",
     "threshold_metric",
     "threshold_note",
@@ -693,6 +696,50 @@ def permutation_importance_table(
         records.append((str(column), _mean(drops), float(np.nanstd(drops)) if len(drops) > 1 else 0.0))
     table = pd.DataFrame(records, columns=["column", "importance_mean", "importance_std"])
     return table.sort_values("importance_mean", ascending=False, ignore_index=True)
+
+
+def per_class_table(report: EvaluationReport, threshold: float = 0.5) -> pd.DataFrame:
+    """Precision, recall and F1 of every class, from the out-of-fold predictions: which classes
+    the model finds and which it confuses, where the table of metrics gives macro averages.
+
+    Args:
+        report: An evaluation report of a classification model.
+        threshold: Binary: the positive class is predicted from this probability up.
+
+    Returns:
+        One row per class, the most frequent first: ``class``, ``rows`` (actual), ``share`` of the
+        rows, ``predicted`` (rows predicted as the class), ``precision``, ``recall``, ``F1``
+        (NaN where a class is never predicted, or never occurs).
+
+    Raises:
+        BadInput: The report is a regression's.
+    """
+    if report.task == Task.REGRESSION or report.cv.classes is None:
+        raise BadInput("Per-class scores apply to classification")
+    actual, predicted = oof_labels(report, threshold)
+    rows = []
+    for cls in report.cv.classes:
+        is_actual, is_predicted = actual == cls, predicted == cls
+        hits = int(np.count_nonzero(is_actual & is_predicted))
+        precision = hits / is_predicted.sum() if is_predicted.any() else np.nan
+        recall = hits / is_actual.sum() if is_actual.any() else np.nan
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else np.nan
+        rows.append({"class": str(cls), "rows": int(is_actual.sum()), "share": is_actual.mean(),
+                     "predicted": int(is_predicted.sum()), "precision": precision, "recall": recall, "F1": f1})
+    return pd.DataFrame(rows).sort_values("rows", ascending=False, kind="stable", ignore_index=True)
+
+
+def oof_labels(report: EvaluationReport, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The actual and the predicted class of every row with an out-of-fold prediction: a binary
+    model's at ``threshold`` on its positive class, a multiclass model's most probable class."""
+    cv = report.cv
+    actual = cv.y_true[cv.oof_mask]
+    if cv.oof_proba is None:
+        return actual, cv.oof_pred[cv.oof_mask]
+    proba = cv.oof_proba[cv.oof_mask]
+    if len(cv.classes) == 2:
+        return actual, np.where(proba[:, 1] >= threshold, cv.classes[1], cv.classes[0])
+    return actual, np.asarray(cv.classes, dtype=object)[proba.argmax(axis=1)]
 
 
 def model_score(model: BaseEstimator, X: pd.DataFrame, y_true: np.ndarray, *, metric: str, classes: Sequence,

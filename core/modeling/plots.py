@@ -26,7 +26,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from core.data.profile import Task
 from core.errors import BadInput
-from core.modeling.evaluation import EvaluationReport, aligned_proba
+from core.modeling.evaluation import EvaluationReport, aligned_proba, oof_labels
 from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, in_display_order, same_positive, signed
 from core.wording import plural
 
@@ -46,7 +46,6 @@ __all__ = [
     "lift_chart",
     "over_time_chart",
     "partial_dependence_chart",
-    "per_class_table",
     "pr_chart",
     "predicted_vs_actual_chart",
     "residuals_chart",
@@ -140,7 +139,7 @@ def confusion_chart(report: EvaluationReport, threshold: float = 0.5) -> go.Figu
         return _message("A confusion matrix applies to classification")
     cv = report.cv
     classes = list(cv.classes)
-    actual, predicted = _oof_labels(report, threshold)
+    actual, predicted = oof_labels(report, threshold)
     # The classes in their order (a binary target's positive class last); with too many, the most
     # frequent, and the rest lumped. Rows and columns are placed by the same list that labels them.
     lump = len(classes) > _MAX_MATRIX_CLASSES
@@ -164,50 +163,6 @@ def confusion_chart(report: EvaluationReport, threshold: float = 0.5) -> go.Figu
     figure.update_xaxes(type="category")
     figure.update_yaxes(type="category")
     return _style(figure)
-
-
-def per_class_table(report: EvaluationReport, threshold: float = 0.5) -> pd.DataFrame:
-    """Precision, recall and F1 of every class, from the out-of-fold predictions: which classes
-    the model finds and which it confuses, where the table of metrics gives macro averages.
-
-    Args:
-        report: An evaluation report of a classification model.
-        threshold: Binary: as :func:`confusion_chart`.
-
-    Returns:
-        One row per class, the most frequent first: ``class``, ``rows`` (actual), ``share`` of the
-        rows, ``predicted`` (rows predicted as the class), ``precision``, ``recall``, ``F1``
-        (NaN where a class is never predicted, or never occurs).
-
-    Raises:
-        BadInput: The report is a regression's.
-    """
-    if report.task == Task.REGRESSION or report.cv.classes is None:
-        raise BadInput("Per-class scores apply to classification")
-    actual, predicted = _oof_labels(report, threshold)
-    rows = []
-    for cls in report.cv.classes:
-        is_actual, is_predicted = actual == cls, predicted == cls
-        hits = int(np.count_nonzero(is_actual & is_predicted))
-        precision = hits / is_predicted.sum() if is_predicted.any() else np.nan
-        recall = hits / is_actual.sum() if is_actual.any() else np.nan
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else np.nan
-        rows.append({"class": str(cls), "rows": int(is_actual.sum()), "share": is_actual.mean(),
-                     "predicted": int(is_predicted.sum()), "precision": precision, "recall": recall, "F1": f1})
-    return pd.DataFrame(rows).sort_values("rows", ascending=False, kind="stable", ignore_index=True)
-
-
-def _oof_labels(report: EvaluationReport, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """The actual and the predicted class of every row with an out-of-fold prediction: a binary
-    model's at ``threshold`` on its positive class, a multiclass model's most probable class."""
-    cv = report.cv
-    actual = cv.y_true[cv.oof_mask]
-    if cv.oof_proba is None:
-        return actual, cv.oof_pred[cv.oof_mask]
-    proba = cv.oof_proba[cv.oof_mask]
-    if len(cv.classes) == 2:
-        return actual, np.where(proba[:, 1] >= threshold, cv.classes[1], cv.classes[0])
-    return actual, np.asarray(cv.classes, dtype=object)[proba.argmax(axis=1)]
 
 
 def calibration_chart(report: EvaluationReport) -> go.Figure:

@@ -16,7 +16,7 @@ from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling import plots
 from core.modeling.evaluation import (EvaluationReport, choose_scheme, evaluate, holdout_split,
-                                      permutation_importance_table)
+                                      per_class_table, permutation_importance_table)
 from core.prep.pipeline import build_pipeline
 from core.prep.plan import FeaturePlan
 from core.prep.recipe import prepare_training_table
@@ -99,7 +99,7 @@ def test_per_class_table_agrees_with_the_confusion_matrix_and_scikit_learn(fixtu
 
     report: EvaluationReport = request.getfixturevalue(fixture)[0]
     threshold = report.threshold or 0.5
-    table = plots.per_class_table(report, threshold).set_index("class")
+    table = per_class_table(report, threshold).set_index("class")
     matrix = plots.confusion_chart(report, threshold).data[0]
     counts = np.asarray(matrix.z)
     # Each label's row and column hold that class's rows (the matrix's labels are escaped for HTML).
@@ -118,12 +118,12 @@ def test_per_class_table_agrees_with_the_confusion_matrix_and_scikit_learn(fixtu
         assert table.loc[str(cls), ["precision", "recall", "F1"]].tolist() == pytest.approx(
             [expected[0][i], expected[1][i], expected[2][i]])
     if fixture == "binary":  # the threshold moves the positive class's recall
-        assert plots.per_class_table(report, 0.05).set_index("class").loc["yes", "recall"] > table.loc["yes", "recall"]
+        assert per_class_table(report, 0.05).set_index("class").loc["yes", "recall"] > table.loc["yes", "recall"]
 
 
 def test_per_class_table_is_for_classification(regression) -> None:
     with pytest.raises(BadInput, match="classification"):
-        plots.per_class_table(regression[0])
+        per_class_table(regression[0])
 
 
 def test_class_names_are_escaped(multiclass) -> None:

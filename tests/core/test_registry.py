@@ -392,6 +392,26 @@ def test_export_refuses_a_tampered_source(engine, settings: Settings, tmp_path: 
     assert [p.name for p in (tmp_path / "export").iterdir()] == []  # no temporary debris
 
 
+def test_model_card_shows_each_class_and_escapes_its_name(engine, settings: Settings) -> None:
+    per_class = [
+        {"class": "stayed", "rows": 1_200, "share": 0.8, "predicted": 1_300, "precision": 0.9, "recall": 0.975,
+         "F1": 0.936},
+        {"class": "<b>left</b> | x", "rows": 300, "share": 0.2, "predicted": 0, "precision": None, "recall": 0.0,
+         "F1": None},  # never predicted: no precision, no F1
+    ]
+    version = registry.register_version(
+        engine, name="churn", pipeline={"k": 1}, meta=_meta(metrics={"roc_auc": 0.91234, "per_class": per_class}),
+        reference=pd.DataFrame({"x": [1]}), settings=settings,
+    )
+    lines = registry.model_card(version).splitlines()
+    start = lines.index("## Per class (out-of-fold)")
+    assert lines[start + 2] == "| Class | Rows | Share | Predicted | Precision | Recall | F1 |"
+    assert "| stayed | 1,200 | 80.0% | 1,300 | 0.9000 | 0.9750 | 0.9360 |" in lines
+    assert r"| \<b\>left\</b\> \| x | 300 | 20.0% | 0 | – | 0.0000 | – |" in lines  # markup escaped
+    assert lines.index("## Metrics") < start < lines.index("## Data preparation")
+    assert not any("per_class" in line or "Per class" in line for line in lines[lines.index("## Metrics"):start])
+
+
 def test_model_card_shows_metrics_and_escapes_user_text(engine, settings: Settings) -> None:
     evil = "| x | `y` \n# heading"
     version = registry.register_version(

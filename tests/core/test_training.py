@@ -1,12 +1,15 @@
 """`core.training`: small tables are tuned with more folds; the budget covers the winner's evaluation."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from core import registry
 from core.data.profile import Task
 from core.modeling.evaluation import CVScheme, cross_validate, holdout_split
 from core.modeling.specs import get_spec
@@ -142,3 +145,24 @@ def test_a_table_of_few_rows_is_warned_about(engine, settings, rows: int) -> Non
     warned = [w for w in outcome.warnings if "to learn from" in w]
     assert bool(warned) is (rows < FEW_ROWS)
     assert not warned or warned[0].startswith(f"Only {rows} rows to learn from")
+
+
+def test_a_classifier_records_each_class_s_scores_for_its_card(engine, settings) -> None:
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"x": rng.normal(size=600), "z": rng.normal(size=600)})
+    frame["y"] = np.select([frame["x"] < -0.5, frame["x"] > 0.8], ["low", "high"], "mid")
+    config = TuningConfig(models=("logistic_regression",), budget_s=None, max_trials=1, seed=settings.random_seed)
+    outcome = train_model(frame, dataset_hash="0" * 64, recipe=Recipe(), plan=FeaturePlan(), engine=engine,
+                          request=TrainRequest(model_name="bands", target="y", config=config), settings=settings)
+    recorded = json.loads(outcome.version.metrics_json)["per_class"]
+    assert sorted(r["class"] for r in recorded) == ["high", "low", "mid"]
+    assert sum(r["rows"] for r in recorded) == outcome.report.cv.oof_mask.sum()
+    # The macro recall of the metrics table is the mean of the classes' recalls.
+    macro = next(m.mean for m in outcome.report.metrics if m.name == "recall")
+    assert np.mean([r["recall"] for r in recorded]) == pytest.approx(macro, abs=0.02)
+    assert "## Per class (out-of-fold)" in registry.model_card(outcome.version)
+    regression = train_model(_regression_table(200, columns=3), dataset_hash="0" * 64, recipe=Recipe(),
+                             plan=FeaturePlan(), engine=engine, settings=settings,
+                             request=TrainRequest(model_name="line", target="y", config=dataclasses.replace(
+                                 config, models=("ridge",))))
+    assert "per_class" not in json.loads(regression.version.metrics_json)
