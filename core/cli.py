@@ -157,6 +157,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     if report.threshold_metric:
         print(threshold_note(report.threshold, report.threshold_metric, report.cv.classes[1],
                              time_ordered=report.scheme.kind == "time"))
+    for row in json.loads(outcome.version.metrics_json).get("per_class", []):  # as the model card lists them
+        scores = ", ".join(f"{name} " + ("–" if row[name] is None else f"{row[name]:.4f}")
+                           for name in ("precision", "recall", "F1"))
+        print(f"class {row['class']!r}: {row['rows']:,} rows, {scores}")
     print(f"registered {outcome.version.model_name} version {outcome.version.version}; model written to {out}")
     return 0
 

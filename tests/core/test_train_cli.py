@@ -30,6 +30,11 @@ def test_train_then_predict(tmp_path, sample_path) -> None:
     assert {"model.joblib", "model.json", "MODEL_CARD.md"} <= {p.name for p in (tmp_path / "model").iterdir()}
     # The holdout was scored, then the shipped model (and its drift reference) learned from every row.
     info = json.loads((tmp_path / "model" / "model.json").read_text())
+    # Each species' scores, as the card lists them.
+    per_class = [line for line in out.stdout.splitlines() if line.startswith("class ")]
+    assert len(per_class) == 3 and all(" rows, precision " in line and ", recall " in line for line in per_class)
+    assert {r["class"] for r in info["metrics"]["per_class"]} == {"Adelie", "Chinstrap", "Gentoo"}
+    assert "## Per class (out-of-fold)" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert info["cv"]["holdout_share"] == 0.2 and "all rows" in info["cv"]["final_fit"]
     # A small table: tuned with 10 folds, reported with the 5 asked for.
     assert (info["cv"]["tuning_n_folds"], info["cv"]["n_folds"]) == (10, 5)
