@@ -243,6 +243,17 @@ def rank_trials(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     return ranked.drop(columns=["_stopped", "_key"])
 
 
+def best_per_family(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Each model family's best complete trial (best family first), with how the search spent
+    its time on the family: ``trials`` run (stopped and failed ones included) and ``seconds``.
+
+    A family none of whose trials completed is left out; its trials are on the full leaderboard.
+    """
+    spent = trials.groupby("model").agg(trials=("number", "size"), seconds=("duration_s", "sum"))
+    best = rank_trials(trials[trials["state"] == "complete"], metric).drop_duplicates("model")
+    return best.merge(spent, left_on="model", right_index=True, how="left")
+
+
 def load_report(job_id: int, *, settings: Settings):
     """The evaluation report a finished job saved (written by this app, never uploaded)."""
     path = job_dir(job_id, settings=settings) / "report.joblib"

@@ -161,9 +161,12 @@ def job_panel(job) -> None:
         metric = jobs.ranking_metric(request)
         st.plotly_chart(leaderboard_chart(trials, greater_is_better=METRICS[metric].greater_is_better),
                         width="stretch", key=f"lb_{job.id}_{len(trials)}")
-        best_per_family = jobs.rank_trials(trials[trials["state"] == "complete"], metric).drop_duplicates("model")
-        board = readable_trials(best_per_family)[["model", "score", "score_std", "duration_s", "params"]]
-        st.dataframe(board, hide_index=True, width="stretch")
+        board = readable_trials(jobs.best_per_family(trials, metric))
+        st.dataframe(board[["model", "score", "score_std", "trials", "seconds", "params"]], hide_index=True,
+                     width="stretch", column_config={
+                         "trials": st.column_config.NumberColumn(help="The family's trials so far, stopped ones too"),
+                         "seconds": st.column_config.NumberColumn(format="%.1f",
+                                                                  help="The search's time on the family so far")})
     if job.status in jobs.ACTIVE:
         if st.button("Cancel", icon=":material/stop:", key=f"cancel_{job.id}"):
             jobs.cancel_job(engine(), job.id)

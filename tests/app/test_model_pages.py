@@ -62,6 +62,7 @@ def test_train_evaluate_and_models(app, store) -> None:
     assert any(m.label == "Trials done" and int(m.value) >= 2 for m in at.metric)
     board = next(df.value for df in at.dataframe if "params" in df.value.columns).set_index("model")
     params = board.loc["logistic_regression", "params"]
+    assert board["trials"].sum() == len(jobs.job_trials(store, job.id)) and (board["seconds"] > 0).all()
     assert params.startswith("C=") and "{" not in params, params  # name=value pairs, not JSON
     header = next(m.value for m in at.markdown if "**Job 1" in m.value)
     assert header.endswith("· done") and header.count("done") == 1, header  # no stage after a job's end

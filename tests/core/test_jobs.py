@@ -93,6 +93,20 @@ def test_trials_rank_by_their_metrics_direction_complete_first_ties_to_the_earli
     assert list(jobs.rank_trials(trials, "r2")["number"]) == [4, 0, 1, 3, 5, 2]  # complete ones first
 
 
+def test_best_per_family_says_how_the_search_spent_its_time() -> None:
+    trials = pd.DataFrame({
+        "number": range(7),
+        "model": ["lightgbm", "ridge", "ridge", "ridge", "lightgbm", "knn", "mlp"],
+        "score": [0.90, 0.80, 0.82, 0.70, 0.93, None, 0.5],
+        "duration_s": [2.0, 0.1, 0.2, 0.1, 3.0, 1.0, 0.5],
+        "state": ["complete", "complete", "complete", "pruned", "complete", "failed", "pruned"],
+    })
+    board = jobs.best_per_family(trials, "r2")
+    assert list(board["model"]) == ["lightgbm", "ridge"]  # best first; no complete trial, no row
+    assert list(board["number"]) == [4, 2] and list(board["trials"]) == [2, 3]
+    assert list(board["seconds"]) == pytest.approx([5.0, 0.4])
+
+
 def test_only_a_complete_trial_sets_the_best_score() -> None:
     def trial(score: float, state: str = "complete") -> TrialRecord:
         return TrialRecord(number=1, model="ridge", params={}, score=score, score_std=None, fold_scores=(),
