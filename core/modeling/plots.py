@@ -508,7 +508,8 @@ def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True) -
     if edge is not None:
         scores = scored["score"].to_numpy(dtype=float)
         far = float(max(scores, key=lambda v: sign * v))  # the good end: nothing is cut there
-        figure.update_yaxes(range=sorted((edge, far + sign * 0.05 * abs(far - edge))))
+        span = abs(far - edge)  # a little room past the edge, so its triangles show whole
+        figure.update_yaxes(range=sorted((edge - sign * 0.03 * span, far + sign * 0.05 * span)))
         worse = int((sign * scores < sign * edge).sum())
         where = "below {:.4g}: drawn at the bottom as ▼" if greater_is_better else "above {:.4g}: drawn at the top as ▲"
         figure.update_layout(title=f"Trials<br><sup>{plural(worse, 'trial')} scoring "
