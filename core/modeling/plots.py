@@ -520,15 +520,17 @@ def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True) -
 
 
 def _worst_shown(done: pd.DataFrame, scores: np.ndarray, sign: float) -> float | None:
-    """Where the score axis of :func:`leaderboard_chart` ends on the bad side: a little past
-    the worst of every family's best complete trial and the best-so-far line's start, or None
-    when none of ``scores`` is worse than that (the axis is then plotly's own)."""
+    """Where the score axis of :func:`leaderboard_chart` ends on the bad side: past the worst of
+    every family's best complete trial and the best-so-far line's start by half their spread, and
+    by at least 2 % of the best score (so that with one family, whose best is the whole spread, a
+    trial a little worse is still drawn where it is); None when no score is worse than that (the
+    axis is then plotly's own)."""
     if done.empty:
         return None
     bests = done.groupby("model")["score"].agg("max" if sign > 0 else "min")
     low = min([*bests, float(done["score"].iloc[0])], key=lambda v: sign * v)
     high = float(max(scores, key=lambda v: sign * v))
-    edge = low - sign * max(0.1 * abs(high - low), 1e-3 * max(abs(high), 1.0))
+    edge = low - sign * max(0.5 * abs(high - low), 0.02 * max(abs(high), 0.1))
     return edge if (sign * scores < sign * edge).any() else None
 
 

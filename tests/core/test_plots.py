@@ -314,6 +314,9 @@ def test_leaderboard_chart_keeps_far_worse_trials_from_flattening_the_rest() -> 
     # Nothing far off: plotly's own axis and the plain title.
     close = plots.leaderboard_chart(trials[trials["score"] > 0.85])
     assert close.layout.yaxis.range is None and close.layout.title.text == "Trials"
+    # One family, its second trial a little worse: its best is the whole spread, yet nothing is far.
+    two = pd.DataFrame({"number": [0, 1], "model": "lr", "score": [0.8243, 0.8231], "state": "COMPLETE"})
+    assert plots.leaderboard_chart(two).layout.yaxis.range is None
 
 
 def test_compare_runs_table(binary, regression) -> None:
