@@ -28,6 +28,7 @@ from core.modeling.evaluation import (
     EvaluationReport,
     holdout_split,
     model_score,
+    oof_labels,
     permutation_importance_table,
 )
 from core.modeling.metrics import oriented, tuned_metric
@@ -174,7 +175,8 @@ def worst_predictions(report: EvaluationReport, rows: VersionRows, n: int = 20) 
     if len(y) != len(cv.y_true) or not (y.to_numpy() == cv.y_true).all():
         raise BadInput("the dataset's training rows no longer line up with this report's")
     at = np.flatnonzero(cv.oof_mask)
-    actual, predicted = cv.y_true[at], cv.oof_pred[at]
+    # Labelled as the model labels rows: a binary one at its threshold.
+    actual, predicted = oof_labels(report, report.threshold if report.threshold is not None else 0.5)
     if report.task == Task.REGRESSION:
         error = actual.astype(float) - predicted.astype(float)
         worst, judged = np.argsort(-np.abs(error), kind="stable")[:n], {"error": error}
@@ -182,8 +184,6 @@ def worst_predictions(report: EvaluationReport, rows: VersionRows, n: int = 20) 
         index = {c: i for i, c in enumerate(cv.classes)}
         p_actual = (cv.oof_proba[at, [index[c] for c in actual]] if cv.oof_proba is not None
                     else (predicted == actual).astype(float))  # no probabilities: the misses first
-        if len(cv.classes) == 2 and report.threshold is not None:  # labelled as the model labels them
-            predicted = np.where(cv.oof_proba[at, 1] >= report.threshold, cv.classes[1], cv.classes[0])
         worst, judged = np.argsort(p_actual, kind="stable")[:n], {"P(actual)": p_actual}
     picked = at[worst]
     head = pd.DataFrame({"row": X.index[picked] + 1, "actual": actual[worst], "predicted": predicted[worst],
