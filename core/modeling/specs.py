@@ -65,12 +65,15 @@ class ModelSpec:
         title: The text shown to a user, e.g. ``"LightGBM"``.
         tasks: The tasks the family applies to.
         supports_class_weight: Whether ``build`` accepts ``class_weight="balanced"``.
+        kind: The kind of model it is (``"linear"``, ``"forest"``, ``"boosting"``,
+            ``"neighbours"``, ``"neural"``): families of one kind tend to find the same signal.
     """
 
     name: str
     title: str
     tasks: frozenset[Task]
     supports_class_weight: bool
+    kind: str
     # How the family is made; private to this module (use the methods).
     classifier: type[BaseEstimator] | None = field(default=None, repr=False)
     regressor: type[BaseEstimator] | None = field(default=None, repr=False)
@@ -315,42 +318,42 @@ def _seeded(seed: int) -> Params:
 _SPECS = (
     ModelSpec(
         name="logistic_regression", title="Logistic regression", tasks=_CLASSIFICATION,
-        supports_class_weight=True, classifier=LogisticRegression, fixed=_seeded,
+        supports_class_weight=True, kind="linear", classifier=LogisticRegression, fixed=_seeded,
         default_params=_constant({"C": 1.0, "max_iter": 2_000}), space=_logistic_space,
         grid_points=_grid({"C": [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]}),
     ),
     ModelSpec(
-        name="ridge", title="Ridge regression", tasks=_REGRESSION, supports_class_weight=False,
+        name="ridge", title="Ridge regression", tasks=_REGRESSION, supports_class_weight=False, kind="linear",
         regressor=Ridge, fixed=_seeded, default_params=_constant({"alpha": 1.0}),
         space=_alpha_space(1e3, l1_ratio=False),
         grid_points=_grid({"alpha": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]}),
     ),
     ModelSpec(
-        name="lasso", title="Lasso regression", tasks=_REGRESSION, supports_class_weight=False,
+        name="lasso", title="Lasso regression", tasks=_REGRESSION, supports_class_weight=False, kind="linear",
         regressor=Lasso, fixed=_seeded, default_params=_constant({"alpha": 0.1, "max_iter": 5_000}),
         space=_alpha_space(10.0, l1_ratio=False),
         grid_points=_grid({"alpha": [0.0001, 0.001, 0.01, 0.1, 1.0, 10.0]}),
     ),
     ModelSpec(
-        name="elastic_net", title="Elastic net", tasks=_REGRESSION, supports_class_weight=False,
+        name="elastic_net", title="Elastic net", tasks=_REGRESSION, supports_class_weight=False, kind="linear",
         regressor=ElasticNet, fixed=_seeded,
         default_params=_constant({"alpha": 0.1, "l1_ratio": 0.5, "max_iter": 5_000}),
         space=_alpha_space(10.0, l1_ratio=True),
         grid_points=_grid({"alpha": [0.001, 0.01, 0.1, 1.0], "l1_ratio": [0.2, 0.5, 0.8]}),
     ),
     ModelSpec(
-        name="random_forest", title="Random forest", tasks=_ALL, supports_class_weight=True,
+        name="random_forest", title="Random forest", tasks=_ALL, supports_class_weight=True, kind="forest",
         classifier=RandomForestClassifier, regressor=RandomForestRegressor, fixed=_seeded,
         default_params=_forest_defaults, space=_forest_space, grid_points=_forest_grid,
     ),
     ModelSpec(
-        name="extra_trees", title="Extra trees", tasks=_ALL, supports_class_weight=True,
+        name="extra_trees", title="Extra trees", tasks=_ALL, supports_class_weight=True, kind="forest",
         classifier=ExtraTreesClassifier, regressor=ExtraTreesRegressor, fixed=_seeded,
         default_params=_forest_defaults, space=_forest_space, grid_points=_forest_grid,
     ),
     ModelSpec(
         name="hist_gradient_boosting", title="Histogram gradient boosting", tasks=_ALL,
-        supports_class_weight=True, classifier=HistGradientBoostingClassifier,
+        supports_class_weight=True, kind="boosting", classifier=HistGradientBoostingClassifier,
         regressor=HistGradientBoostingRegressor, fixed=_seeded,
         default_params=_constant({"learning_rate": 0.1, "max_iter": 200, "max_leaf_nodes": 31,
                                   "min_samples_leaf": 20}),
@@ -359,7 +362,7 @@ _SPECS = (
                            "min_samples_leaf": [10, 20]}),
     ),
     ModelSpec(
-        name="lightgbm", title="LightGBM", tasks=_ALL, supports_class_weight=True,
+        name="lightgbm", title="LightGBM", tasks=_ALL, supports_class_weight=True, kind="boosting",
         classifier=LGBMClassifier, regressor=LGBMRegressor, fixed=_lightgbm_fixed,
         default_params=_constant({"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 31,
                                   "min_child_samples": 20, "n_jobs": 1}),
@@ -368,13 +371,13 @@ _SPECS = (
                            "num_leaves": [15, 31, 63]}),
     ),
     ModelSpec(
-        name="knn", title="K nearest neighbours", tasks=_ALL, supports_class_weight=False,
+        name="knn", title="K nearest neighbours", tasks=_ALL, supports_class_weight=False, kind="neighbours",
         classifier=KNeighborsClassifier, regressor=KNeighborsRegressor,
         default_params=_constant({"n_neighbors": 10, "weights": "distance", "n_jobs": 1}),
         space=_knn_space, grid_points=_knn_grid,
     ),
     ModelSpec(
-        name="mlp", title="Neural network (MLP)", tasks=_ALL, supports_class_weight=False,
+        name="mlp", title="Neural network (MLP)", tasks=_ALL, supports_class_weight=False, kind="neural",
         classifier=MLPClassifier, regressor=MLPRegressor,
         # Early stopping holds out 10 % of the training rows, split with the same seed.
         fixed=lambda seed: {"random_state": seed, "early_stopping": True},

@@ -12,7 +12,8 @@ How the search goes:
   a tenth of the budget: a forest of 200 full-depth trees on a mid-sized table would otherwise
   eat half of a minute). A forest's default trial grows only as many of its trees as fit its
   time limit, timed by two small fits (``_sized_forest``), so it still gets its row where all
-  of them would not fit. Then only the three leading families keep being tuned, round-robin:
+  of them would not fit. Then only the three leading families keep being tuned (not all three
+  of one kind, such as ridge, lasso and elastic net: see ``_leaders``), round-robin:
   the one with the fewest trials goes next, ties to the better best score. A family's first
   tuned trials are its ``portfolio`` configurations, if it has any (bayes and random only).
   A family whose last ``_GIVE_UP_AFTER`` trials were all stopped by the median pruner is not
@@ -566,7 +567,7 @@ def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float
     if not context.grids and all(stats[f].trials for f in active) and len(active) > _KEEP_SEARCHING:
         # After the defaults round, spend the rest of the budget on the leading families only:
         # an even split over every family starves the ones that can still improve.
-        active = sorted(active, key=lambda f: -stats[f].best)[:_KEEP_SEARCHING]
+        active = _leaders(active, stats, context.task)
     leading = max(active, key=lambda f: stats[f].best)
     active = [f for f in active if f == leading or stats[f].median_pruned_run < _GIVE_UP_AFTER]
     # Keep back the time that evaluating and refitting the leader would take if the search ended now.
@@ -605,6 +606,24 @@ def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float
             config.per_model_s - stats[f].spent_s < min(cost[f], remaining) for f in order):
         return "model limits"  # the budget has time left, but no family's own limit has room for a trial
     return "budget"
+
+
+def _leaders(active: Sequence[str], stats: dict[str, _Family], task: Task) -> list[str]:
+    """The ``_KEEP_SEARCHING`` families with the best scores, not all of one kind.
+
+    If the leaders are all of one kind, the last of them gives its place to the best family of
+    another kind. On ``chicago`` lasso, elastic net and ridge led after the defaults and took the
+    rest of a minute between them, tuning a penalty to the fourth decimal (lasso: 0.771 R² in
+    cross-validation, 0.746 on the holdout). Tuned in ridge's place, extra trees reached 0.785
+    (holdout 0.771).
+    """
+    ranked = sorted(active, key=lambda f: -stats[f].best)
+    kept = ranked[:_KEEP_SEARCHING]
+    kinds = {get_spec(f, task).kind for f in kept}
+    other = next((f for f in ranked[_KEEP_SEARCHING:] if get_spec(f, task).kind not in kinds), None)
+    if len(kinds) == 1 and other is not None:
+        kept[-1] = other
+    return kept
 
 
 def _fair_share(remaining: float, costs: Sequence[float]) -> float:

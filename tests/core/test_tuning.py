@@ -372,6 +372,26 @@ def test_a_family_the_median_pruner_keeps_stopping_is_given_up(ridge_score, prun
     assert tuning._pick(done, context, context.deadline).model == expected
 
 
+@pytest.mark.parametrize(("lightgbm_score", "expected"), [
+    (0.757, {"lasso", "elastic_net", "lightgbm"}),  # chicago after the defaults: one linear model gives way
+    (0.769, {"lasso", "elastic_net", "lightgbm"}),  # among the leaders anyway: nothing to change
+])
+def test_the_families_kept_being_tuned_are_not_all_of_one_kind(lightgbm_score, expected) -> None:
+    X, y = _table(*CONCRETE[:2])
+    config = TuningConfig(models=("ridge", "lasso", "elastic_net", "lightgbm", "knn"), budget_s=600.0)
+    context = tuning.SearchContext(X=X, y=y, task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(),
+                                   target=CONCRETE[1], scheme=_scheme(Task.REGRESSION), config=config,
+                                   deadline=time.time() + 500.0)
+    scores = {"lasso": 0.771, "elastic_net": 0.770, "ridge": 0.768, "lightgbm": lightgbm_score, "knn": 0.745}
+    done = [_finished(model, 0.3, score) for model, score in scores.items()]
+    tuned = set()
+    for _ in range(9):  # three rounds of the round-robin
+        pick = tuning._pick(done, context, context.deadline)
+        tuned.add(pick.model)
+        done.append(_finished(pick.model, 0.3, 0.5, kind="search"))
+    assert tuned == expected
+
+
 @pytest.mark.parametrize("search", ["bayes", "random"])
 def test_a_configuration_that_already_ran_is_not_run_again(search) -> None:
     # k-nearest neighbours has a small discrete space: both samplers propose the same
