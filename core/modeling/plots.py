@@ -371,7 +371,8 @@ def partial_dependence_chart(
     """The model's average prediction as one raw column is set to each value of a grid.
 
     The grid is 20 quantiles of a numeric or date column, or its 10 most frequent values
-    otherwise. Every sampled row (at most 1,000) is predicted once per grid value, all in one
+    otherwise. A text column the Pipeline's cleaning reads as dates or numbers (a recipe's type
+    fix) counts as one: its quantiles are those of the values the model reads. Every sampled row (at most 1,000) is predicted once per grid value, all in one
     batch, through the whole Pipeline, so cleaning and features are applied as in serving.
 
     Args:
@@ -393,10 +394,16 @@ def partial_dependence_chart(
     if column not in X.columns:
         raise BadInput(f"There is no column {column!r} to show partial dependence for.")
     task = Task(task)
+    X = X.reset_index(drop=True)  # grid points are looked up by row
     sample = X.sample(n=_PD_ROWS, random_state=_SEED) if len(X) > _PD_ROWS else X
-    values = sample[column].dropna()
-    ordered = _is_ordered(values)
-    grid = _pd_grid(X[column].dropna(), ordered)
+    read = _as_the_model_reads(pipeline, X, column)
+    ordered = _is_ordered(read.dropna())
+    if ordered:  # observed values at quantiles of what the model reads, each set as the raw value of a row holding it
+        points = _pd_points(read.dropna())
+        grid, labels = X.loc[points.index, column].tolist(), points.tolist()
+    else:
+        grid = X[column].dropna().value_counts().index[:_PD_CATEGORIES].tolist()
+        labels = [_safe(v) for v in grid]
     if len(grid) < 2:
         return _message(f"'{column}' has fewer than two values to vary")
     m = len(sample)
@@ -412,7 +419,6 @@ def partial_dependence_chart(
         shown = [1] if len(classes) == 2 else range(min(len(classes), _MAX_CURVE_CLASSES))
         means = {f"P({_safe(classes[j])})": proba[:, j] for j in shown}
         axis = f"mean {next(iter(means))}" if len(means) == 1 else "mean probability"  # one line: no legend
-    labels = list(grid) if ordered else [_safe(v) for v in grid]
     figure = go.Figure()
     for label, mean in means.items():
         if ordered:
@@ -710,18 +716,31 @@ def _is_ordered(values: pd.Series) -> bool:
     return numeric or ptypes.is_datetime64_any_dtype(values)
 
 
-def _pd_grid(values: pd.Series, ordered: bool) -> list:
+def _as_the_model_reads(pipeline: BaseEstimator, X: pd.DataFrame, column: str) -> pd.Series:
+    """``X[column]`` after the Pipeline's cleaning step when that step makes dates or numbers of
+    text (read as text, every date of a daily table is a category of its own, and the chart
+    showed the first ten days as bars); otherwise the raw column."""
+    raw = X[column]
+    clean = getattr(pipeline, "named_steps", {}).get("clean")
+    if clean is None or _is_ordered(raw.dropna()):
+        return raw
+    read = clean.transform(X)
+    if column not in read.columns or len(read) != len(X):
+        return raw  # renamed or dropped by the recipe: nothing to order it by
+    read = read[column].set_axis(X.index)
+    return read if _is_ordered(read.dropna()) else raw
+
+
+def _pd_points(values: pd.Series) -> pd.Series:
     """Observed values only (quantiles by position, never interpolated), so every grid point is
-    a value the column can hold, whatever its dtype."""
-    if not ordered:
-        return values.value_counts().index[:_PD_CATEGORIES].tolist()
+    a value the column can hold, whatever its dtype; indexed by a row holding each."""
     if ptypes.is_float_dtype(values.dtype):
         values = values[np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))]  # the model reads inf as missing
-    ranked = values.sort_values(ignore_index=True)
+    ranked = values.sort_values(kind="stable")
     if ranked.empty:
-        return []
+        return ranked
     positions = np.linspace(0.05, 0.95, _PD_GRID) * (len(ranked) - 1)
-    return pd.unique(ranked.iloc[positions.round().astype(int)]).tolist()
+    return ranked.iloc[positions.round().astype(int)].drop_duplicates()
 
 
 def _message(text: str) -> go.Figure:

@@ -20,7 +20,7 @@ from core.modeling.evaluation import (EvaluationReport, choose_scheme, evaluate,
 from core.prep.pipeline import build_pipeline
 from core.prep.plan import FeaturePlan
 from core.prep.recipe import prepare_training_table
-from core.prep.steps import Recipe
+from core.prep.steps import FixType, Recipe
 
 # Class names that would render as markup if they reached plotly unescaped.
 _MARKUP = {"Adelie": "<b>Adelie</b>", "Gentoo": "Gentoo <i>", "Chinstrap": "Chinstrap"}
@@ -262,6 +262,28 @@ def test_partial_dependence_grid_leaves_out_infinite_values(regression) -> None:
     X.loc[X.index[: len(X) // 5], "age"] = np.inf  # a fifth: the top quantiles would be infinite
     grid = plots.partial_dependence_chart(model, X, "age", task=Task.REGRESSION).data[0].x
     assert len(grid) > 2 and np.isfinite(np.asarray(grid, dtype=float)).all()
+
+
+def test_partial_dependence_reads_text_as_the_recipe_does() -> None:
+    # Dates and numbers stored as text, converted by the recipe inside the Pipeline: read as text,
+    # each day of a daily table was a category, and the chart showed its first ten days as bars.
+    frame = pd.read_csv(SAMPLES_DIR / "chicago.csv", usecols=["date", "Clark_Lake", "temp", "ridership"]).iloc[:1500]
+    frame["temp"] = [f"{v:.1f}" if i % 7 else "n/a" for i, v in enumerate(frame["temp"])]
+    recipe = Recipe(steps=[FixType(column="date", to="datetime"), FixType(column="temp", to="number")])
+    X, y = prepare_training_table(frame, Recipe(), target="ridership")
+    estimator = LGBMRegressor(n_estimators=40, num_leaves=7, n_jobs=1, verbose=-1, random_state=0)
+    model = build_pipeline(recipe, FeaturePlan(), target="ridership", estimator=estimator).fit(X, y)
+
+    dates = plots.partial_dependence_chart(model, X, "date", task=Task.REGRESSION)
+    assert _types(dates) == {"scatter"} and len(dates.data[0].x) == 20
+    grid = pd.to_datetime(pd.Series(dates.data[0].x))
+    days = pd.to_datetime(X["date"])
+    assert grid.is_monotonic_increasing and grid.iloc[0] < days.quantile(0.1) and grid.iloc[-1] > days.quantile(0.9)
+    temps = plots.partial_dependence_chart(model, X, "temp", task=Task.REGRESSION)
+    assert _types(temps) == {"scatter"} and pd.Series(temps.data[0].x, dtype=float).is_monotonic_increasing
+    text = plots.partial_dependence_chart(build_pipeline(Recipe(), FeaturePlan(), target="ridership",
+                                                         estimator=estimator).fit(X, y), X, "temp", task=Task.REGRESSION)
+    assert _types(text) == {"bar"}  # without the recipe the model reads categories, and the chart says so
 
 
 def test_leaderboard_chart() -> None:
