@@ -372,8 +372,9 @@ def partial_dependence_chart(
 
     The grid is 20 quantiles of a numeric or date column, or its 10 most frequent values
     otherwise. A text column the Pipeline's cleaning reads as dates or numbers (a recipe's type
-    fix) counts as one: its quantiles are those of the values the model reads. Every sampled row (at most 1,000) is predicted once per grid value, all in one
-    batch, through the whole Pipeline, so cleaning and features are applied as in serving.
+    fix) counts as one: its quantiles are those of the values the model reads. Every sampled row
+    (at most 1,000) is predicted once per grid value, all in one batch, through the whole
+    Pipeline, so cleaning and features are applied as in serving.
 
     Args:
         pipeline: A fitted model Pipeline.
@@ -398,7 +399,7 @@ def partial_dependence_chart(
     sample = X.sample(n=_PD_ROWS, random_state=_SEED) if len(X) > _PD_ROWS else X
     read = _as_the_model_reads(pipeline, X, column)
     ordered = _is_ordered(read.dropna())
-    if ordered:  # observed values at quantiles of what the model reads, each set as the raw value of a row holding it
+    if ordered:  # quantiles of what the model reads; each is set as the raw value of a row holding it
         points = _pd_points(read.dropna())
         grid, labels = X.loc[points.index, column].tolist(), points.tolist()
     else:

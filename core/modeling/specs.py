@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.base import BaseEstimator
@@ -65,15 +65,14 @@ class ModelSpec:
         title: The text shown to a user, e.g. ``"LightGBM"``.
         tasks: The tasks the family applies to.
         supports_class_weight: Whether ``build`` accepts ``class_weight="balanced"``.
-        kind: The kind of model it is (``"linear"``, ``"forest"``, ``"boosting"``,
-            ``"neighbours"``, ``"neural"``): families of one kind tend to find the same signal.
+        kind: The kind of model: families of one kind tend to find the same signal.
     """
 
     name: str
     title: str
     tasks: frozenset[Task]
     supports_class_weight: bool
-    kind: str
+    kind: Literal["linear", "forest", "boosting", "neighbours", "neural"]
     # How the family is made; private to this module (use the methods).
     classifier: type[BaseEstimator] | None = field(default=None, repr=False)
     regressor: type[BaseEstimator] | None = field(default=None, repr=False)
