@@ -5,12 +5,14 @@ import pandas as pd
 import streamlit as st
 
 from core import jobs
+from core.data.profile import Task
 from core.errors import BadInput
 from core.explain import explain_version, version_rows, worst_predictions
 from core.learning_curve import learning_curve
 from core.modeling import plots
-from core.modeling.evaluation import per_class_table, threshold_note
+from core.modeling.evaluation import baseline_notes, per_class_table, threshold_note
 from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, same_positive
+from core.modeling.specs import get_spec
 from pages.common import dataset_frame, engine, md, readable_trials, require_dataset, settings, show_error
 
 
@@ -54,7 +56,7 @@ def _row_label(report, m) -> str:
     return f"{label} (optimised)" if m.name == report.primary_metric else label
 
 
-def metrics_table(report) -> None:
+def metrics_table(report, *, class_weighted: bool) -> None:
     rows = [
         {
             "metric": _row_label(report, m),
@@ -73,19 +75,12 @@ def metrics_table(report) -> None:
                                     help="Rows kept out of all tuning, scored once by the winner fitted on the rest"
                                          + (": the latest rows by time" if report.scheme.kind == "time" else "")),
                                 "vs baseline": st.column_config.TextColumn(width="medium")})
+    positive = md(str(report.cv.classes[1])) if report.task == "binary" else None
     if report.threshold_metric:
-        st.caption(threshold_note(report.threshold, report.threshold_metric, md(str(report.cv.classes[1])),
+        st.caption(threshold_note(report.threshold, report.threshold_metric, positive,
                                   time_ordered=report.scheme.kind == "time"))
-        accuracy = next((m for m in report.metrics if m.name == "accuracy"), None)
-        if accuracy is not None and not accuracy.better_than_baseline and report.threshold_metric != "accuracy":
-            # A balanced cut-off predicts the rare class more often; on a lopsided table that costs
-            # accuracy, which the baseline gets by always answering the common class.
-            served = METRICS[report.threshold_metric].label
-            served = served[0].lower() + served[1:] if served[1:2].islower() else served  # "balanced accuracy", "F1"
-            st.caption(f"Accuracy trails the baseline's ({accuracy.baseline_mean:.4f}) because the threshold serves "
-                       f"{served}, not accuracy. The baseline always "
-                       "answers the most common class: on a table this lopsided that is right most of the time, "
-                       "and it finds none of the other class.")
+    for note in baseline_notes(report, class_weighted=class_weighted, positive=positive):
+        st.caption(note)
 
 
 def charts(report, target: str) -> None:
@@ -144,7 +139,9 @@ st.caption(f"{md(version.model_name)} version {version.version} · {md(job.best_
 if report.no_better_than_baseline:
     st.error("This model is no better than the dummy baseline on the primary metric: it has not learned anything "
              "useful. Check the target, the features and the data.", icon=":material/block:")
-metrics_table(report)
+task = Task(report.task)
+metrics_table(report, class_weighted=jobs.request_from_json(job.request_json).config.class_weight_for(
+    get_spec(job.best_model, task), task) is not None)
 charts(report, version.target)
 
 with st.expander("The rows the model gets most wrong"):
@@ -207,7 +204,7 @@ if len(done) > 1:
     st.caption(f"A: {md(labels[job.id])} · B: {md(labels[other])}")
     try:
         other_report = _report(other)
-        st.dataframe(plots.compare_runs_table(report, other_report), width="stretch")
+        st.dataframe(plots.compare_runs_table(report, other_report), hide_index=True, width="stretch")
         st.plotly_chart(plots.compare_folds_chart(report, other_report), width="stretch")
     except BadInput as exc:  # e.g. a run whose task was overridden
         show_error(exc)

@@ -588,6 +588,37 @@ def threshold_note(threshold: float, metric: str, positive: str | None = None, *
             "the baseline keeps its own labels.")
 
 
+def baseline_notes(report: EvaluationReport, *, class_weighted: bool, positive: str | None = None) -> tuple[str, ...]:
+    """Sentences explaining a metric that trails the dummy baseline for a reason other than a
+    poor model, for the Evaluate page. ``positive`` is the positive class, already escaped for
+    where the sentences go; nothing else in them comes from the user.
+
+    * Accuracy, when the decision threshold serves another metric: a balanced cut-off predicts
+      the rare class more often, which on a lopsided table costs accuracy, while the baseline
+      always answers the common class.
+    * Log loss, when the model learned with balanced class weights: weighing the rare class up
+      pushes its probabilities up (on ``lending_club``, log loss 0.59 against 0.19 unweighted,
+      at the same ROC AUC), and log loss reads the probabilities themselves.
+    """
+    trailing = {m.name: m for m in report.metrics if not m.better_than_baseline}
+    notes = []
+    accuracy = trailing.get("accuracy")
+    if accuracy is not None and report.threshold_metric not in (None, "accuracy"):
+        served = METRICS[report.threshold_metric].label
+        served = served[0].lower() + served[1:] if served[1:2].islower() else served  # "balanced accuracy", "F1"
+        notes.append(f"Accuracy trails the baseline's ({accuracy.baseline_mean:.4f}) because the threshold serves "
+                     f"{served}, not accuracy. The baseline always answers the most common class: on a table this "
+                     "lopsided that is right most of the time, and it finds none of the other class.")
+    log_loss = trailing.get("log_loss")
+    if log_loss is not None and class_weighted:
+        of = f" of '{positive}'" if positive is not None else " of the rarer classes"
+        notes.append(f"Log loss trails the baseline's ({log_loss.baseline_mean:.4f}) because the model learned with "
+                     f"balanced class weights: they weigh the rarer classes up, so its probabilities{of} run high "
+                     "(see Calibration). Scores of ranking, such as ROC AUC, do not suffer; train without class "
+                     "weights when the probabilities themselves are used.")
+    return tuple(notes)
+
+
 def best_threshold(y_true: Sequence, proba_pos: Sequence[float], *, metric: str = "balanced_accuracy") -> float:
     """The probability cut-off that maximises a label metric on scored rows.
 

@@ -299,7 +299,7 @@ def test_a_binary_target_split_by_time_is_drawn_over_time(app, store, tmp_path) 
                               settings=get_settings())
     save_preparation(store, dataset.id, target="default")
     request = TrainRequest(model_name="by-day", target="default", time_column="day",
-                           config=TuningConfig(models=("logistic_regression",), max_trials=2))
+                           config=TuningConfig(models=("logistic_regression",), max_trials=2, class_weight=True))
     job_id = jobs.submit_job(store, dataset_id=dataset.id, request=request, settings=get_settings())
     _wait_done(store, job_id)
     assert jobs.get_job(store, job_id).status == "DONE", jobs.get_job(store, job_id).error
@@ -314,6 +314,10 @@ def test_a_binary_target_split_by_time_is_drawn_over_time(app, store, tmp_path) 
     metrics = next(df.value for df in at.dataframe if "vs baseline" in df.value.columns).set_index("metric")
     assert metrics.loc["Accuracy", "vs baseline"] == "⚠ no better than baseline"
     assert any(c.value.startswith("Accuracy trails the baseline's (0.9") and "balanced accuracy" in c.value
+               for c in at.caption)
+    # Trained with balanced class weights: the probabilities of 'Yes' run high, and the page says so.
+    assert metrics.loc["Log loss", "vs baseline"] == "⚠ no better than baseline"
+    assert any(c.value.startswith("Log loss trails the baseline's") and "balanced class weights" in c.value
                for c in at.caption)
 
 

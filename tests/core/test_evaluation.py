@@ -17,6 +17,7 @@ from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling.evaluation import (
     CVScheme,
+    baseline_notes,
     best_threshold,
     choose_scheme,
     cross_validate,
@@ -382,3 +383,20 @@ def test_models_without_probabilities() -> None:
     assert report.cv.oof_proba is None and report.threshold is None
     assert {m.name for m in report.metrics} == {"accuracy", "balanced_accuracy", "precision", "recall", "f1"}
     assert not report.no_better_than_baseline
+
+
+@pytest.mark.parametrize("weights", [None, "balanced"])
+def test_a_metric_that_trails_the_baseline_for_a_known_reason_is_explained(weights) -> None:
+    X, y = _table("default.csv", "default")  # 3 % defaults
+    make = _maker("default", lambda: LogisticRegression(max_iter=1_000, class_weight=weights))
+    report = evaluate(make, X, y, task=Task.BINARY, scheme=CVScheme(kind="stratified", n_folds=3), metric="roc_auc",
+                      seed=0)
+    trailing = {m.name for m in report.metrics if not m.better_than_baseline}
+    notes = baseline_notes(report, class_weighted=weights is not None, positive="Yes")
+    # The cut-off serves balanced accuracy, which costs accuracy against "always No", weighted or not.
+    assert "accuracy" in trailing and notes[0].startswith("Accuracy trails the baseline's (0.96")
+    if weights is None:  # probabilities as learnt: log loss beats the baseline's, nothing to explain
+        assert "log_loss" not in trailing and len(notes) == 1
+    else:  # weighted up, the defaults' probabilities run high, and log loss falls behind
+        assert "log_loss" in trailing and "probabilities of 'Yes' run high" in notes[1]
+        assert len(baseline_notes(report, class_weighted=False, positive="Yes")) == 1  # no other reason known
