@@ -12,7 +12,7 @@ evaluation's out-of-fold predictions, next to the training rows they were made f
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -112,7 +112,7 @@ def version_rows(version: ModelVersion, frame: pd.DataFrame, *, settings: Settin
     cv = json.loads(version.cv_json or "{}")
     task = Task(version.task)
     positive = registry.positive_class(version)
-    scheme = CVScheme(**{f.name: cv[f.name] for f in fields(CVScheme) if f.name in cv}) if "kind" in cv else None
+    scheme = CVScheme.from_dict(cv)
     return VersionRows(
         pipeline=pipeline, X=X, y=y, task=task, metric=tuned_metric(cv, task),
         threshold=registry.decision_threshold(version), positive=positive,

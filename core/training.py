@@ -144,6 +144,16 @@ def _per_class(report: EvaluationReport) -> list[dict[str, Any]]:
     return json.loads(table.to_json(orient="records"))  # NaN (a class never predicted) becomes null
 
 
+def class_weighted(version: ModelVersion) -> bool:
+    """Whether the version's model learned with balanced class weights: they were asked for and
+    its family can use them (a k-nearest-neighbours winner learns from the rows as they are)."""
+    tuning = json.loads(version.cv_json or "{}").get("tuning")
+    if not tuning:
+        return False
+    task = Task(version.task)
+    return TuningConfig.from_dict(tuning).class_weight_for(get_spec(version.model_family, task), task) is not None
+
+
 def tuning_scheme(scheme: CVScheme, y: pd.Series, task: Task) -> CVScheme:
     """The scheme tuning cross-validates with: on small tables, more folds than the report's.
 

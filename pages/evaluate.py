@@ -5,14 +5,13 @@ import pandas as pd
 import streamlit as st
 
 from core import jobs
-from core.data.profile import Task
 from core.errors import BadInput
 from core.explain import explain_version, version_rows, worst_predictions
 from core.learning_curve import learning_curve
+from core.training import class_weighted
 from core.modeling import plots
 from core.modeling.evaluation import baseline_notes, per_class_table, threshold_note
 from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, same_positive
-from core.modeling.specs import get_spec
 from pages.common import dataset_frame, engine, md, readable_trials, require_dataset, settings, show_error
 
 
@@ -139,9 +138,7 @@ st.caption(f"{md(version.model_name)} version {version.version} · {md(job.best_
 if report.no_better_than_baseline:
     st.error("This model is no better than the dummy baseline on the primary metric: it has not learned anything "
              "useful. Check the target, the features and the data.", icon=":material/block:")
-task = Task(report.task)
-metrics_table(report, class_weighted=jobs.request_from_json(job.request_json).config.class_weight_for(
-    get_spec(job.best_model, task), task) is not None)
+metrics_table(report, class_weighted=class_weighted(version))
 charts(report, version.target)
 
 with st.expander("The rows the model gets most wrong"):

@@ -11,9 +11,11 @@ from core.data.ingest import read_bytes
 from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling import plots
+from core.modeling.evaluation import CVScheme
 from core.modeling.metrics import METRICS, in_display_order, same_positive, tuned_metric
 from core.monitoring.export import to_safe_csv
 from core.scoring import ScoredFile, score_table
+from core.training import class_weighted
 from pages.common import UPLOAD_TYPES, current_dataset, engine, md, settings, show_error
 
 st.title("Models")
@@ -47,11 +49,15 @@ def _facts(version) -> dict[str, str]:
     cv = json.loads(version.cv_json or "{}")
     params = json.loads(version.params_json or "{}")
     threshold = registry.decision_threshold(version)
+    scheme = CVScheme.from_dict(cv)
     return {
         "family": version.model_family, "status": version.status, "data": version.dataset_hash[:12],
         "optimised metric": METRICS[tuned_metric(cv, Task(version.task))].label,
         "decision threshold": "" if threshold is None else f"{threshold:.4g}",
         "positive class": registry.positive_class(version) or "",
+        "validation": scheme.describe() if scheme is not None else "",
+        "holdout share": f"{cv['holdout_share']:.0%}" if "holdout_share" in cv else "",
+        **({"class weights": "balanced" if class_weighted(version) else "none"} if version.task != "regression" else {}),
         "training seconds": f"{version.training_seconds:,.1f}",
         **{f"param {k}": f"{v:.4g}" if isinstance(v, float) else str(v) for k, v in params.items()},
     }

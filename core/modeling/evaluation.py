@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -118,8 +118,14 @@ class CVScheme:
         return f"{self.n_folds}-fold, shuffled (seed {self.seed})"
 
     def to_dict(self) -> dict[str, Any]:
-        """The scheme as JSON-ready values; ``CVScheme(**d)`` rebuilds it."""
+        """The scheme as JSON-ready values; :meth:`from_dict` rebuilds it."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CVScheme | None:
+        """The scheme in ``data`` (``to_dict``'s keys; others, as in a version's CV record, are
+        ignored), or None when it holds none (versions registered without a scheme)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data}) if "kind" in data else None
 
 
 def choose_scheme(

@@ -102,7 +102,7 @@ def test_train_evaluate_and_models(app, store) -> None:
 
     first_request = jobs.request_from_json(job.request_json)
     f1 = dataclasses.replace(first_request, config=dataclasses.replace(first_request.config, metric="f1",
-                                                                      positive_class="no"))
+                                                                      positive_class="no", class_weight=True))
     second = jobs.submit_job(store, dataset_id=job.dataset_id, request=f1, settings=get_settings())
     _wait_done(store, second)
     at.run()
@@ -146,6 +146,9 @@ def test_train_evaluate_and_models(app, store) -> None:
     recorded = json.loads(registry.get_version(store, name="mlc_churn", version=2).metrics_json)
     assert facts.loc["decision threshold", "A: v2"] == f"{recorded['decision_threshold']:.4g}"
     assert facts.loc["positive class"].tolist() == ["no", "yes"]
+    assert facts.loc["class weights"].tolist() == ["balanced", "none"]  # what sets the runs apart, not only scores
+    assert facts.loc["validation", "A: v2"].startswith("5-fold stratified") and facts.loc["holdout share"].tolist() == [
+        "20%", "20%"]
     scores = next(df.value for df in at.dataframe if "B - A" in df.value.columns).set_index("metric")
     assert {"ROC AUC", "Log loss"} <= set(scores.index) and "A holdout" in scores.columns
     assert "F1" not in scores.index and any("A's describe 'no', B's 'yes'" in c.value for c in at.caption)

@@ -168,3 +168,21 @@ def test_a_classifier_records_each_class_s_scores_for_its_card(engine, settings)
                              request=TrainRequest(model_name="line", target="y", config=dataclasses.replace(
                                  config, models=("ridge",))))
     assert "per_class" not in json.loads(regression.version.metrics_json)
+
+
+@pytest.mark.parametrize(("task", "family", "asked", "expected"), [
+    ("binary", "lightgbm", True, True),
+    ("binary", "lightgbm", False, False),
+    ("multiclass", "knn", True, False),  # asked for, but k-nearest neighbours cannot weight classes
+    ("regression", "lightgbm", True, False),  # no classes to weight
+])
+def test_a_version_says_whether_it_learned_with_class_weights(task, family, asked, expected) -> None:
+    from core.store.models import ModelVersion
+    from core.training import class_weighted
+
+    cv = CVScheme(kind="kfold").to_dict() | {"tuning": TuningConfig(class_weight=asked).to_dict()}
+    version = ModelVersion(model_name="m", version=1, task=task, model_family=family, cv_json=json.dumps(cv))
+    assert class_weighted(version) is expected
+    assert CVScheme.from_dict(cv) == CVScheme(kind="kfold")
+    before = ModelVersion(model_name="m", version=1, task=task, model_family=family, cv_json="{}")
+    assert not class_weighted(before) and CVScheme.from_dict({}) is None  # registered before these were recorded
