@@ -93,10 +93,13 @@ def score_section(name: str, ready: list[int]) -> None:
     st.caption(f"{shown}: the prediction first, then the file's own columns")
     if scored.refused:
         unseen = any("unknown category" in line for line in scored.refused)
+        unreadable = any("unreadable string" in line for line in scored.refused)
         st.warning("Scored here, but the version's prediction service (with its default settings) would refuse "
                    "these rows in a request:\n" + "\n".join(f"- {md(line)}" for line in scored.refused)
                    + ("\n\nThe model reads a category it never saw as it reads any unknown value; the service "
-                      "refuses one unless it runs with `SHIPML_SERVE_UNSEEN_CATEGORIES=accept`." if unseen else ""),
+                      "refuses one unless it runs with `SHIPML_SERVE_UNSEEN_CATEGORIES=accept`." if unseen else "")
+                   + ("\n\nThe model reads a date or number it cannot parse as missing, and predicts as if the value "
+                      "were not there; the service refuses it." if unreadable else ""),
                    icon=":material/rule:")
     else:
         st.caption("The version's prediction service would take every row as it is.")

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from core.registry import load_exported
-from core.serving.schema import InputSchema, infer_schema, make_frame
+from core.prep.transformers import FixTypeTransformer
+from core.serving.schema import InputSchema, TextParse, infer_schema, make_frame
 from core.serving_io import binary_labels, required_columns
 
 log = logging.getLogger("shipml.serving")
@@ -191,8 +192,24 @@ def request_schema(pipeline: Any, reference: pd.DataFrame | None, *, extra_colum
         unseen_categories: Its policy for categories not seen in training.
     """
     names = required_columns(pipeline) or tuple(str(c) for c in (reference.columns if reference is not None else ()))
-    return infer_schema(names, reference, kinds=_column_kinds(pipeline), extra_columns=extra_columns,
-                        unseen_categories=unseen_categories)
+    return infer_schema(names, reference, kinds=_column_kinds(pipeline), parses=_text_parses(pipeline),
+                        extra_columns=extra_columns, unseen_categories=unseen_categories)
+
+
+def _text_parses(pipeline: Any) -> dict[str, TextParse]:
+    """The raw columns a ShipML Pipeline's cleaning converts from text (a recipe's type fix), and
+    how; only where the conversion is the first step to touch the column, so that the raw value
+    the request holds is what it parses."""
+    steps = getattr(pipeline, "named_steps", None)
+    clean = steps.get("clean") if steps is not None else None
+    parses: dict[str, TextParse] = {}
+    touched: set[str] = set()
+    for _, step in getattr(clean, "steps", ()):
+        columns = [str(c) for c in getattr(step, "columns_", ())]
+        if isinstance(step, FixTypeTransformer) and columns and columns[0] not in touched:
+            parses[columns[0]] = TextParse(step.to, step.date_format, step.dayfirst)
+        touched.update(columns)
+    return parses
 
 
 def _column_kinds(pipeline: Any) -> dict[str, str] | None:

@@ -11,6 +11,9 @@ Two policies are explicit settings rather than accidents of the code:
   (422, the default, and the OpenAPI document lists the allowed values as an ``enum``) or
   ``accept`` (the Pipeline's encoders treat it as they treat any unknown value).
 
+A text column the Pipeline's cleaning converts (a recipe's type fix to numbers, dates or booleans)
+must be readable that way (:class:`TextParse`): the model would read anything else as missing.
+
 Checks work column by column over the whole batch, so a 10,000-row request costs a few set
 operations per column rather than a Python loop per cell. Errors name the column, the expected
 type and the *type* that arrived, never the submitted value.
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from operator import attrgetter
 from typing import Any, Literal, Optional, Union
@@ -27,6 +30,8 @@ from typing import Any, Literal, Optional, Union
 import msgspec
 import numpy as np
 import pandas as pd
+
+from core.prep.transformers import parse_booleans, parse_dates, parse_numbers
 
 EXACT_ARRAY_ROWS = 64  # batches this large give the log exact numeric arrays (check_records)
 MAX_ENUM = 200  # a string column with more distinct values is free text, not a category
@@ -36,12 +41,46 @@ ColumnType = Literal["integer", "number", "boolean", "string", "date-time"]
 
 
 @dataclass(frozen=True)
+class TextParse:
+    """How the model's cleaning reads a text column that a recipe converts (a type fix) to
+    numbers, dates or booleans. A value it cannot read would reach the model as missing, and
+    the prediction would quietly be one for a row without it; the service refuses it instead,
+    except the unreadable texts the training rows held themselves (``"n/a"``, say), which the
+    model learnt to take as missing."""
+
+    to: Literal["number", "datetime", "boolean"]
+    date_format: str | None = None
+    dayfirst: bool = False
+    missing: tuple[str, ...] = ()  # unreadable texts seen in training: read as missing, as then
+    example: str | None = None  # a readable training value, for the error message
+
+    def unreadable(self, array: np.ndarray) -> np.ndarray:
+        """Positions of the values that are present, cannot be read, and were not seen in training.
+        The batch is parsed as the Pipeline parses it (a date format is inferred per batch)."""
+        series = pd.Series(array, dtype=object)
+        if self.to == "datetime":
+            parsed = parse_dates(series, date_format=self.date_format, dayfirst=self.dayfirst)
+        else:
+            parsed = (parse_numbers if self.to == "number" else parse_booleans)(series)
+        bad = series.notna().to_numpy() & parsed.isna().to_numpy()
+        if self.missing and bad.any():
+            bad &= ~series.isin(self.missing).to_numpy()
+        return np.flatnonzero(bad)
+
+    def expected(self) -> str:
+        what = {"number": "a number", "datetime": "a date", "boolean": "yes/no, true/false or 1/0"}[self.to]
+        like = f" (like '{self.example}')" if self.example is not None else ""
+        return f"{what} the model can read{like}, or null"
+
+
+@dataclass(frozen=True)
 class Column:
     """One input column: its JSON type and, for categorical columns, the values seen in training."""
 
     name: str
     type: ColumnType
     categories: tuple[str, ...] | None = None  # None: not categorical (numbers or free text)
+    parse: TextParse | None = None  # text the model's cleaning converts: unreadable values are refused
 
 
 @dataclass(frozen=True)
@@ -114,6 +153,7 @@ class InputSchema:
             "columns": [
                 {"name": c.name, "type": c.type, "nullable": True}
                 | ({"categories": list(c.categories)} if c.categories is not None else {})
+                | ({"read_as": c.parse.to} if c.parse is not None else {})
                 for c in self.columns
             ],
             "extra_columns": self.extra_columns,
@@ -278,6 +318,7 @@ class InputSchema:
             return None, False
         array = np.array(values, dtype=object)
         self._check_categories(column, array, errors)
+        self._check_readable(column, array, errors)
         if kind == "date-time":
             return self._dates(column, array, errors), False
         return array, False
@@ -292,6 +333,14 @@ class InputSchema:
             rows = [i for i, v in enumerate(array.tolist()) if v in unknown]
             errors.append(FieldError(column.name, f"one of the {len(column.categories)} known categories",
                                      "unknown category", tuple(rows[:5])))
+
+    def _check_readable(self, column: Column, array: np.ndarray, errors: list[FieldError]) -> None:
+        if column.parse is None:
+            return
+        bad = column.parse.unreadable(array)
+        if bad.size:
+            errors.append(FieldError(column.name, column.parse.expected(), "unreadable string",
+                                     tuple(int(i) for i in bad[:5])))
 
     def _dates(self, column: Column, array: np.ndarray, errors: list[FieldError]) -> Any:
         try:
@@ -368,6 +417,7 @@ class InputSchema:
             else:
                 array = series.astype(object).where(series.notna(), None).to_numpy()
                 self._check_categories(column, array, errors)
+                self._check_readable(column, array, errors)
                 data[column.name] = self._dates(column, array, errors) if column.type == "date-time" else array
         if errors:
             raise SchemaError(errors)
@@ -426,6 +476,7 @@ def infer_schema(
     reference: pd.DataFrame | None,
     *,
     kinds: Mapping[str, str] | None = None,
+    parses: Mapping[str, TextParse] | None = None,
     extra_columns: Literal["reject", "ignore"] = "reject",
     unseen_categories: Literal["reject", "accept"] = "reject",
 ) -> InputSchema:
@@ -439,6 +490,8 @@ def infer_schema(
             ``"text"``, ...). With it, only categorical and boolean text columns get a list of
             allowed values, and columns the model does not use get none. Without it, a text
             column is categorical when it has at most ``MAX_ENUM`` values that repeat.
+        parses: How the model's cleaning reads text columns a recipe converts (see
+            :class:`TextParse`); the training rows' unreadable texts and an example are added.
         extra_columns: Policy for columns not in the schema.
         unseen_categories: Policy for values of a categorical column not seen in training.
     """
@@ -446,7 +499,11 @@ def infer_schema(
     for name in feature_names:
         series = reference[name] if reference is not None and name in reference.columns else None
         kind = None if kinds is None else str(kinds.get(name, "unused"))
-        columns.append(_column(str(name), series, kind))
+        column = _column(str(name), series, kind)
+        parse = (parses or {}).get(name)
+        if parse is not None and column.type == "string" and kind != "unused":
+            column = replace(column, parse=_as_trained(parse, series))
+        columns.append(column)
     return InputSchema(tuple(columns), extra_columns=extra_columns, unseen_categories=unseen_categories)
 
 
@@ -475,3 +532,18 @@ def _column(name: str, series: pd.Series | None, kind: str | None) -> Column:
     if categorical and len(distinct):
         return Column(name, "string", tuple(sorted(str(v) for v in distinct)))
     return Column(name, "string")
+
+
+def _as_trained(parse: TextParse, series: pd.Series | None) -> TextParse | None:
+    """``parse`` with the unreadable texts of the training sample and a readable example; None
+    (no check) when the sample holds more than ``MAX_ENUM`` distinct unreadable texts: the column
+    is more free text than numbers or dates, and the model learnt to live with that."""
+    if series is None:
+        return parse
+    values = series.dropna().to_numpy(dtype=object)
+    bad = parse.unreadable(values)
+    missing = pd.unique(values[bad].astype(str))
+    if len(missing) > MAX_ENUM:
+        return None
+    readable = np.delete(values, bad)
+    return replace(parse, missing=tuple(sorted(missing)), example=str(readable[0]) if len(readable) else None)

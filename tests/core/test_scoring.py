@@ -75,3 +75,30 @@ def test_what_the_service_would_refuse_is_named_and_the_rows_are_scored_anyway(e
         "'plan': expected one of the 2 known categories, got unknown category (rows 3, 6 of the file)",
         "'visits': expected integer, got number (row 8 of the file)",
     )
+
+
+def test_text_the_recipe_converts_is_checked_as_the_service_checks_it(engine, settings) -> None:
+    from core.prep.steps import FixType, NormalizeCategories
+    from core.serving.model import request_schema
+
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"signup": pd.date_range("2024-01-01", periods=300, freq="D").strftime("%Y-%m-%d"),
+                      "visits": rng.integers(0, 20, 300)})
+    y = np.where(X["visits"] > 9, "churned", "stayed")
+    recipe = Recipe(steps=[FixType(column="signup", to="datetime")])
+    pipeline = build_pipeline(recipe, FeaturePlan(), target="y", estimator=LogisticRegression()).fit(X, y)
+    meta = VersionMeta(dataset_hash="f" * 64, target="y", task="binary", recipe_json="{}", plan_json="{}",
+                       model_family="logistic_regression", params={}, metrics={}, cv={}, training_seconds=1.0)
+    version = registry.register_version(engine, name="signups", pipeline=pipeline, meta=meta, reference=X,
+                                        settings=settings)
+    rows = X.head(10).copy()
+    rows.loc[4, "signup"] = "the fifth"  # the Pipeline would read it as missing and predict anyway
+    scored = score_table(version, rows, settings=settings)
+    assert len(scored.table) == 10
+    assert scored.refused == ("'signup': expected a date the model can read (like '2024-01-01'), or null, got "
+                              "unreadable string (row 5 of the file)",)
+    # A step before the conversion changes the raw text: what the service would parse is unknown, so no check.
+    tidied = Recipe(steps=[NormalizeCategories(columns=["signup"]), FixType(column="signup", to="datetime")])
+    before = build_pipeline(tidied, FeaturePlan(), target="y", estimator=LogisticRegression()).fit(X, y)
+    assert request_schema(pipeline, X).columns[0].parse is not None
+    assert request_schema(before, X).columns[0].parse is None

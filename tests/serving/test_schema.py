@@ -120,3 +120,36 @@ def test_a_batch_decoded_with_its_types_checked_gives_what_the_plain_parse_gives
     odd = infer_schema(["a b", "rows"], pd.DataFrame({"a b": [1.5], "rows": ["x"]}))
     doc = odd.decode_batch(b'{"rows": [{"a b": 2, "rows": "y"}, {"a b": null, "rows": null}]}')
     assert [list(v) for v in odd.check_records(doc["rows"])[1].values()] == [[2, None], ["y", None]]
+
+
+def test_text_the_model_converts_must_be_readable() -> None:
+    import msgspec
+
+    from core.serving.schema import MAX_ENUM, TextParse
+
+    # Raw training text a recipe converts: dates, and amounts with an "n/a" the model learnt as missing.
+    reference = pd.DataFrame({"day": ["2001-01-22", "2001-01-23", "2001-01-24"], "amount": ["$5", "1,200", "n/a"]})
+    parses = {"day": TextParse("datetime"), "amount": TextParse("number")}
+    kinds = {"day": "datetime", "amount": "numeric"}
+    schema = infer_schema(["day", "amount"], reference, kinds=kinds, parses=parses)
+    day, amount = schema.columns
+    assert (day.type, day.parse.example, day.parse.missing) == ("string", "2001-01-22", ())
+    assert (amount.parse.example, amount.parse.missing) == ("$5", ("n/a",))
+    assert [c.get("read_as") for c in schema.describe()["columns"]] == ["datetime", "number"]
+    good = [{"day": "2016-09-10", "amount": "$7"}, {"day": None, "amount": "n/a"}]
+    assert len(schema.frame_from_records(good)) == 2  # null, and the training rows' own "n/a", pass
+    bad = good + [{"day": "not a date", "amount": "N/A"}, {"day": "2016-09-11", "amount": "seven"}]
+    errors = _errors(lambda: schema.frame_from_records(bad))
+    assert (errors["day"].got, errors["day"].rows) == ("unreadable string", (2,))
+    assert errors["amount"].rows == (2, 3) and "(like '$5')" in errors["amount"].expected
+    assert "not a date" not in str(errors["day"].to_dict())  # never the value sent
+    # The batch decoder and the CSV parser check the same way.
+    doc = schema.decode_batch(msgspec.json.encode({"rows": bad}))
+    assert _errors(lambda: schema.check_records(doc["rows"]))["day"].rows == (2,)
+    csv = b"day,amount\n2016-09-10,$7\nnot a date,n/a\n"
+    assert _errors(lambda: schema.frame_from_csv(csv, max_rows=5))["day"].rows == (1,)
+    # No check where the model does not use the column, or the training text was mostly unreadable.
+    unused = infer_schema(["day"], reference, kinds={}, parses=parses)
+    assert unused.columns[0].parse is None and len(unused.frame_from_records([{"day": "not a date"}])) == 1
+    messy = pd.DataFrame({"amount": [f"about {i}" for i in range(MAX_ENUM + 1)] + ["5"]})
+    assert infer_schema(["amount"], messy, kinds=kinds, parses=parses).columns[0].parse is None
