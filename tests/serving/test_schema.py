@@ -153,3 +153,14 @@ def test_text_the_model_converts_must_be_readable() -> None:
     assert unused.columns[0].parse is None and len(unused.frame_from_records([{"day": "not a date"}])) == 1
     messy = pd.DataFrame({"amount": [f"about {i}" for i in range(MAX_ENUM + 1)] + ["5"]})
     assert infer_schema(["amount"], messy, kinds=kinds, parses=parses).columns[0].parse is None
+
+
+@pytest.mark.parametrize("text", ["2016-09-10", "2016-09-10T10:00:00+02:00", "20160910", "today", "2016/09/10",
+                                  "NaT", "not a date", "", "10 Sept 2016"])
+def test_a_lone_date_is_judged_as_the_pipeline_reads_it(text) -> None:
+    # One value takes a shortcut past pandas' format inference; it must agree with the Pipeline's parse.
+    from core.prep.transformers import parse_dates
+    from core.serving.schema import TextParse
+
+    readable = pd.notna(parse_dates(pd.Series([text], dtype=object)).iloc[0])
+    assert TextParse("datetime").unreadable(np.array([text], dtype=object)).size == (not readable)
