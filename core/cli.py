@@ -167,6 +167,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     from core.registry import load_exported
+    from core.scoring import service_refusals
     from core.serving_io import predict_frame
 
     pipeline, meta = load_exported(Path(args.model))
@@ -179,6 +180,9 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     predictions.to_csv(tmp, index=False)
     tmp.replace(out)
     print(f"wrote {len(predictions)} predictions to {out}")
+    # As Score a file does: the model scored these rows, but its service would refuse them.
+    for line in service_refusals(pipeline, Path(args.model) / "reference.parquet", frame):
+        print(f"note: the prediction service would refuse {line}", file=sys.stderr)
     return 0
 
 

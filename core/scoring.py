@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -57,14 +58,22 @@ def score_table(version: ModelVersion, frame: pd.DataFrame, *, settings: Setting
     predictions = predict_frame(pipeline, frame, threshold=registry.decision_threshold(version),
                                 positive=registry.positive_class(version))
     table = predictions.join(frame.reset_index(drop=True), rsuffix=INPUT_SUFFIX)
-    return ScoredFile(table=table, refused=_service_refusals(pipeline, version, frame, settings))
+    return ScoredFile(table=table, refused=service_refusals(pipeline, settings.models_dir / version.reference_file,
+                                                            frame))
 
 
-def _service_refusals(pipeline, version: ModelVersion, frame: pd.DataFrame, settings: Settings) -> tuple[str, ...]:
-    """The service's schema check on the model's columns, the rows sent as a client's JSON would
-    send them (missing values as null, dates as ISO text)."""
+def service_refusals(pipeline, reference_file: Path, frame: pd.DataFrame) -> tuple[str, ...]:
+    """What the model's prediction service, with its default settings, would refuse in ``frame``,
+    one line per column and problem: its schema check on the model's columns, the rows sent as a
+    client's JSON would send them (missing values as null, dates as ISO text).
+
+    Args:
+        pipeline: The model's Pipeline.
+        reference_file: Its reference sample of training rows (``reference.parquet``).
+        frame: The rows to check.
+    """
     try:
-        reference = pd.read_parquet(settings.models_dir / version.reference_file)
+        reference = pd.read_parquet(reference_file)
     except OSError:  # the service then types every column as text; so does this check
         reference = None
     schema = request_schema(pipeline, reference)

@@ -49,6 +49,14 @@ def test_train_then_predict(tmp_path, sample_path) -> None:
     preds = pd.read_csv(tmp_path / "preds.csv")
     assert list(preds.columns) == ["prediction", "proba_Adelie", "proba_Chinstrap", "proba_Gentoo"]
     assert len(preds) == 30 and preds.filter(like="proba_").sum(axis=1).round(6).eq(1).all()
+    assert "would refuse" not in out.stderr
+    # An island the model never saw: scored (as any unknown value), with the note that the service would refuse it.
+    test.assign(island=["Atlantis"] + list(test["island"][1:])).to_csv(tmp_path / "odd.csv", index=False)
+    out = run("predict", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "odd.csv"),
+              "--out", str(tmp_path / "p1.csv"), workspace=tmp_path)
+    assert out.returncode == 0 and len(pd.read_csv(tmp_path / "p1.csv")) == 30
+    assert ("note: the prediction service would refuse 'island': expected one of the 3 known categories, got "
+            "unknown category (row 1 of the file)") in out.stderr
     test.drop(columns=["island"]).to_csv(tmp_path / "broken.csv", index=False)
     out = run("predict", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "broken.csv"),
               "--out", str(tmp_path / "p2.csv"), workspace=tmp_path)
