@@ -4,10 +4,10 @@ from __future__ import annotations
 from typing import get_args
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from core import datasets
+from core.modeling import plots
 from core.data.profile import infer_task
 from core.errors import BadInput
 from core.prep.plan import ColumnTransform, Encoding, FeaturePlan, Interaction
@@ -50,10 +50,13 @@ def selection_section(dataset, frame, recipe, plan: FeaturePlan, target: str, ki
                    help="Drops near-constant columns and near-duplicates (highly correlated pairs)."):
         with st.spinner("Looking for near-constant and duplicated columns…"):
             new_plan, reasons = auto_plan(frame, recipe, plan.model_copy(update={"include": tuple(chosen)}), target=target)
-        st.session_state["auto_reasons"] = reasons
+        st.session_state.setdefault("auto_reasons", {})[dataset.id] = reasons
         _save_plan(dataset.id, new_plan)
-    if reasons := st.session_state.get("auto_reasons"):
+    reasons = st.session_state.get("auto_reasons", {}).get(dataset.id)
+    if reasons:
         st.caption("Automatic selection excluded: " + "; ".join(md(r) for r in reasons))
+    elif reasons is not None:  # it ran and found nothing: say so, or the click seems to do nothing
+        st.caption("Automatic selection found no near-constant or near-duplicate column: every chosen column stays.")
     if right.button("Preview importance", icon=":material/insights:",
                     help="Mutual information and a fast model's held-out permutation importance, both computed inside cross-validation folds."):
         task = infer_task(frame[target]).value
@@ -71,17 +74,13 @@ def selection_section(dataset, frame, recipe, plan: FeaturePlan, target: str, ki
 
 
 def importance_chart(preview) -> None:
-    rows = pd.DataFrame([r.__dict__ for r in preview.rows])
     verdict = "finds signal" if preview.has_signal else "finds no signal beyond chance"
     st.caption(
-        f"{preview.folds}-fold held-out score {preview.score:.3f} vs baseline {preview.baseline_score:.3f}: "
-        f"the fast model {verdict}."
+        f"A fast model's {preview.metric}, held out over {preview.folds} folds: {preview.score:.3f}, against "
+        f"{preview.baseline_score + 0.0:.3f} for the baseline. It {verdict}."  # + 0.0: no "-0.000"
     )
-    fig = px.bar(rows.head(30), x="model_importance", y="column", orientation="h", color="signal",
-                 labels={"model_importance": "held-out permutation importance", "column": ""})
-    fig.update_layout(yaxis={"autorange": "reversed"}, height=max(250, 22 * min(len(rows), 30)))
-    st.plotly_chart(fig, width="stretch")
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.plotly_chart(plots.importance_preview_chart(preview), width="stretch")
+    st.dataframe(pd.DataFrame([r.__dict__ for r in preview.rows]), hide_index=True, width="stretch")
 
 
 def transforms_section(plan: FeaturePlan, chosen: list[str], numeric: list[str], kinds: dict[str, str]) -> FeaturePlan:

@@ -28,6 +28,7 @@ from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling.evaluation import EvaluationReport, aligned_proba, oof_labels
 from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, in_display_order, same_positive, signed
+from core.prep.selection import ImportancePreview
 from core.wording import plural
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ _OTHER = "(other classes)"
 _SEED = 0  # charts are views: a fixed sample keeps them stable across reruns
 _COLOR = "#4C78A8"
 _GREY = "#9E9E9E"
+_MAX_PREVIEW_BARS = 30
 _DIAGONAL = {"dash": "dash", "color": _GREY}
 _POINTS = {"color": _COLOR, "opacity": 0.5, "size": 5}
 
@@ -358,6 +360,30 @@ def importance_chart(table: pd.DataFrame) -> go.Figure:
     figure.update_yaxes(autorange="reversed", type="category")
     # Tall enough for every label: plotly silently skips category ticks that do not fit.
     return _style(figure).update_layout(height=max(360, 80 + 22 * len(top)))
+
+
+def importance_preview_chart(preview: ImportancePreview) -> go.Figure:
+    """The Features page's preview: each column's held-out permutation importance (the 30 largest),
+    coloured by whether it clears the noise floor.
+
+    Args:
+        preview: From :func:`core.prep.selection.importance_preview`.
+    """
+    rows = list(preview.rows)[:_MAX_PREVIEW_BARS]
+    if not rows:
+        return _message("No column to score")
+    figure = go.Figure()
+    for signal, name, color in ((True, "signal", _COLOR), (False, "no signal beyond chance", _GREY)):
+        part = [r for r in rows if r.signal is signal]
+        if part:
+            figure.add_trace(go.Bar(x=[r.model_importance for r in part], y=[_safe(r.column) for r in part],
+                                    orientation="h", name=name, marker_color=color,
+                                    hovertemplate="%{y}: score drops by %{x:.4g}<extra></extra>"))
+    figure.update_layout(xaxis_title=f"drop in held-out {preview.metric} when the column is shuffled")
+    # Every column in the preview's order (largest first), tall enough for each label.
+    figure.update_yaxes(autorange="reversed", type="category", categoryorder="array",
+                        categoryarray=[_safe(r.column) for r in rows])
+    return _style(figure).update_layout(height=max(250, 80 + 22 * len(rows)))
 
 
 def partial_dependence_chart(

@@ -1,6 +1,8 @@
 """Each page run by AppTest against a fresh workspace and the real store."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from core import datasets
@@ -150,12 +152,17 @@ def test_features_page_previews_importance_and_selects_automatically(app, store)
     at.switch_page("pages/features.py").run()
     next(b for b in at.button if b.label == "Preview importance").click().run(timeout=120)
     _no_exceptions(at)
-    assert any("held-out score" in c.value for c in at.caption)
-    chart = at.get("plotly_chart")[0].proto.spec
-    assert "permutation importance" in chart
+    assert any(c.value.startswith("A fast model's ROC AUC, held out over") for c in at.caption)
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert chart["layout"]["xaxis"]["title"]["text"] == "drop in held-out ROC AUC when the column is shuffled"
     next(b for b in at.button if b.label == "Automatic selection").click().run()
     _no_exceptions(at)
     assert datasets.get_preparation(store, dataset_id).plan is not None
+    # The charges are the minutes times a rate: near-duplicates, and the page names what it left out.
+    assert any(c.value.startswith("Automatic selection excluded: ") and "charge" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Automatic selection").click().run()  # again: nothing left to drop
+    _no_exceptions(at)
+    assert any(c.value.startswith("Automatic selection found no near-constant") for c in at.caption)
 
 
 @pytest.fixture

@@ -399,3 +399,18 @@ def test_compare_versions_table_reads_recorded_metrics() -> None:
     assert "A holdout" not in plots.compare_versions_table("regression", a, "regression", {**b, "holdout": {}}).columns
     with pytest.raises(BadInput, match="Cannot compare a binary version with a regression version"):
         plots.compare_versions_table("binary", a, "regression", b)
+
+
+def test_importance_preview_chart_escapes_names_and_names_its_colours() -> None:
+    from core.prep.selection import FeatureImportance, ImportancePreview
+
+    rows = (FeatureImportance("<b>hour</b>", 0.5, 1.1, 0.01, True), FeatureImportance("distance", 0.1, 0.36, 0.01, True),
+            FeatureImportance("item_24", 0.004, 0.003, 0.001, False))
+    preview = ImportancePreview(rows=rows, folds=3, task="regression", score=0.91, baseline_score=-0.0,
+                                has_signal=True)
+    figure = plots.importance_preview_chart(preview)
+    assert [t.name for t in figure.data] == ["signal", "no signal beyond chance"]
+    assert list(figure.layout.yaxis.categoryarray) == ["&lt;b&gt;hour&lt;/b&gt;", "distance", "item_24"]
+    assert figure.layout.xaxis.title.text == "drop in held-out R² when the column is shuffled"
+    empty = dataclasses.replace(preview, rows=())
+    assert plots.importance_preview_chart(empty).layout.annotations[0].text == "No column to score"
