@@ -8,10 +8,10 @@ from core import jobs
 from core.errors import BadInput
 from core.explain import explain_version, version_rows, worst_predictions
 from core.learning_curve import learning_curve
-from core.training import class_weighted
 from core.modeling import plots
 from core.modeling.evaluation import baseline_notes, per_class_table, threshold_note
 from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, same_positive
+from core.training import class_weighted
 from pages.common import dataset_frame, engine, md, readable_trials, require_dataset, settings, show_error
 
 

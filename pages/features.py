@@ -7,14 +7,15 @@ import pandas as pd
 import streamlit as st
 
 from core import datasets
-from core.modeling import plots
 from core.data.profile import infer_task
 from core.errors import BadInput
+from core.modeling import plots
 from core.prep.plan import ColumnTransform, Encoding, FeaturePlan, Interaction
 from core.data.kinds import infer_kind
 from core.prep.recipe import build_cleaning_pipeline, prepare_training_table, recipe_to_json
 from core.prep.selection import auto_plan, importance_preview
 from core.prep.pipeline import transformed_sample
+from core.wording import decimal
 from pages.common import (dataset_frame, dataset_profile, engine, md, require_dataset, settings, show_error,
                           type_fix_prompt)
 
@@ -76,8 +77,8 @@ def selection_section(dataset, frame, recipe, plan: FeaturePlan, target: str, ki
 def importance_chart(preview) -> None:
     verdict = "finds signal" if preview.has_signal else "finds no signal beyond chance"
     st.caption(
-        f"A fast model's {preview.metric}, held out over {preview.folds} folds: {preview.score:.3f}, against "
-        f"{preview.baseline_score + 0.0:.3f} for the baseline. It {verdict}."  # + 0.0: no "-0.000"
+        f"A fast model's {preview.metric}, held out over {preview.folds} folds: {decimal(preview.score)}, against "
+        f"{decimal(preview.baseline_score)} for the baseline. It {verdict}."
     )
     st.plotly_chart(plots.importance_preview_chart(preview), width="stretch")
     st.dataframe(pd.DataFrame([r.__dict__ for r in preview.rows]), hide_index=True, width="stretch")

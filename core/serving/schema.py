@@ -549,7 +549,8 @@ def _as_trained(parse: TextParse, series: pd.Series | None) -> TextParse | None:
     if len(missing) > MAX_ENUM:
         return None
     readable = np.delete(values, bad)
-    return replace(parse, missing=tuple(sorted(missing)), example=str(readable[0]) if len(readable) else None)
+    example = _shown(readable[0]) if len(readable) else None  # as short as a column name in an error
+    return replace(parse, missing=tuple(sorted(missing)), example=example)
 
 
 def _iso_date(value: Any) -> bool:
