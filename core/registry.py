@@ -437,7 +437,7 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
         "Dataset hash": _md(version.dataset_hash),
         "Target": _md(version.target),
         "Task": _md(version.task),
-        "Model family": _md(version.model_family),
+        "Model family": _family(version.model_family),
         "Optimised metric": _md(_metric_label(tuned)) if tuned else "not recorded",
         **({"Positive class": _md(positive)} if positive is not None else {}),
         **({"Decision threshold": _score(threshold)} if threshold is not None else {}),
@@ -765,6 +765,14 @@ def _per_class_table(rows: list[dict]) -> list[str]:
 def _score(value: object) -> str:
     """A score with four decimals, as the Evaluate page shows it, so a mean and its spread line up."""
     return f"{value:.4f}" if isinstance(value, float | int) and not isinstance(value, bool) else _cell(value)
+
+
+def _family(name: str) -> str:
+    """A family by its title, with the name ``core train --models`` takes."""
+    from core.modeling.specs import family_title  # late: the serving image has no optuna
+
+    title = family_title(name)
+    return _md(name) if title == name else f"{_md(title)} ({_md(name)})"
 
 
 def _metric_label(name: str) -> str:

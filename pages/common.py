@@ -16,6 +16,8 @@ from core.config import Settings, get_settings
 from core.data.issues import Issue, detect_issues, unfixed_type_issues
 from core.data.profile import TableProfile, profile_table
 from core.errors import BadInput
+from core.modeling.metrics import METRICS
+from core.modeling.specs import family_title
 from core.prep.steps import Recipe
 from core.store import crud
 from core.store.db import make_engine, session_scope
@@ -184,13 +186,26 @@ def type_fix_prompt(dataset, issues, recipe) -> None:
             st.rerun()
 
 
+_TRIAL_STATES = {"pruned": "stopped early"}  # the trials chart's words; "complete" and "failed" read as they are
+
+
 def readable_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """A trials table for people: each trial's parameters as ``name=value`` pairs, not JSON, in
-    the last column."""
+    """A trials table for people: families by their titles, a pruned trial as stopped early, and
+    each trial's parameters as ``name=value`` pairs, not JSON, in the last column."""
 
     def pairs(text: str) -> str:
         params = json.loads(text or "{}")
         return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
     # Last: a long parameter list placed earlier pushes the scores off the right edge.
-    return trials.drop(columns="params_json").assign(params=trials["params_json"].map(pairs))
+    return trials.drop(columns="params_json").assign(
+        model=trials["model"].map(family_title), state=trials["state"].replace(_TRIAL_STATES),
+        params=trials["params_json"].map(pairs))
+
+
+def trial_columns(metric: str) -> dict[str, object]:
+    """Headers for :func:`readable_trials`' table, its score named by the metric the search ranked by."""
+    number = st.column_config.NumberColumn
+    return {"number": number("trial"), "score": number(f"{METRICS[metric].label} (CV mean)", format="%.4f"),
+            "score_std": number("± std over folds", format="%.4f"), "duration_s": number("seconds", format="%.1f"),
+            "params": "parameters"}

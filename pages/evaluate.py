@@ -11,8 +11,10 @@ from core.learning_curve import learning_curve
 from core.modeling import plots
 from core.modeling.evaluation import baseline_notes, per_class_table, threshold_note
 from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, same_positive
+from core.modeling.specs import family_title
 from core.training import class_weighted
-from pages.common import dataset_frame, engine, md, readable_trials, require_dataset, settings, show_error
+from pages.common import (dataset_frame, engine, md, readable_trials, require_dataset, settings, show_error,
+                          trial_columns)
 
 
 @st.cache_resource(max_entries=8)
@@ -131,7 +133,8 @@ if not done:
     st.info("No finished training job for this dataset yet.")
     st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
-labels = {j.id: f"#{j.id} · {j.model_name} · {j.best_model} · {j.created_at:%Y-%m-%d %H:%M}" for j in done}
+labels = {j.id: f"#{j.id} · {j.model_name} · {family_title(j.best_model or '')} · {j.created_at:%Y-%m-%d %H:%M}"
+          for j in done}
 job_id = st.selectbox("Training job", list(labels), format_func=labels.get)
 job = next(j for j in done if j.id == job_id)
 try:
@@ -141,7 +144,8 @@ except BadInput as exc:
     show_error(exc)
     st.stop()
 
-st.caption(f"{md(version.model_name)} version {version.version} · {md(job.best_model)} · {report.scheme.describe()}")
+st.caption(f"{md(version.model_name)} version {version.version} · {md(family_title(version.model_family))} · "
+           f"{report.scheme.describe()}")
 if report.no_better_than_baseline:
     st.error("This model is no better than the dummy baseline on the primary metric: it has not learned anything "
              "useful. Check the target, the features and the data.", icon=":material/block:")
@@ -197,7 +201,8 @@ if job.id in st.session_state.get("curve_jobs", set()):
 
 st.subheader("Leaderboard: every trial")
 trials = jobs.job_trials(engine(), job.id)
-st.dataframe(readable_trials(jobs.rank_trials(trials, report.primary_metric)), hide_index=True, width="stretch")
+st.dataframe(readable_trials(jobs.rank_trials(trials, report.primary_metric)), hide_index=True, width="stretch",
+             column_config=trial_columns(report.primary_metric))
 if report.threshold_metric and not METRICS[report.primary_metric].needs_proba:
     st.caption(f"The search scored {METRICS[report.primary_metric].label} with labels at 0.5; the table at the top "
                "scores the winner at its decision threshold.")

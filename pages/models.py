@@ -13,6 +13,7 @@ from core.errors import BadInput
 from core.modeling import plots
 from core.modeling.evaluation import CVScheme
 from core.modeling.metrics import METRICS, in_display_order, same_positive, tuned_metric
+from core.modeling.specs import family_title
 from core.monitoring.export import to_safe_csv
 from core.scoring import ScoredFile, score_table
 from core.training import class_weighted
@@ -51,7 +52,7 @@ def _facts(version) -> dict[str, str]:
     threshold = registry.decision_threshold(version)
     scheme = CVScheme.from_dict(cv)
     return {
-        "family": version.model_family, "status": version.status, "data": version.dataset_hash[:12],
+        "family": family_title(version.model_family), "status": version.status, "data": version.dataset_hash[:12],
         "optimised metric": METRICS[tuned_metric(cv, Task(version.task))].label,
         "decision threshold": "" if threshold is None else f"{threshold:.4g}",
         "positive class": registry.positive_class(version) or "",
@@ -167,7 +168,7 @@ table = pd.DataFrame(
         "version": [v.version for v in versions],
         "status": [v.status for v in versions],
         "aliases": [", ".join(by_version.get(v.version, [])) for v in versions],
-        "family": [v.model_family for v in versions],
+        "family": [family_title(v.model_family) for v in versions],
         "metrics (CV mean, the tuned one first)": [_headline(v) for v in versions],
         "data": [v.dataset_hash[:12] for v in versions],
         "created": [v.created_at for v in versions],

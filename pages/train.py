@@ -11,7 +11,7 @@ from core.errors import BadInput
 from core.modeling.evaluation import date_columns, time_ordered_column
 from core.modeling.metrics import METRICS, default_metric, metrics_for, positive_class
 from core.modeling.plots import leaderboard_chart
-from core.modeling.specs import specs_for
+from core.modeling.specs import family_title, specs_for
 from core.modeling.tuning import TuningConfig
 from core.prep.recipe import prepare_training_table, recipe_to_json
 from core.prep.steps import DropColumns
@@ -19,7 +19,7 @@ from core.store.models import utcnow
 from core.training import TrainRequest
 from core.wording import plural
 from pages.common import (dataset_frame, dataset_profile, engine, md, readable_trials, require_dataset, save_recipe,
-                          settings, show_error, type_fix_prompt)
+                          settings, show_error, trial_columns, type_fix_prompt)
 
 STATUS_ICON = {"QUEUED": ":material/schedule:", "RUNNING": ":material/progress_activity:", "DONE": ":material/check_circle:",
                "FAILED": ":material/error:", "CANCELLED": ":material/cancel:"}
@@ -151,7 +151,8 @@ def job_panel(job) -> None:
     budget = request.config.budget_s or 0
     m = st.columns(4)
     m[0].metric("Trials done", job.trials_done)
-    m[1].metric("Best score", "—" if job.best_score is None else f"{job.best_score:.4f}", help=job.best_model or None)
+    m[1].metric("Best score", "—" if job.best_score is None else f"{job.best_score:.4f}",
+                help=family_title(job.best_model) if job.best_model else None)
     m[2].metric("Elapsed", f"{elapsed:,.0f} s")
     m[3].metric("Budget left", f"{max(0.0, budget - elapsed):,.0f} s" if budget and job.status == "RUNNING" else "—")
     if job.status == "RUNNING" and budget:
@@ -159,11 +160,13 @@ def job_panel(job) -> None:
     trials = jobs.job_trials(engine(), job.id)
     if not trials.empty:
         metric = jobs.ranking_metric(request)
-        st.plotly_chart(leaderboard_chart(trials, greater_is_better=METRICS[metric].greater_is_better),
+        st.plotly_chart(leaderboard_chart(trials, greater_is_better=METRICS[metric].greater_is_better,
+                                          score_label=METRICS[metric].label),
                         width="stretch", key=f"lb_{job.id}_{len(trials)}")
         board = readable_trials(jobs.best_per_family(trials, metric))
         st.dataframe(board[["model", "score", "score_std", "trials", "seconds", "params"]], hide_index=True,
                      width="stretch", column_config={
+                         **trial_columns(metric),
                          "trials": st.column_config.NumberColumn(help="The family's trials so far, stopped ones too"),
                          "seconds": st.column_config.NumberColumn(format="%.1f",
                                                                   help="The search's time on the family so far")})

@@ -28,6 +28,7 @@ from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling.evaluation import EvaluationReport, aligned_proba, oof_labels
 from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, in_display_order, same_positive, signed
+from core.modeling.specs import family_title
 from core.prep.selection import ImportancePreview
 from core.wording import plural
 
@@ -492,13 +493,14 @@ def learning_curve_chart(curve: LearningCurve) -> go.Figure:
 # --- runs and trials ------------------------------------------------------------------------------
 
 
-def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True) -> go.Figure:
+def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True, score_label: str = "score") -> go.Figure:
     """Trial scores by trial number, one colour per model family, and the best score so far.
 
     Args:
         trials: Columns ``number``, ``model``, ``score``, ``state`` (Optuna's state names:
             ``COMPLETE``, ``PRUNED``, ``FAIL``...).
         greater_is_better: The score's direction, for the best-so-far line.
+        score_label: What the score is, for its axis (the metric's label).
 
     Returns:
         The figure; trials stopped early with a score (over the folds they ran) are grey
@@ -526,8 +528,9 @@ def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True) -
                           hovertemplate=f"trial %{{x}}{hover}: %{{customdata:.4g}}<extra></extra>")
 
     figure = go.Figure()
-    for model, rows in done.groupby("model", sort=True):
-        figure.add_trace(markers(rows, {}, _safe(model), ""))
+    families = done.groupby(done["model"].map(family_title))
+    for family in sorted(families.groups, key=str.casefold):  # "k-nearest neighbours" among the K's
+        figure.add_trace(markers(families.get_group(family), {}, _safe(family), ""))
     others = scored[~scored.index.isin(done.index)]
     if not others.empty:
         # Named for what the score is: a mean over the folds run, which can sit above the best line.
@@ -537,7 +540,7 @@ def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True) -
         best = done["score"].cummax() if greater_is_better else done["score"].cummin()
         figure.add_trace(go.Scatter(x=done["number"], y=best, mode="lines", line={"shape": "hv", "color": "black"},
                                     name="best so far", hovertemplate="best after trial %{x}: %{y:.4g}<extra></extra>"))
-    figure.update_layout(title="Trials", xaxis_title="trial", yaxis_title="score")
+    figure.update_layout(title="Trials", xaxis_title="trial", yaxis_title=_safe(score_label))
     if edge is not None:
         scores = scored["score"].to_numpy(dtype=float)
         far = float(max(scores, key=lambda v: sign * v))  # the good end: nothing is cut there

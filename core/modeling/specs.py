@@ -370,7 +370,7 @@ _SPECS = (
                            "num_leaves": [15, 31, 63]}),
     ),
     ModelSpec(
-        name="knn", title="K nearest neighbours", tasks=_ALL, supports_class_weight=False, kind="neighbours",
+        name="knn", title="k-nearest neighbours", tasks=_ALL, supports_class_weight=False, kind="neighbours",
         classifier=KNeighborsClassifier, regressor=KNeighborsRegressor,
         default_params=_constant({"n_neighbors": 10, "weights": "distance", "n_jobs": 1}),
         space=_knn_space, grid_points=_knn_grid,
@@ -401,6 +401,13 @@ def specs_for(task: Task) -> tuple[ModelSpec, ...]:
         The specs.
     """
     return tuple(spec for spec in SPECS.values() if Task(task) in spec.tasks)
+
+
+def family_title(name: str) -> str:
+    """A family's name as people read it: "Random forest" for ``random_forest``. A name that is
+    no family's (an old version's, say) is given back as it is."""
+    spec = SPECS.get(name)
+    return spec.title if spec is not None else name
 
 
 def get_spec(name: str, task: Task) -> ModelSpec:

@@ -61,7 +61,7 @@ def test_train_evaluate_and_models(app, store) -> None:
     assert f"({jobs.STOP_REASONS[jobs.get_job(store, job.id).stage]})" in finished  # why the search ended
     assert any(m.label == "Trials done" and int(m.value) >= 2 for m in at.metric)
     board = next(df.value for df in at.dataframe if "params" in df.value.columns).set_index("model")
-    params = board.loc["logistic_regression", "params"]
+    params = board.loc["Logistic regression", "params"]  # families by their titles
     assert board["trials"].sum() == len(jobs.job_trials(store, job.id)) and (board["seconds"] > 0).all()
     assert params.startswith("C=") and "{" not in params, params  # name=value pairs, not JSON
     header = next(m.value for m in at.markdown if "**Job 1" in m.value)
@@ -71,6 +71,9 @@ def test_train_evaluate_and_models(app, store) -> None:
     _no_exceptions(at)
     metrics = next(df.value for df in at.dataframe if "vs baseline" in df.value.columns).set_index("metric")
     assert metrics.loc["ROC AUC (optimised)", "vs baseline"] == "better"  # the metric the search used
+    every_trial = next(df.value for df in at.dataframe if "duration_s" in df.value.columns)
+    assert set(every_trial["model"]) <= {"Logistic regression", "LightGBM"}, set(every_trial["model"])
+    assert set(every_trial["state"]) <= {"complete", "stopped early", "failed"}, set(every_trial["state"])
     assert "Recall of 'yes'" in metrics.index  # the class precision, recall and F1 describe
     report = jobs.load_report(job.id, settings=get_settings())
     assert any(f"at the decision threshold {report.threshold:.3g}" in c.value for c in at.caption)

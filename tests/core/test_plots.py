@@ -289,14 +289,17 @@ def test_partial_dependence_reads_text_as_the_recipe_does() -> None:
 def test_leaderboard_chart() -> None:
     trials = pd.DataFrame({
         "number": [0, 1, 2, 3, 4, 5],
-        "model": ["lightgbm", "<b>rf</b>", "lightgbm", "<b>rf</b>", "lightgbm", "knn"],
+        "model": ["lightgbm", "<b>rf</b>", "lightgbm", "<b>rf</b>", "knn", "mlp"],
         "score": [0.80, 0.85, 0.70, 0.90, 0.60, np.nan],
         "state": ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE", "COMPLETE", "FAIL"],
     })
-    figure = plots.leaderboard_chart(trials)
+    figure = plots.leaderboard_chart(trials, score_label="ROC <AUC>")
     assert _types(figure) == {"scatter"}
     names = [t.name for t in figure.data]
-    assert names == ["&lt;b&gt;rf&lt;/b&gt;", "lightgbm", "stopped early (folds run)", "best so far"]
+    # Families by their titles; a name that is no family's as it is, escaped.
+    assert names == ["&lt;b&gt;rf&lt;/b&gt;", "k-nearest neighbours", "LightGBM", "stopped early (folds run)",
+                     "best so far"]  # in alphabetical order, whatever the case
+    assert figure.layout.yaxis.title.text == "ROC &lt;AUC&gt;"
     assert list(figure.data[-1].y) == [0.80, 0.85, 0.90, 0.90]
     assert list(plots.leaderboard_chart(trials, greater_is_better=False).data[-1].y) == [0.80, 0.80, 0.80, 0.60]
     assert figure.layout.xaxis.dtick == 1  # a few trials: whole trial numbers only
@@ -323,7 +326,7 @@ def test_leaderboard_chart_keeps_far_worse_trials_from_flattening_the_rest() -> 
     assert list(stopped.marker.symbol) == ["triangle-down"] * 2
     assert list(stopped.customdata) == [0.38, 0.62]  # the true scores, for the hover text
     assert "2 trials scoring below" in figure.layout.title.text
-    lr = figure.data[[t.name for t in figure.data].index("lr")]
+    lr = figure.data[[t.name for t in figure.data].index("lr")]  # not a family's name: shown as it is
     assert list(lr.y) == [0.949, 0.9493, 0.90] and set(lr.marker.symbol) == {"circle"}
     # Lower is better (RMSE): the far-worse trials are the high ones, pinned at the top.
     errors = trials.assign(score=10 * (1 - trials["score"]))

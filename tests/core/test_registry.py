@@ -426,6 +426,7 @@ def test_model_card_shows_metrics_and_escapes_user_text(engine, settings: Settin
     assert lines[0] == r"# Model card: churn\_model v2, version 1"
     assert "| ROC AUC | 0.9123 |  |" in lines and "| Accuracy | 0.8750 |  |" in lines  # plain numbers
     assert "| Aliases | champion |" in lines
+    assert r"| Model family | Logistic regression (logistic\_regression) |" in lines  # the title, and the CLI's name
     assert "| folds | 5 |" in lines and "| Status | READY |" in lines
     assert any(line.startswith("| sklearn | ") for line in lines)
     assert "## Intended use" in lines and "## Limitations" in lines

@@ -22,7 +22,7 @@ from core.config import SAMPLES_DIR
 from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling.metrics import score
-from core.modeling.specs import SPECS, ModelSpec, baseline, get_spec, specs_for
+from core.modeling.specs import SPECS, ModelSpec, baseline, family_title, get_spec, specs_for
 from core.prep.pipeline import build_pipeline
 from core.prep.plan import FeaturePlan
 from core.prep.recipe import prepare_training_table
@@ -203,6 +203,13 @@ def test_families_per_task() -> None:
     assert type(get_spec("random_forest", Task.REGRESSION).build(None, task="regression", seed=0)).__name__ == (
         "RandomForestRegressor"
     )
+
+
+def test_family_titles() -> None:
+    assert family_title("random_forest") == "Random forest"
+    assert family_title("knn") == "k-nearest neighbours"
+    assert family_title("dummy") == "dummy"  # no family's name: as it is
+    assert len({family_title(name) for name in SPECS}) == len(SPECS)  # no two families read alike
 
 
 def test_get_spec_errors() -> None:
