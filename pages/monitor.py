@@ -7,6 +7,7 @@ page change never cuts it; the page watches its recorded run.
 """
 from __future__ import annotations
 
+import html
 import time
 from datetime import timedelta
 
@@ -117,15 +118,20 @@ def health_section(row: Deployment, window: str) -> None:
         st.caption("No predictions logged in this window.")
         return
     left, right = st.columns(2)
-    left.plotly_chart(px.bar(volume, x="time", y=["requests", "rows"], barmode="group", title="Volume"),
-                      key="mon_volume")
+    left.plotly_chart(px.bar(volume, x="time", y=["requests", "rows"], barmode="group", title="Volume")
+                      .update_layout(legend_title_text="", yaxis_title="count"), key="mon_volume")
     dist = health.prediction_distribution(log_engine(row), model_name=row.model_name, version=row.version, since=since,
                                           freq=BUCKETS[window])
     if "label" in dist.columns and not dist.empty:
-        classes = px.bar(dist, x="time", y="share", color="label", title="Predicted classes")
         # A bar as wide as its bucket: left to plotly, one bucket's stacked bars are a millisecond
         # wide and the time axis is labelled in fractions of a second.
-        classes.update_traces(width=pd.Timedelta(BUCKETS[window]).total_seconds() * 1000 * 0.8)
+        width = pd.Timedelta(BUCKETS[window]).total_seconds() * 1000 * 0.8
+        # go.Bar, not px.bar: px puts each class in its own offset group, and those do not stack
+        # (one bucket's classes were drawn over each other, the largest share hiding the rest).
+        classes = go.Figure([go.Bar(x=part["time"], y=part["share"], name=html.escape(str(label)), width=width)
+                             for label, part in dist.groupby("label", sort=True)])
+        classes.update_layout(barmode="stack", title="Predicted classes", xaxis_title="time",
+                              yaxis={"title": "share of the rows", "range": [0, 1]})
         right.plotly_chart(classes, key="mon_dist")
     elif not dist.empty:
         right.plotly_chart(px.line(dist, x="time", y=["p10", "p50", "p90"], title="Predicted values"),
@@ -161,7 +167,13 @@ def drift_section(row: Deployment, window: str) -> float | None:
                        help=f"{p.method}: {p.score:.4g} (threshold {p.threshold:.4g})")
     st.caption(f"{r.n_current:,} logged rows against {r.n_reference:,} reference rows.")
     table = result.table()
-    st.dataframe(table, hide_index=True, key="mon_drift_table")
+    st.dataframe(table, hide_index=True, key="mon_drift_table", column_config={
+        # p-values reach 1e-18: in plain decimals the column showed only the last digits.
+        "score": st.column_config.NumberColumn(format="%.3g"),
+        "threshold": st.column_config.NumberColumn(format="%.3g"),
+        "importance": st.column_config.NumberColumn(
+            format="percent", help="How much the model leans on the column, as a share of all columns: what "
+                                   "shuffling it on the reference sample does to the model's own predictions")})
     chart = go.Figure([go.Bar(x=table["column"], y=table["score"], name="score"),
                        go.Scatter(x=table["column"], y=table["threshold"], mode="markers", name="threshold")])
     chart.update_layout(title="Score against threshold (p-values: drift below; distances: drift above)")
@@ -178,9 +190,9 @@ def drift_section(row: Deployment, window: str) -> float | None:
 
         with st.spinner("Evidently is building the report…"):
             st.session_state[f"{key}_html"] = drift_report_html(result.reference, result.current)
-    html = st.session_state.get(f"{key}_html")
-    if html is not None:
-        right.download_button("Drift report (HTML)", html, file_name="drift_report.html", mime="text/html",
+    report_html = st.session_state.get(f"{key}_html")
+    if report_html is not None:
+        right.download_button("Drift report (HTML)", report_html, file_name="drift_report.html", mime="text/html",
                               key="mon_report_dl")
     return r.share_drifted
 

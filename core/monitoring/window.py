@@ -3,7 +3,8 @@
 What the Monitor page shows under "Data drift" (the CLI's ``monitor`` computes the same numbers):
 feature drift (:func:`core.monitoring.drift.detect_drift`), prediction drift (the served model's
 predictions on the reference sample against the logged predictions) and the features ranked by
-drift and permutation importance (importance on the reference sample, which carries the target).
+drift and how much the model leans on each column (:func:`_reliance`: permutation importance against
+the model's own predictions on the reference sample, which needs no labels).
 """
 from __future__ import annotations
 
@@ -35,13 +36,15 @@ class WindowDrift:
     reference: pd.DataFrame  # the compared columns of both sides (for the HTML report)
     current: pd.DataFrame
     notes: tuple[str, ...] = ()
+    weighted: bool = False  # whether ``ranked`` weighs drift by importance (else drift alone)
 
     def table(self) -> pd.DataFrame:
-        """One row per compared feature, most urgent first (drift x importance)."""
+        """One row per compared feature, most urgent first (drift x importance); the importance
+        (a share of the total) is left empty when it was not computed."""
         order = {r.column: i for i, r in enumerate(self.ranked)}
-        importance = {r.column: r.importance for r in self.ranked}
+        importance = {r.column: r.importance for r in self.ranked} if self.weighted else {}
         rows = [{"column": c.column, "method": c.method, "score": c.score, "threshold": c.threshold,
-                 "drifted": c.drifted, "importance": importance.get(c.column, 0.0), "note": c.note}
+                 "drifted": c.drifted, "importance": importance.get(c.column), "note": c.note}
                 for c in self.result.columns]
         return pd.DataFrame(rows, columns=["column", "method", "score", "threshold", "drifted", "importance",
                                            "note"]).sort_values(
@@ -94,15 +97,19 @@ def window_drift(engine: Engine, deployment: Deployment, settings: Settings, log
     except BadInput as exc:
         notes.append(f"prediction drift and importance need the model: {exc}")
     if pipeline is not None:
+        features = [c for c in reference.columns if c != target]
+        predicted = None
         try:
-            features = [c for c in reference.columns if c != target]
-            prediction = prediction_drift(pd.Series(pipeline.predict(reference[features])), logged["prediction"])
+            predicted = pd.Series(pipeline.predict(reference[features]))
+            prediction = prediction_drift(predicted, logged["prediction"])
         except (BadInput, ValueError, KeyError) as exc:
             notes.append(f"prediction drift not computed: {str(exc)[:120]}")
-        if importance and target and target in reference.columns:
-            weights = _importance(pipeline, reference, target, _task(deployment))
+        if importance and predicted is not None:
+            weights = _reliance(pipeline, reference[features], predicted, _task(deployment))
+            if not weights:
+                notes.append("importance not computed: the features are ranked by drift alone")
     return WindowDrift(result=result, prediction=prediction, ranked=rank_by_drift_and_importance(result, weights),
-                       reference=reference[columns], current=current, notes=tuple(notes))
+                       reference=reference[columns], current=current, notes=tuple(notes), weighted=bool(weights))
 
 
 def _meta(deployment: Deployment) -> dict:
@@ -122,17 +129,20 @@ def _task(deployment: Deployment) -> str | None:
     return _meta(deployment).get("task")
 
 
-def _importance(pipeline, reference: pd.DataFrame, target: str, task: str | None) -> dict[str, float]:
-    """Permutation importance of each feature on the reference sample; empty when it cannot be computed."""
+def _reliance(pipeline, X: pd.DataFrame, predicted: pd.Series, task: str | None) -> dict[str, float]:
+    """How much the model leans on each column of ``X`` (its reference sample): the share of its
+    predicted classes that change, or the R² its predictions lose (regression), when the column is
+    shuffled. Scored against the model's own predictions, so it needs no labels (the reference
+    sample has none) and weighs a drifted column by what it does to the predictions. Empty when it
+    cannot be computed."""
     from core.modeling.evaluation import permutation_importance_table
 
-    labelled = reference.dropna(subset=[target])
-    if labelled.empty or task is None:
+    if task is None:
         return {}
-    metric = "accuracy" if task != "regression" else "r2"
     try:
-        table = permutation_importance_table(pipeline, labelled.drop(columns=[target]), labelled[target], task=task,
-                                             metric=metric, seed=0, max_rows=IMPORTANCE_ROWS, repeats=2)
+        table = permutation_importance_table(pipeline, X, predicted, task=task,
+                                             metric="r2" if task == "regression" else "accuracy", seed=0,
+                                             max_rows=IMPORTANCE_ROWS, repeats=2)
     except (BadInput, ValueError):
         return {}
     return dict(zip(table["column"], table["importance_mean"]))

@@ -78,6 +78,10 @@ def test_health_drift_performance_and_alerts(app, engine, settings, registered, 
     table = _table(at, "threshold")
     assert list(table.columns[:5]) == ["column", "method", "score", "threshold", "drifted"]
     assert len(table) >= 4 and {"bill_length_mm", "island"} <= set(table["column"])
+    # How much the model leans on each column, from its own predictions (the reference sample has no
+    # labels): a share of the whole, and the penguins' bill length moves the predicted species.
+    assert table["importance"].notna().all() and table["importance"].sum() == pytest.approx(1.0)
+    assert table.set_index("column").loc["bill_length_mm", "importance"] > 0.05
     assert any(m.label == "Share drifted" for m in at.metric)
     assert any(m.label == "Prediction drift" for m in at.metric)
 
@@ -165,6 +169,10 @@ def test_charts_csv_report_and_a_labels_file(app, engine, settings, registered, 
     assert _series(charts["Predicted classes"]) == predicted
     hour_ms = 3_600_000  # the default window, the last day, is bucketed by the hour
     assert {t["width"] for t in charts["Predicted classes"]["data"]} == {0.8 * hour_ms}
+    # Stacked: each bucket's class shares add up to one bar of height 1, not bars drawn over each other.
+    assert charts["Predicted classes"]["layout"]["barmode"] == "stack"
+    assert all("offsetgroup" not in t for t in charts["Predicted classes"]["data"])
+    assert sum(y for t in charts["Predicted classes"]["data"] for y in t["y"]) == pytest.approx(1.0)
 
     # Drift: the score-against-threshold chart and a CSV that no spreadsheet runs as a formula.
     at.button(key="mon_drift_go").click().run()
