@@ -18,6 +18,7 @@ import streamlit as st
 
 from core import deploy, registry
 from core.errors import BadInput
+from core.modeling.metrics import METRICS
 from core.monitoring import alerts, health, performance, retrain, triggers
 from core.monitoring.export import to_safe_csv
 from core.monitoring.policy import PromotionPolicy
@@ -222,14 +223,28 @@ def performance_section(row: Deployment, window: str) -> None:
         st.caption("No labelled predictions yet: send labels to the service's /feedback, or upload a file.")
         return
     metric = report.model.primary_metric
-    figure = px.line(report.windows, x="window_start", y=metric, markers=True, title=str(metric))
+    label = METRICS[metric].label
+    figure = px.line(report.windows, x="window_start", y=metric, markers=True, title=label,
+                     labels={metric: label, "window_start": "window"})
+    if report.windows["window_start"].nunique() == 1:  # plotly spans one point by a millisecond
+        start = pd.Timestamp(report.windows["window_start"].iloc[0])
+        figure.update_xaxes(range=[start - pd.Timedelta(BUCKETS[window]), start + pd.Timedelta(BUCKETS[window])])
     if metric in report.model.training:
         figure.add_hline(y=report.model.training[metric], line_dash="dash", annotation_text="training CV")
     st.plotly_chart(figure, key="mon_perf_chart")
-    st.dataframe(report.comparison(), hide_index=True, key="mon_perf_table")
+    table = report.comparison()
+    direction = table["change"] * table["greater_is_better"].map({True: 1, False: -1})
+    table["vs training"] = direction.map(lambda d: "" if pd.isna(d) else "better" if d > 0 else
+                                         "worse" if d < 0 else "same")
+    st.dataframe(table, hide_index=True, key="mon_perf_table",
+                 column_order=("label", "training_cv", "latest", "change", "vs training"),
+                 column_config={"label": "metric", "training_cv": st.column_config.NumberColumn("training CV"),
+                                "latest": st.column_config.NumberColumn("latest window")})
     of = (f" Precision, recall, F1 and PR AUC describe '{md(report.model.positive_class)}', the version's positive "
           "class." if report.model.positive_class is not None else "")
-    st.caption(f"{report.labelled_rows:,} labelled rows; {report.unmatched_labels:,} labels matched no prediction.{of}")
+    unmatched = (f"; {report.unmatched_labels:,} labels matched no prediction of version {row.version} in the window "
+                 "(they may be another version's, such as an A/B test's challenger)" if report.unmatched_labels else "")
+    st.caption(f"{report.labelled_rows:,} labelled rows{unmatched}.{of}")
 
 
 # --------------------------------------------------------------------------- alerts
@@ -424,12 +439,31 @@ def ab_section(row: Deployment) -> None:
         st.caption(f"Predictions of these two versions logged since {scope.since:%Y-%m-%d %H:%M:%S} UTC.")
     traffic = abstats.variant_traffic(log_engine(row), scope=scope)
     if traffic:
-        st.dataframe(pd.DataFrame([abstats.as_dict(t) for t in traffic]), hide_index=True, key="mon_ab_traffic")
+        table = pd.DataFrame([abstats.as_dict(t) for t in traffic])
+        # Shares and quantiles as words, not a JSON object with 17 digits per number.
+        table["predictions"] = [", ".join(f"{k} {v:.0%}" for k, v in t.class_shares.items()) if t.class_shares else
+                                ", ".join(f"{k} {v:.4g}" for k, v in (t.value_quantiles or {}).items())
+                                for t in traffic]
+        st.dataframe(table, hide_index=True, key="mon_ab_traffic",
+                     column_order=("variant", "model_version", "requests", "rows", "latency_p50_ms", "latency_p95_ms",
+                                   "latency_p99_ms", "predictions"),
+                     column_config={"model_version": "version",
+                                    **{f"latency_{p}_ms": st.column_config.NumberColumn(f"{p} latency (ms)",
+                                                                                        format="%.2f")
+                                       for p in ("p50", "p95", "p99")}})
     try:
         verdict = abstats.compare_variants(log_engine(row), scope=scope)
-        st.info(md(verdict.verdict), icon=":material/balance:")
     except BadInput as exc:
         show_error(exc)
+    else:
+        named = "error rate" if verdict.metric == "error_rate" else verdict.metric.upper()
+        st.dataframe(pd.DataFrame([{"variant": v.variant, "version": v.model_version, "labelled predictions": v.n,
+                                    named: v.value,
+                                    "95% interval": "" if v.ci_low is None else f"{v.ci_low:.4f} – {v.ci_high:.4f}"}
+                                   for v in (verdict.champion, verdict.challenger)]),
+                     hide_index=True, key="mon_ab_performance",
+                     column_config={named: st.column_config.NumberColumn(format="%.4f")})
+        st.info(md(verdict.verdict), icon=":material/balance:")
     actions = (("Promote the challenger", "mon_ab_promote", abtest.promote),
                ("Stop (keep the champion)", "mon_ab_stop", abtest.stop_ab))
     for col, (label, key, action) in zip(st.columns(2), actions):

@@ -206,9 +206,13 @@ def test_charts_csv_report_and_a_labels_file(app, engine, settings, registered, 
     predictions = [p["prediction"] for a in answers for p in a["predictions"]]
     balanced = balanced_accuracy_score(labels["label"], predictions)  # the classifier's primary metric
     assert perf.loc["balanced_accuracy", "latest"] == pytest.approx(balanced)
-    figure = _charts(at)["balanced_accuracy"]
+    figure = _charts(at)["Balanced accuracy"]  # the metric's label, not its identifier
     [line] = figure["data"]
     assert line["y"][-1] == pytest.approx(balanced)
+    if len(set(line["x"])) == 1:  # one window (the traffic did not straddle the hour): two buckets around it
+        low, high = (pd.Timestamp(t) for t in figure["layout"]["xaxis"]["range"])
+        assert high - low == pd.Timedelta(hours=2)  # not plotly's millisecond
+    assert perf.loc["balanced_accuracy", "vs training"] in ("better", "worse", "same")
     cv_line = [s for s in figure["layout"]["shapes"] if s.get("type") == "line"]
     assert len(cv_line) == 1 and cv_line[0]["y0"] == pytest.approx(perf.loc["balanced_accuracy", "training_cv"])
     assert any("20 labelled rows" in c.value for c in at.caption)
@@ -300,6 +304,10 @@ def test_ab_section_traffic_verdict_and_promotion(app, engine, settings, registe
     expected = {"champion": sum(v == 1 for v in seen.values()), "challenger": sum(v == 2 for v in seen.values())}
     assert traffic["requests"].to_dict() == expected
     assert traffic["model_version"].to_dict() == {"champion": 1, "challenger": 2}
+    assert all(shares.endswith("%") and "{" not in shares for shares in traffic["predictions"])  # words, not JSON
+    performance = _table(at, "labelled predictions").set_index("variant")
+    assert performance["labelled predictions"].to_dict() == expected
+    assert performance["error rate"].tolist() == [0.0, 0.0]  # every label is the prediction it answers
     assert len(at.info) >= 1 and at.info[-1].value  # the verdict (too few labels yet: it says how many more)
 
     at.button(key="mon_ab_promote").click().run()
