@@ -48,6 +48,15 @@ def _since(window: str):
     return None if span is None else utcnow() - span
 
 
+def _one_point_spread(figure: go.Figure, times: pd.Series, pad: pd.Timedelta) -> go.Figure:
+    """``figure`` with its time axis ``pad`` either side of a lone point: plotly spans one
+    timestamp by a millisecond and labels the axis in fractions of a second."""
+    if times.nunique() == 1:
+        at = pd.Timestamp(times.iloc[0])
+        figure.update_xaxes(range=[at - pad, at + pad])
+    return figure
+
+
 def _ms(value: float | None) -> str:
     return "–" if value is None or value != value else f"{value * 1000:.1f} ms"
 
@@ -81,13 +90,17 @@ def health_section(row: Deployment, window: str) -> None:
     elif not now.up:
         st.warning(f"The service did not answer: {md(now.error or 'unknown error')}", icon=":material/cloud_off:")
     else:
-        cols = st.columns(6)
+        cols = st.columns(7)
         cols[0].metric("Requests/s", "–" if now.requests_per_s is None else f"{now.requests_per_s:.3g}")
         cols[1].metric("p50", _ms(now.p50_s))
         cols[2].metric("p95", _ms(now.p95_s))
         cols[3].metric("p99", _ms(now.p99_s))
-        cols[4].metric("Error rate", "–" if now.error_rate is None else f"{now.error_rate:.2%}")
-        cols[5].metric("In flight", f"{now.in_flight:.0f}")
+        cols[4].metric("Error rate", "–" if now.error_rate is None else f"{now.error_rate:.2%}",
+                       help="Requests the service failed (5xx).")
+        cols[5].metric("Refused", "–" if now.refused_rate is None else f"{now.refused_rate:.2%}",
+                       help="Requests the service refused (4xx): rows that break the schema, a missing token. "
+                            "A rise means a client sends something new.")
+        cols[6].metric("In flight", f"{now.in_flight:.0f}")
         span = "since the service started" if now.window_s is None else f"over the last {now.window_s:.0f} s"
         st.caption(f"{now.requests:.0f} requests {span}; {now.requests_total:.0f} in total.")
     try:
@@ -100,15 +113,16 @@ def health_section(row: Deployment, window: str) -> None:
         st.caption(f"No health history yet (from {source}); it needs two snapshots.")
     else:
         left, right = st.columns(2)
-        # Markers: two snapshots give one rate, a single point that a bare line would not draw.
-        left.plotly_chart(px.line(series, x="time", y=["requests_per_s"], title="Requests/s", markers=True),
-                          key="mon_rps")
-        right.plotly_chart(px.line(series, x="time", y=["p50_s", "p95_s", "p99_s"], title="Latency (s)",
-                                   markers=True), key="mon_latency")
-        left.plotly_chart(px.line(series, x="time", y=["error_rate"], title="Error rate", markers=True),
-                          key="mon_errors")
-        right.plotly_chart(px.line(series, x="time", y=["in_flight"], title="In flight", markers=True),
-                           key="mon_inflight")
+        charts = (("Requests/s", {"requests_per_s": "requests/s"}, left, "mon_rps"),
+                  ("Latency (s)", {"p50_s": "p50", "p95_s": "p95", "p99_s": "p99"}, right, "mon_latency"),
+                  ("Error rate", {"error_rate": "5xx share"}, left, "mon_errors"),
+                  ("In flight", {"in_flight": "in flight"}, right, "mon_inflight"))
+        for title, names, slot, key in charts:
+            # Markers: two snapshots give one rate, a single point that a bare line would not draw.
+            figure = px.line(series.rename(columns=names), x="time", y=list(names.values()), title=title,
+                             markers=True)
+            figure.update_layout(legend_title_text="", yaxis_title=None, showlegend=len(names) > 1)
+            slot.plotly_chart(_one_point_spread(figure, series["time"], pd.Timedelta(minutes=1)), key=key)
         st.caption(f"From {source}.")
 
     st.subheader("Predictions")
@@ -226,9 +240,7 @@ def performance_section(row: Deployment, window: str) -> None:
     label = METRICS[metric].label
     figure = px.line(report.windows, x="window_start", y=metric, markers=True, title=label,
                      labels={metric: label, "window_start": "window"})
-    if report.windows["window_start"].nunique() == 1:  # plotly spans one point by a millisecond
-        start = pd.Timestamp(report.windows["window_start"].iloc[0])
-        figure.update_xaxes(range=[start - pd.Timedelta(BUCKETS[window]), start + pd.Timedelta(BUCKETS[window])])
+    _one_point_spread(figure, report.windows["window_start"], pd.Timedelta(BUCKETS[window]))
     if metric in report.model.training:
         figure.add_hline(y=report.model.training[metric], line_dash="dash", annotation_text="training CV")
     st.plotly_chart(figure, key="mon_perf_chart")
@@ -254,7 +266,7 @@ def alerts_section(row: Deployment, drift_share: float | None) -> None:
     st.subheader("Alerts")
     with st.form("mon_rule_form", clear_on_submit=False):
         cols = st.columns(4)
-        kind = cols[0].selectbox("Kind", alerts.KINDS, key="mon_rule_kind")
+        kind = cols[0].selectbox("Kind", alerts.KINDS, key="mon_rule_kind", format_func=alerts.kind_label)
         threshold = cols[1].number_input("Threshold", value=0.5, min_value=0.0, format="%.4f", key="mon_rule_threshold")
         minutes = cols[2].number_input("Window (minutes)", value=15, min_value=1, max_value=7 * 24 * 60,
                                        key="mon_rule_window")
@@ -383,8 +395,9 @@ def retrain_history(row: Deployment) -> None:
         st.caption("No retrain, promotion or rollback recorded for this model yet.")
         return
     st.dataframe(pd.DataFrame([{"run": r.id, "started": r.started_at, "kind": r.kind, "trigger": r.trigger,
-                                "status": r.status, "decision": r.decision, "champion": r.champion_version,
-                                "challenger": r.challenger_version, "metric": r.metric,
+                                "status": r.status, "decision": (r.decision or "").replace("_", " "),
+                                "champion": r.champion_version, "challenger": r.challenger_version,
+                                "metric": METRICS[r.metric].label if r.metric in METRICS else r.metric,
                                 "champion score": r.champion_score,
                                 "challenger score": getattr(r, "challenger_score", None),
                                 "message": r.message, "note": r.note} for r in runs]),

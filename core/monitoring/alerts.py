@@ -49,7 +49,13 @@ OK, FIRING, RESOLVED = "ok", "firing", "resolved"
 WEBHOOK_TIMEOUT_S = 5.0
 _LABELS = {"p99_latency": "p99 latency (s)", "error_rate": "error rate", "drift_share": "drifted feature share",
            "performance_drop": "drop against the training score", "no_traffic": "requests in the window"}
+
 _PROMETHEUS_KINDS = ("p99_latency", "error_rate", "no_traffic")  # the others are computed by ShipML only
+
+
+def kind_label(kind: str) -> str:
+    """What a rule of ``kind`` watches, in words (``"p99 latency (s)"`` for ``p99_latency``)."""
+    return "no traffic" if kind == "no_traffic" else _LABELS.get(kind, kind)
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ class HealthNow:
     requests: float  # /predict requests in the window
     requests_per_s: float | None
     error_rate: float | None  # share of /predict answered 5xx; None without requests
+    refused_rate: float | None  # share answered 4xx: rows the schema refused, a bad token...
     p50_s: float | None
     p95_s: float | None
     p99_s: float | None
@@ -322,13 +323,15 @@ def window_stats(old: Snapshot | None, new: Snapshot) -> HealthNow:
     requests = {k: _increase(v, old_requests.get(k, 0.0), reset) for k, v in new.requests.items()}
     total = float(sum(requests.values()))
     errors = float(sum(v for k, v in requests.items() if k.startswith("5")))
+    refused = float(sum(v for k, v in requests.items() if k.startswith("4")))
     buckets = [(le, _increase(c, old_buckets.get(le, 0.0), reset)) for le, c in new.latency_buckets]
     rows = _increase(new.prediction_rows, old_rows, reset)
     per_s = (lambda x: x / window) if window and window > 0 else (lambda x: None)
     quantile = (lambda q: _none_if_nan(histogram_quantile(q, buckets)))
     return HealthNow(
         up=new.ok, taken_at=new.taken_at, window_s=window, requests=total, requests_per_s=per_s(total),
-        error_rate=errors / total if total > 0 else None, p50_s=quantile(0.5), p95_s=quantile(0.95),
+        error_rate=errors / total if total > 0 else None, refused_rate=refused / total if total > 0 else None,
+        p50_s=quantile(0.5), p95_s=quantile(0.95),
         p99_s=quantile(0.99), in_flight=new.in_flight, rows_per_s=per_s(rows),
         requests_total=new.requests_total, model=new.model, error=new.error,
     )
@@ -509,7 +512,8 @@ def current_health(engine: Engine, deployment: Deployment, settings: Settings | 
     snap = collect(engine, deployment, settings)
     if not snap.ok:
         return HealthNow(up=False, taken_at=snap.taken_at, window_s=None, requests=0.0, requests_per_s=None,
-                         error_rate=None, p50_s=None, p95_s=None, p99_s=None, in_flight=float("nan"),
+                         error_rate=None, refused_rate=None, p50_s=None, p95_s=None, p99_s=None,
+                         in_flight=float("nan"),
                          rows_per_s=None, requests_total=0.0, model={}, error=snap.error)
     return window_stats(previous[0] if previous else None, snap)
 

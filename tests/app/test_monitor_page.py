@@ -154,12 +154,16 @@ def test_charts_csv_report_and_a_labels_file(app, engine, settings, registered, 
     at.button(key="mon_collect").click().run()  # snapshot 2: rates over the traffic in between
     _no_exceptions(at)
     assert {m.label: m.value for m in at.metric}["Error rate"] == "0.00%"
+    assert {m.label: m.value for m in at.metric}["Refused"] == "0.00%"
     # "Now" covers at least 10 s: both snapshots are younger, so it counts all 5 requests since start.
     assert any("5 requests over the last" in c.value for c in at.caption)
 
     charts = _charts(at)
     assert {"Requests/s", "Latency (s)", "Error rate", "In flight", "Volume", "Predicted classes"} <= set(charts)
-    assert _series(charts["Latency (s)"]) == {"p50_s", "p95_s", "p99_s"}
+    assert _series(charts["Latency (s)"]) == {"p50", "p95", "p99"}
+    assert len(charts["Requests/s"]["data"][0]["x"]) == 1  # two snapshots, one interval...
+    low, high = (pd.Timestamp(t) for t in charts["Requests/s"]["layout"]["xaxis"]["range"])
+    assert high - low == pd.Timedelta(minutes=2)  # ...drawn with a minute either side, not a millisecond
     rps = [y for t in charts["Requests/s"]["data"] for y in t["y"] if y is not None]
     assert rps and max(rps) > 0  # the three requests between the snapshots
     assert _series(charts["Volume"]) == {"requests", "rows"}

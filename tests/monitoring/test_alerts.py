@@ -233,3 +233,9 @@ def test_prometheus_export_passes_promtool(engine, deployment, tmp_path) -> None
     done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS: 3 rules found" in done.stdout
+
+
+def test_every_kind_has_words() -> None:
+    labels = [alerts.kind_label(kind) for kind in alerts.KINDS]
+    assert all("_" not in label for label in labels) and len(set(labels)) == len(labels)
+    assert alerts.kind_label("no_traffic") == "no traffic"

@@ -115,7 +115,8 @@ def test_collect_a_real_local_deployment(engine, settings, registered, trained) 
                 assert client.post("/predict", json={"rows": rows}).status_code == 200
             assert client.post("/predict", json={"rows": [{"nonsense": 1}]}).status_code == 422
         now = health.current_health(engine, row, settings, min_window_s=0)
-        assert now.up and now.requests == 7 and now.error_rate == 0.0  # a 422 is the caller's error
+        assert now.up and now.requests == 7 and now.error_rate == 0.0  # a 422 is the caller's error...
+        assert now.refused_rate == pytest.approx(1 / 7)  # ...counted as refused
         assert now.requests_per_s > 0 and 0 < now.p50_s <= now.p99_s < 30
         assert now.rows_per_s == pytest.approx(24 / now.window_s)
         series = health.service_health(engine, row, settings, since=first.taken_at - timedelta(seconds=1))
