@@ -49,7 +49,6 @@ OK, FIRING, RESOLVED = "ok", "firing", "resolved"
 WEBHOOK_TIMEOUT_S = 5.0
 _LABELS = {"p99_latency": "p99 latency (s)", "error_rate": "error rate", "drift_share": "drifted feature share",
            "performance_drop": "drop against the training score", "no_traffic": "requests in the window"}
-
 _PROMETHEUS_KINDS = ("p99_latency", "error_rate", "no_traffic")  # the others are computed by ShipML only
 
 

@@ -331,8 +331,8 @@ def window_stats(old: Snapshot | None, new: Snapshot) -> HealthNow:
     return HealthNow(
         up=new.ok, taken_at=new.taken_at, window_s=window, requests=total, requests_per_s=per_s(total),
         error_rate=errors / total if total > 0 else None, refused_rate=refused / total if total > 0 else None,
-        p50_s=quantile(0.5), p95_s=quantile(0.95),
-        p99_s=quantile(0.99), in_flight=new.in_flight, rows_per_s=per_s(rows),
+        p50_s=quantile(0.5), p95_s=quantile(0.95), p99_s=quantile(0.99), in_flight=new.in_flight,
+        rows_per_s=per_s(rows),
         requests_total=new.requests_total, model=new.model, error=new.error,
     )
 
@@ -513,8 +513,7 @@ def current_health(engine: Engine, deployment: Deployment, settings: Settings | 
     if not snap.ok:
         return HealthNow(up=False, taken_at=snap.taken_at, window_s=None, requests=0.0, requests_per_s=None,
                          error_rate=None, refused_rate=None, p50_s=None, p95_s=None, p99_s=None,
-                         in_flight=float("nan"),
-                         rows_per_s=None, requests_total=0.0, model={}, error=snap.error)
+                         in_flight=float("nan"), rows_per_s=None, requests_total=0.0, model={}, error=snap.error)
     return window_stats(previous[0] if previous else None, snap)
 
 

@@ -3,8 +3,8 @@
 What the Monitor page shows under "Data drift" (the CLI's ``monitor`` computes the same numbers):
 feature drift (:func:`core.monitoring.drift.detect_drift`), prediction drift (the served model's
 predictions on the reference sample against the logged predictions) and the features ranked by
-drift and how much the model leans on each column (:func:`_reliance`: permutation importance against
-the model's own predictions on the reference sample, which needs no labels).
+drift and how much the model leans on each column (:func:`_reliance`: how far its output moves when
+the column is shuffled on the reference sample, which needs no labels).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -21,9 +22,10 @@ from core.errors import BadInput
 from core.monitoring.drift import ColumnDrift, DriftResult, RankedFeature, detect_drift, prediction_drift, \
     rank_by_drift_and_importance
 from core.monitoring.health import logged_predictions
+from core.serving_io import predict_frame
 from core.store.models import Deployment
 
-IMPORTANCE_ROWS = 1000  # permutation importance on a sample: a ranking, not a publication
+IMPORTANCE_ROWS = 1000  # the reliance on each column, from a sample: a ranking, not a publication
 
 
 @dataclass(frozen=True)
@@ -91,21 +93,23 @@ def window_drift(engine: Engine, deployment: Deployment, settings: Settings, log
     notes: list[str] = []
     prediction = None
     weights: dict[str, float] = {}
-    pipeline = None
+    pipeline, info = None, {}
     try:
-        pipeline, _ = registry.load_exported(Path(deployment.model_dir)) if deployment.model_dir else (None, None)
+        pipeline, info = registry.load_exported(Path(deployment.model_dir)) if deployment.model_dir else (None, {})
     except BadInput as exc:
         notes.append(f"prediction drift and importance need the model: {exc}")
     if pipeline is not None:
         features = [c for c in reference.columns if c != target]
-        predicted = None
+        labelling = info.get("metrics") or {}
         try:
-            predicted = pd.Series(pipeline.predict(reference[features]))
-            prediction = prediction_drift(predicted, logged["prediction"])
+            # Labelled as the service labels them: a binary version at its decision threshold, not at 0.5.
+            expected = predict_frame(pipeline, reference[features], threshold=labelling.get("decision_threshold"),
+                                     positive=labelling.get("positive_class"))["prediction"]
+            prediction = prediction_drift(expected.reset_index(drop=True), logged["prediction"])
         except (BadInput, ValueError, KeyError) as exc:
             notes.append(f"prediction drift not computed: {str(exc)[:120]}")
-        if importance and predicted is not None:
-            weights = _reliance(pipeline, reference[features], predicted, _task(deployment))
+        if importance:
+            weights = _reliance(pipeline, reference[features], _task(deployment))
             if not weights:
                 notes.append("importance not computed: the features are ranked by drift alone")
     return WindowDrift(result=result, prediction=prediction, ranked=rank_by_drift_and_importance(result, weights),
@@ -129,20 +133,34 @@ def _task(deployment: Deployment) -> str | None:
     return _meta(deployment).get("task")
 
 
-def _reliance(pipeline, X: pd.DataFrame, predicted: pd.Series, task: str | None) -> dict[str, float]:
-    """How much the model leans on each column of ``X`` (its reference sample): the share of its
-    predicted classes that change, or the R² its predictions lose (regression), when the column is
-    shuffled. Scored against the model's own predictions, so it needs no labels (the reference
-    sample has none) and weighs a drifted column by what it does to the predictions. Empty when it
-    cannot be computed."""
-    from core.modeling.evaluation import permutation_importance_table
+def _reliance(pipeline, X: pd.DataFrame, task: str | None) -> dict[str, float]:
+    """How much the model leans on each column of ``X`` (its reference sample): how far its output
+    moves when the column is shuffled, on at most ``IMPORTANCE_ROWS`` rows, two shuffles each. For
+    a classifier the mean total-variation distance between its class probabilities before and
+    after (a label flip would miss a move that stays on one side of the threshold); for a
+    regression the mean absolute change over the predictions' standard deviation. It compares the
+    model with itself, so it needs no labels (the reference sample has none). Empty when it cannot
+    be computed."""
+    if task is None or X.empty:
+        return {}
+    rng = np.random.default_rng(0)
+    sample = X.sample(min(len(X), IMPORTANCE_ROWS), random_state=0).reset_index(drop=True)
+    classifier = task != "regression"
 
-    if task is None:
-        return {}
+    def output(frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(pipeline.predict_proba(frame) if classifier else pipeline.predict(frame), dtype=float)
+
     try:
-        table = permutation_importance_table(pipeline, X, predicted, task=task,
-                                             metric="r2" if task == "regression" else "accuracy", seed=0,
-                                             max_rows=IMPORTANCE_ROWS, repeats=2)
-    except (BadInput, ValueError):
+        base = output(sample)
+        scale = 1.0 if classifier else float(np.std(base)) or 1.0
+        moves = {}
+        for column in sample.columns:
+            change = 0.0
+            for _ in range(2):
+                shuffled = sample.assign(**{column: rng.permutation(sample[column].to_numpy())})
+                delta = np.abs(output(shuffled) - base)
+                change += float((0.5 * delta.sum(axis=1) if classifier else delta / scale).mean()) / 2
+            moves[str(column)] = change
+    except (AttributeError, ValueError, TypeError):  # no predict_proba, or rows the model cannot take
         return {}
-    return dict(zip(table["column"], table["importance_mean"]))
+    return moves

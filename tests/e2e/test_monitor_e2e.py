@@ -80,8 +80,8 @@ def test_monitor_shows_health_charts_and_an_alert_fires(page, monitor_app, train
     form = page.get_by_test_id("stForm")
     kind = form.get_by_test_id("stSelectbox").filter(has_text="Kind").locator("input").first
     kind.click()
-    page.keyboard.type("p99_latency")
-    page.get_by_role("option", name="p99_latency", exact=True).first.click()
+    page.keyboard.type("p99 latency")
+    page.get_by_role("option", name="p99 latency (s)", exact=True).first.click()  # the kind in words
     threshold = form.get_by_test_id("stNumberInput").filter(has_text="Threshold").locator("input")
     threshold.fill("0")
     form.get_by_role("button", name="Add rule").click()
