@@ -206,6 +206,7 @@ def readable_trials(trials: pd.DataFrame) -> pd.DataFrame:
 def trial_columns(metric: str) -> dict[str, object]:
     """Headers for :func:`readable_trials`' table, its score named by the metric the search ranked by."""
     number = st.column_config.NumberColumn
-    return {"number": number("trial"), "score": number(f"{METRICS[metric].label} (CV mean)", format="%.4f"),
+    return {"number": number("trial"), "model": st.column_config.TextColumn(width="medium"),  # whole while it runs
+            "score": number(f"{METRICS[metric].label} (CV mean)", format="%.4f"),
             "score_std": number("± std over folds", format="%.4f"), "duration_s": number("seconds", format="%.1f"),
             "params": "parameters"}
