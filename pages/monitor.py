@@ -22,7 +22,7 @@ from core.modeling.metrics import METRICS
 from core.monitoring import alerts, health, performance, retrain, triggers
 from core.monitoring.export import to_safe_csv
 from core.monitoring.policy import PromotionPolicy
-from core.monitoring.window import window_drift
+from core.monitoring.window import MIN_BUCKET_ROWS, drift_over_time, window_drift
 from core.store.models import Deployment, utcnow
 from pages.common import engine, md, settings, show_error
 
@@ -164,6 +164,8 @@ def drift_section(row: Deployment, window: str) -> float | None:
         try:
             with st.spinner("Comparing the window with the training reference sample…"):
                 st.session_state[key] = window_drift(engine(), row, settings(), log_engine(row), since=_since(window))
+                st.session_state[f"{key}_time"] = drift_over_time(engine(), row, settings(), log_engine(row),
+                                                                  since=_since(window), freq=BUCKETS[window])
         except BadInput as exc:
             st.session_state.pop(key, None)
             show_error(exc)
@@ -193,6 +195,12 @@ def drift_section(row: Deployment, window: str) -> float | None:
                        go.Scatter(x=table["column"], y=table["threshold"], mode="markers", name="threshold")])
     chart.update_layout(title="Score against threshold (p-values: drift below; distances: drift above)")
     st.plotly_chart(chart, key="mon_drift_chart")
+    over_time = st.session_state.get(f"{key}_time")
+    if over_time is not None and not over_time.empty:
+        st.plotly_chart(_drift_over_time_chart(over_time, BUCKETS[window]), key="mon_drift_time")
+        span = {"5min": "five minutes", "1h": "hour", "1D": "day"}[BUCKETS[window]]
+        st.caption(f"Each {span} of the window against the reference sample; one with fewer than {MIN_BUCKET_ROWS} "
+                   "logged rows is left out.")
     for note in result.notes:
         st.caption(md(note))
     for skipped in r.skipped:
@@ -210,6 +218,20 @@ def drift_section(row: Deployment, window: str) -> float | None:
         right.download_button("Drift report (HTML)", report_html, file_name="drift_report.html", mime="text/html",
                               key="mon_report_dl")
     return r.share_drifted
+
+
+def _drift_over_time_chart(over_time: pd.DataFrame, bucket: str) -> go.Figure:
+    """The share of drifted features per bucket against the dataset's threshold; the drifted
+    columns in the hover text."""
+    figure = go.Figure(go.Scatter(
+        x=over_time["time"], y=over_time["share_drifted"], mode="lines+markers", name="share drifted",
+        customdata=list(zip(over_time["rows"], over_time["drifted"].map(lambda c: html.escape(c) or "none"))),
+        hovertemplate="%{x}: %{y:.0%} of the features drifted (%{customdata[0]} rows): %{customdata[1]}<extra></extra>"))
+    threshold = float(over_time["drift_share"].iloc[0])
+    figure.add_hline(y=threshold, line_dash="dash", annotation_text=f"the dataset drifts at {threshold:.0%}")
+    figure.update_layout(title="Drift over time", xaxis_title="time", showlegend=False,
+                         yaxis={"title": "share of features drifted", "range": [0, 1.05], "tickformat": ".0%"})
+    return _one_point_spread(figure, over_time["time"], pd.Timedelta(bucket))
 
 
 # --------------------------------------------------------------------------- performance

@@ -25,6 +25,7 @@ from core.monitoring.health import logged_predictions
 from core.serving_io import predict_frame
 from core.store.models import Deployment
 
+MIN_BUCKET_ROWS = 30  # a drift test on fewer rows says little
 IMPORTANCE_ROWS = 1000  # the reliance on each column, from a sample: a ranking, not a publication
 
 
@@ -79,15 +80,8 @@ def window_drift(engine: Engine, deployment: Deployment, settings: Settings, log
     Raises:
         BadInput: No reference sample, no logged predictions in the window, or no shared column.
     """
-    reference = reference_sample(engine, deployment, settings)
-    logged = logged_predictions(log_engine, model_name=deployment.model_name, version=deployment.version,
-                                since=since, until=until, inputs=True)
-    if logged.empty:
-        raise BadInput("no logged predictions in this window yet")
+    reference, logged, columns = _compared(engine, deployment, settings, log_engine, since=since, until=until)
     target = _target(deployment)
-    columns = [c for c in reference.columns if c in logged.columns and c != target]
-    if not columns:
-        raise BadInput("the logged requests share no column with the reference sample")
     current = logged[columns].infer_objects()
     result = detect_drift(reference[columns], current)
     notes: list[str] = []
@@ -114,6 +108,50 @@ def window_drift(engine: Engine, deployment: Deployment, settings: Settings, log
                 notes.append("importance not computed: the features are ranked by drift alone")
     return WindowDrift(result=result, prediction=prediction, ranked=rank_by_drift_and_importance(result, weights),
                        reference=reference[columns], current=current, notes=tuple(notes), weighted=bool(weights))
+
+
+def drift_over_time(engine: Engine, deployment: Deployment, settings: Settings, log_engine: Engine, *,
+                    since: datetime | None = None, until: datetime | None = None, freq: str = "1h") -> pd.DataFrame:
+    """The window's drift bucket by bucket: when the inputs started to move, and which.
+
+    Each bucket of ``freq`` with at least ``MIN_BUCKET_ROWS`` logged rows is compared with the
+    reference sample as :func:`window_drift` compares the whole window (a bucket with fewer rows
+    would drift or not by chance, so it is left out).
+
+    Returns:
+        One row per bucket, oldest first: ``time``, ``rows``, ``share_drifted``, ``drift_share``
+        (the dataset's threshold), ``dataset_drifted`` and ``drifted`` (the drifted columns,
+        comma-separated).
+
+    Raises:
+        BadInput: As :func:`window_drift`.
+    """
+    reference, logged, columns = _compared(engine, deployment, settings, log_engine, since=since, until=until)
+    rows = []
+    for time, part in logged.groupby(logged["created_at"].dt.floor(freq), sort=True):
+        if len(part) < MIN_BUCKET_ROWS:
+            continue
+        result = detect_drift(reference[columns], part[columns].infer_objects())
+        rows.append({"time": time, "rows": len(part), "share_drifted": result.share_drifted,
+                     "drift_share": result.drift_share, "dataset_drifted": result.dataset_drifted,
+                     "drifted": ", ".join(result.drifted_columns)})
+    return pd.DataFrame(rows, columns=["time", "rows", "share_drifted", "drift_share", "dataset_drifted", "drifted"])
+
+
+def _compared(engine: Engine, deployment: Deployment, settings: Settings, log_engine: Engine, *,
+              since: datetime | None, until: datetime | None) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The reference sample, the window's logged rows with their inputs, and the columns both hold
+    (the target left out)."""
+    reference = reference_sample(engine, deployment, settings)
+    logged = logged_predictions(log_engine, model_name=deployment.model_name, version=deployment.version,
+                                since=since, until=until, inputs=True)
+    if logged.empty:
+        raise BadInput("no logged predictions in this window yet")
+    target = _target(deployment)
+    columns = [c for c in reference.columns if c in logged.columns and c != target]
+    if not columns:
+        raise BadInput("the logged requests share no column with the reference sample")
+    return reference, logged, columns
 
 
 def _meta(deployment: Deployment) -> dict:

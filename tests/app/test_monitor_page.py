@@ -179,8 +179,16 @@ def test_charts_csv_report_and_a_labels_file(app, engine, settings, registered, 
     assert sum(y for t in charts["Predicted classes"]["data"] for y in t["y"]) == pytest.approx(1.0)
 
     # Drift: the score-against-threshold chart and a CSV that no spreadsheet runs as a formula.
+    assert not any(t == "Drift over time" for t in _charts(at))
+    # Enough rows for the hour's bucket to be judged (30) on its own: drift over time draws it.
+    _predict(row.endpoint, json.loads(pd.read_parquet(trained / "reference.parquet").head(40).to_json(orient="records")))
+    time.sleep(0.6)
     at.button(key="mon_drift_go").click().run()
     _no_exceptions(at)
+    over_time = _charts(at)["Drift over time"]
+    rows_shown = sum(rows for rows, _ in over_time["data"][0]["customdata"])
+    assert rows_shown in (60, 40)  # 40: the first 20 rows fell in the hour before, too few to judge alone
+    assert all(0 <= y <= 1 for y in over_time["data"][0]["y"])
     table = _table(at, "threshold")
     drift = _charts(at)[next(t for t in _charts(at) if t.startswith("Score against threshold"))]
     assert _series(drift) == {"score", "threshold"}
