@@ -394,8 +394,9 @@ def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
         ms = lambda v: "-" if v is None else f"{v * 1000:.1f} ms"  # noqa: E731
         rate = "-" if h.requests_per_s is None else f"{h.requests_per_s:.3g}/s"
         errors = "-" if h.error_rate is None else f"{h.error_rate:.2%}"
+        refused = "-" if h.refused_rate is None else f"{h.refused_rate:.2%}"
         span = "since start" if h.window_s is None else f"over {h.window_s:.0f} s"
-        print(f"health: up; {h.requests:.0f} requests {span} ({rate}), error rate {errors}, "
+        print(f"health: up; {h.requests:.0f} requests {span} ({rate}), error rate {errors}, refused {refused}, "
               f"p50 {ms(h.p50_s)}, p95 {ms(h.p95_s)}, p99 {ms(h.p99_s)}, in flight {h.in_flight:.0f}")
     if perf is None:
         print("performance: no labelled predictions in the window")
@@ -407,7 +408,9 @@ def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
         print(f"drift ({drift['n_current']} rows against {drift['n_reference']} reference rows): "
               f"{len(drift['drifted_columns'])} of {drift['columns']} features drifted "
               f"(share {drift['share_drifted']:.2f})" + (f": {', '.join(drift['drifted_columns'])}"
-                                                         if drift["drifted_columns"] else ""))
+                                                         if drift["drifted_columns"] else "")
+              + {True: "; the predictions drifted", False: "; the predictions did not drift", None: ""}[
+                  drift["prediction_drifted"]])
     else:
         print(f"drift: {drift}")
     if not alert_rows:
@@ -419,37 +422,20 @@ def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _monitor_drift(engine, row, settings: Settings, log_engine, since) -> dict | str:
-    """Drift of the window's logged inputs against the version's reference sample, or why not."""
+    """Drift of the window's logged inputs against the version's reference sample, as the Monitor
+    page computes it (without the importance ranking), or why not."""
+    from core.monitoring.window import window_drift
+
     try:
-        from core.monitoring.drift import detect_drift
-    except ImportError:
-        return "not computed"
-    import pandas as pd
-
-    from core.monitoring.health import logged_predictions
-
-    reference_path = Path(row.model_dir) / "reference.parquet" if row.model_dir else None
-    if reference_path is None or not reference_path.is_file():
-        from core import registry
-
-        try:
-            version = registry.get_version(engine, name=row.model_name, version=row.version)
-        except BadInput:
-            return "not computed (no reference sample)"
-        reference_path = settings.models_dir / version.reference_file
-    try:
-        reference = pd.read_parquet(reference_path)
-    except OSError:
-        return "not computed (the reference sample is missing)"
-    logged = logged_predictions(log_engine, model_name=row.model_name, version=row.version, since=since, inputs=True)
-    columns = [c for c in reference.columns if c in logged.columns]
-    if logged.empty or not columns:
-        return "not computed (no logged predictions in the window)"
-    result = detect_drift(reference[columns], logged[columns].infer_objects())
+        window = window_drift(engine, row, settings, log_engine, since=since, importance=False)
+    except BadInput as exc:
+        return f"not computed ({exc})"
+    result, prediction = window.result, window.prediction
     return {"share_drifted": result.share_drifted, "drift_share": result.drift_share,
             "dataset_drifted": result.dataset_drifted, "columns": len(result.columns),
             "drifted_columns": list(result.drifted_columns), "n_reference": result.n_reference,
-            "n_current": result.n_current}
+            "n_current": result.n_current,
+            "prediction_drifted": None if prediction is None else prediction.drifted}
 
 
 def _read_text(path: str, what: str) -> str:

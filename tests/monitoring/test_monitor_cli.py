@@ -57,6 +57,7 @@ def test_monitor_prints_health_performance_drift_and_alerts(engine, settings, re
     drift = out["drift"]
     assert isinstance(drift, dict) and drift["n_current"] == 12 and drift["columns"] >= 4
     assert 0 <= drift["share_drifted"] <= 1
+    assert drift["prediction_drifted"] in (True, False)  # computed as on the Monitor page
     by_rule = {a["rule_id"]: a for a in out["alerts"]}
     assert by_rule[rule.id]["state"] == "firing" and by_rule[rule.id]["value"] > 0
     assert [a["state"] for a in out["alerts"] if a["kind"] == "error_rate"] == ["ok"]
@@ -65,9 +66,9 @@ def test_monitor_prints_health_performance_drift_and_alerts(engine, settings, re
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
     assert lines[0] == f"deployment {row.id}: pen guins version 1 (local, RUNNING)"
-    assert lines[1].startswith("health: up; ") and "p99" in lines[1]
+    assert lines[1].startswith("health: up; ") and "p99" in lines[1] and "refused 0.00%" in lines[1]
     assert lines[2].startswith("performance (") and "10 labelled rows" in lines[2] and "accuracy" in lines[2]
-    assert lines[3].startswith("drift (12 rows against")
+    assert lines[3].startswith("drift (12 rows against") and "the predictions" in lines[3]
     assert f"alert {rule.id} p99 latency (s) > 0 over 30 min: FIRING" in text.stdout
 
     deploy.stop_deployment(engine, row.id, settings=settings)
