@@ -195,7 +195,8 @@ def _reliance(pipeline, X: pd.DataFrame, task: str | None) -> dict[str, float]:
         for column in sample.columns:
             change = 0.0
             for _ in range(2):
-                shuffled = sample.assign(**{column: rng.permutation(sample[column].to_numpy())})
+                shuffled = sample.copy()  # not assign(**...): a column name need not be a string
+                shuffled[column] = rng.permutation(sample[column].to_numpy())
                 delta = np.abs(output(shuffled) - base)
                 change += float((0.5 * delta.sum(axis=1) if classifier else delta / scale).mean()) / 2
             moves[str(column)] = change
