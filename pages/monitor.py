@@ -115,7 +115,7 @@ def health_section(row: Deployment, window: str) -> None:
         left, right = st.columns(2)
         charts = (("Requests/s", {"requests_per_s": "requests/s"}, left, "mon_rps"),
                   ("Latency (s)", {"p50_s": "p50", "p95_s": "p95", "p99_s": "p99"}, right, "mon_latency"),
-                  ("Error rate", {"error_rate": "5xx share"}, left, "mon_errors"),
+                  ("Error rate", {"error_rate": "failed (5xx)", "refused_rate": "refused (4xx)"}, left, "mon_errors"),
                   ("In flight", {"in_flight": "in flight"}, right, "mon_inflight"))
         for title, names, slot, key in charts:
             # Markers: two snapshots give one rate, a single point that a bare line would not draw.

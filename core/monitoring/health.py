@@ -52,7 +52,8 @@ log = logging.getLogger("shipml.monitoring")
 SCRAPE_TIMEOUT_S = 5.0
 RETENTION = timedelta(days=14)  # snapshots older than this are pruned by the scheduler
 MIN_WINDOW_S = 10.0  # "now" on the Monitor page covers at least this many seconds (see current_health)
-SERIES_COLUMNS = ("time", "requests_per_s", "error_rate", "p50_s", "p95_s", "p99_s", "in_flight", "rows_per_s")
+SERIES_COLUMNS = ("time", "requests_per_s", "error_rate", "refused_rate", "p50_s", "p95_s", "p99_s", "in_flight",
+                  "rows_per_s")
 
 
 @dataclass(frozen=True)
@@ -352,7 +353,7 @@ def health_series(snaps: Iterable[Snapshot]) -> pd.DataFrame:
         elif previous is not None:
             h = window_stats(previous, snap)
             rows.append({"time": h.taken_at, "requests_per_s": h.requests_per_s, "error_rate": h.error_rate,
-                         "p50_s": h.p50_s, "p95_s": h.p95_s, "p99_s": h.p99_s, "in_flight": h.in_flight,
+                         "refused_rate": h.refused_rate, "p50_s": h.p50_s, "p95_s": h.p95_s, "p99_s": h.p99_s, "in_flight": h.in_flight,
                          "rows_per_s": h.rows_per_s})
         previous = snap
     frame = pd.DataFrame(rows, columns=list(SERIES_COLUMNS))
@@ -389,11 +390,13 @@ def prometheus_queries(name: str, *, window: str = "5m") -> dict[str, str]:
     predict = f'{{{sel}, endpoint="{PREDICT}"}}'
     bucket = f"sum by (le) (rate(shipml_request_latency_seconds_bucket{predict}[{window}]))"
     total = f"sum(rate(shipml_requests_total{predict}[{window}]))"
+    # "or vector(0)": no 5xx (4xx) series at all means no errors (refusals), not no data.
+    share = (lambda status: f'(sum(rate(shipml_requests_total{{{sel}, endpoint="{PREDICT}", status=~"{status}"}}'
+                            f"[{window}])) or vector(0)) / ({total} > 0)")
     return {
         "requests_per_s": total,
-        # "or vector(0)": no 5xx series at all means no errors, not no data.
-        "error_rate": (f'(sum(rate(shipml_requests_total{{{sel}, endpoint="{PREDICT}", status=~"5.."}}[{window}]))'
-                       f" or vector(0)) / ({total} > 0)"),
+        "error_rate": share("5.."),
+        "refused_rate": share("4.."),
         "p50_s": f"histogram_quantile(0.5, {bucket})",
         "p95_s": f"histogram_quantile(0.95, {bucket})",
         "p99_s": f"histogram_quantile(0.99, {bucket})",

@@ -30,6 +30,10 @@ _LATENCY = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 
 
 REQUESTS = Counter("shipml_requests", "HTTP requests by endpoint and status code",
                    ("endpoint", "status"), registry=REGISTRY)
+# Every status /predict answers, at 0 from the start: rate() sees no increase in a series that first
+# appears with its first request, so in Prometheus a first burst of refusals or failures would not show.
+for _status in ("200", "400", "401", "413", "415", "422", "500", "503", "504"):
+    REQUESTS.labels("/predict", _status)
 LATENCY = Histogram("shipml_request_latency_seconds", "Request latency by endpoint",
                     ("endpoint",), buckets=_LATENCY, registry=REGISTRY)
 IN_FLIGHT = Gauge("shipml_in_flight_requests", "Requests being handled now", registry=REGISTRY)

@@ -57,6 +57,17 @@ def _page(ok: int, bad: int, buckets: dict[str, int], *, start: float = 1000.0, 
     return "\n".join(lines) + "\n"
 
 
+def test_series_count_refusals_apart_from_errors(engine) -> None:
+    refused = 'shipml_requests_total{endpoint="/predict",status="422"} %d\n'
+    pages = [(T0, _page(0, 0, {"+Inf": 0}) + refused % 0),
+             (T0 + timedelta(seconds=10), _page(15, 1, {"+Inf": 20}) + refused % 4)]  # 20 requests: 4 refused, 1 failed
+    for at, text in pages:
+        health.save_snapshot(engine, 7, health.parse_metrics(text, taken_at=at))
+    [interval] = health.health_series(health.snapshots(engine, 7)).to_dict("records")
+    assert interval["refused_rate"] == pytest.approx(4 / 20) and interval["error_rate"] == pytest.approx(1 / 20)
+    assert health.window_stats(*health.snapshots(engine, 7)).refused_rate == pytest.approx(4 / 20)
+
+
 def test_parse_metrics_reads_only_predict_traffic() -> None:
     snap = health.parse_metrics(_page(7, 1, {"0.1": 5, "0.5": 8, "+Inf": 8}, rows=20, in_flight=2), taken_at=T0)
     assert snap.requests == {"200": 7.0, "500": 1.0}  # the health probe's 99 are not traffic

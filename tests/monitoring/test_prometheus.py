@@ -173,7 +173,8 @@ def test_prometheus_backed_health_alerts_and_every_dashboard_metric(engine, sett
                                        step_s=1, window="1m")
         assert list(series.columns) == list(health.SERIES_COLUMNS) and not series.empty
         assert series["requests_per_s"].max() > 0
-        assert series["error_rate"].dropna().eq(0).all()  # a 422 is not a server error
+        assert series["error_rate"].dropna().eq(0).all()  # a 422 is not a server error...
+        assert series["refused_rate"].max() > 0  # ...but a refusal
         last = series.dropna(subset=["p99_s"]).iloc[-1]
         assert 0 < last["p50_s"] <= last["p99_s"] < 30 and last["rows_per_s"] > 0
         total = prom.value(f'sum(increase(shipml_requests_total{{shipml_deployment="{names[classifier.id]}", '
