@@ -7,6 +7,8 @@ kind                value
 ==================  ==========================================================================
 p99_latency         /predict p99 latency in seconds over the last ``window_minutes``
 error_rate          share of /predict requests answered 5xx over the window
+refused_rate        share of /predict requests answered 4xx (refused: rows that break the schema,
+                    a missing token) over the window: a client that started sending something new
 drift_share         share of drifted features (given by the caller: the drift check computes it)
 performance_drop    training CV mean minus the live score of the rule's metric (direction-aware:
                     positive = worse), over the labelled predictions of the window
@@ -44,12 +46,13 @@ from core.store.models import AlertEvent, AlertRule, Deployment, utcnow
 
 log = logging.getLogger("shipml.monitoring")
 
-KINDS = ("p99_latency", "error_rate", "drift_share", "performance_drop", "no_traffic")
+KINDS = ("p99_latency", "error_rate", "refused_rate", "drift_share", "performance_drop", "no_traffic")
 OK, FIRING, RESOLVED = "ok", "firing", "resolved"
 WEBHOOK_TIMEOUT_S = 5.0
-_LABELS = {"p99_latency": "p99 latency (s)", "error_rate": "error rate", "drift_share": "drifted feature share",
-           "performance_drop": "drop against the training score", "no_traffic": "requests in the window"}
-_PROMETHEUS_KINDS = ("p99_latency", "error_rate", "no_traffic")  # the others are computed by ShipML only
+_LABELS = {"p99_latency": "p99 latency (s)", "error_rate": "error rate", "refused_rate": "refused share",
+           "drift_share": "drifted feature share", "performance_drop": "drop against the training score",
+           "no_traffic": "requests in the window"}
+_PROMETHEUS_KINDS = ("p99_latency", "error_rate", "refused_rate", "no_traffic")  # the rest: computed by ShipML
 
 
 def kind_label(kind: str) -> str:
@@ -113,9 +116,9 @@ def create_rule(engine: Engine, *, deployment_id: int, kind: str, threshold: flo
         raise BadInput(f"unknown alert kind; choose one of {', '.join(KINDS)}")
     if not isinstance(threshold, (int, float)) or threshold != threshold or abs(threshold) == float("inf"):
         raise BadInput("the threshold must be a number")
-    if kind in ("p99_latency", "error_rate", "drift_share") and threshold < 0:
+    if kind in ("p99_latency", "error_rate", "refused_rate", "drift_share") and threshold < 0:
         raise BadInput("the threshold must not be negative")
-    if kind in ("error_rate", "drift_share") and threshold > 1:
+    if kind in ("error_rate", "refused_rate", "drift_share") and threshold > 1:
         raise BadInput("a share threshold lies between 0 and 1")
     if not isinstance(window_minutes, int) or not 1 <= window_minutes <= 60 * 24 * 90:
         raise BadInput("the window is 1 minute to 90 days")
@@ -189,18 +192,18 @@ def describe(rule: AlertRule) -> str:
 
 
 def _snapshot_window(engine: Engine, deployment_id: int, since: datetime, until: datetime):
-    """Increases of /predict requests, 5xx and latency buckets over the stored snapshots of a window.
+    """Increases of /predict requests, 5xx, 4xx and latency buckets over the stored snapshots of a window.
 
     Returns:
-        (requests, server_errors, buckets, covered_seconds, last_ok) or None with fewer than two
-        good snapshots.
+        (requests, server_errors, refused, buckets, covered_seconds, last_ok) or None with fewer
+        than two good snapshots.
     """
     earlier = health.snapshots(engine, deployment_id, until=since, limit=1)
     snaps = [*earlier, *health.snapshots(engine, deployment_id, since=since, until=until)]
     good = [s for s in snaps if s.ok]
     if len(good) < 2:
         return None
-    requests = errors = 0.0
+    requests = errors = refused = 0.0
     buckets: dict[float, float] = {}
     previous = None
     for snap in snaps:
@@ -212,11 +215,12 @@ def _snapshot_window(engine: Engine, deployment_id: int, since: datetime, until:
                 inc = health._increase(value, old_req.get(status, 0.0), reset)
                 requests += inc
                 errors += inc if status.startswith("5") else 0.0
+                refused += inc if status.startswith("4") else 0.0
             for le, value in snap.latency_buckets:
                 buckets[le] = buckets.get(le, 0.0) + health._increase(value, old_buckets.get(le, 0.0), reset)
         previous = snap
     covered = (good[-1].taken_at - good[0].taken_at).total_seconds()
-    return requests, errors, sorted(buckets.items()), covered, snaps[-1].ok
+    return requests, errors, refused, sorted(buckets.items()), covered, snaps[-1].ok
 
 
 def _measure_health(engine: Engine, deployment: Deployment, settings: Settings, rule: AlertRule,
@@ -227,12 +231,12 @@ def _measure_health(engine: Engine, deployment: Deployment, settings: Settings, 
     window = _snapshot_window(engine, deployment.id, since, now)
     if window is None:
         return None
-    requests, errors, buckets, covered, last_ok = window
+    requests, errors, refused, buckets, covered, last_ok = window
     if rule.kind == "p99_latency":
         value = health.histogram_quantile(0.99, buckets)
         return None if value != value else value
-    if rule.kind == "error_rate":
-        return errors / requests if requests > 0 else None
+    if rule.kind in ("error_rate", "refused_rate"):
+        return (errors if rule.kind == "error_rate" else refused) / requests if requests > 0 else None
     # no_traffic: only with the whole window watched (a 90 % tolerance for scrape jitter), service up
     if not last_ok or covered < 0.9 * rule.window_minutes * 60:
         return None
@@ -250,16 +254,11 @@ def _measure_prometheus(url: str, name: str, rule: AlertRule) -> float | None:
 
 def prometheus_exprs(name: str, window_minutes: int) -> dict[str, str]:
     """The PromQL of the health kinds (the value, without the comparison) for one deployment."""
-    health.prometheus_queries(name)  # validates the label
     w = f"{int(window_minutes)}m"
+    queries = health.prometheus_queries(name, window=w)  # the health charts' PromQL; validates the label
     predict = f'{{{SCRAPE_LABEL}="{name}", endpoint="{PREDICT}"}}'
-    errors = f'{{{SCRAPE_LABEL}="{name}", endpoint="{PREDICT}", status=~"5.."}}'
-    return {
-        "p99_latency": f"histogram_quantile(0.99, sum by (le) (rate(shipml_request_latency_seconds_bucket{predict}[{w}])))",
-        "error_rate": (f"(sum(rate(shipml_requests_total{errors}[{w}])) or vector(0)) / "
-                       f"(sum(rate(shipml_requests_total{predict}[{w}])) > 0)"),
-        "no_traffic": f"sum(increase(shipml_requests_total{predict}[{w}]))",
-    }
+    return {"p99_latency": queries["p99_s"], "error_rate": queries["error_rate"],
+            "refused_rate": queries["refused_rate"], "no_traffic": f"sum(increase(shipml_requests_total{predict}[{w}]))"}
 
 
 def _measure_performance(engine: Engine, deployment: Deployment, settings: Settings, rule: AlertRule,

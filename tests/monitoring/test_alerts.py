@@ -217,11 +217,13 @@ def test_prometheus_export_passes_promtool(engine, deployment, tmp_path) -> None
     alerts.create_rule(engine, deployment_id=deployment.id, kind="error_rate", threshold=0.02)
     alerts.create_rule(engine, deployment_id=deployment.id, kind="no_traffic", window_minutes=30)
     alerts.create_rule(engine, deployment_id=deployment.id, kind="drift_share", threshold=0.5)
+    alerts.create_rule(engine, deployment_id=deployment.id, kind="refused_rate", threshold=0.1)
     text = alerts.prometheus_rules_yaml(engine, deployment)
     assert "drift_share" in text.splitlines()[1]  # named as left out, in a comment
     doc = yaml.safe_load(text)
     rules = doc["groups"][0]["rules"]
-    assert [r["labels"]["shipml_rule_id"] for r in rules] == ["1", "2", "3"]
+    assert [r["labels"]["shipml_rule_id"] for r in rules] == ["1", "2", "3", "5"]
+    assert 'status=~"4.."' in rules[3]["expr"] and rules[3]["expr"].endswith("> 0.1")
     assert "[10m]" in rules[0]["expr"] and rules[0]["expr"].endswith("> 0.25")
     label = health.deployment_label(deployment)
     assert all(f'shipml_deployment="{label}"' in r["expr"] for r in rules)
@@ -232,7 +234,20 @@ def test_prometheus_export_passes_promtool(engine, deployment, tmp_path) -> None
     path.write_text(text)
     done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 3 rules found" in done.stdout
+    assert "SUCCESS: 4 rules found" in done.stdout
+
+
+def test_refused_rate_counts_4xx_apart_from_5xx(engine, settings, deployment) -> None:
+    rule = alerts.create_rule(engine, deployment_id=deployment.id, kind="refused_rate", threshold=0.2)
+    save = lambda at, ok, refused, failed: health.save_snapshot(engine, deployment.id, health.Snapshot(  # noqa: E731
+        taken_at=at, process_start=1.0, requests={"200": ok, "422": refused, "500": failed}))
+    save(T0, 0, 0, 0)
+    save(T0 + timedelta(minutes=1), 70, 25, 5)  # a quarter refused, 5 % failed
+    [first] = alerts.evaluate(engine, deployment, settings, now=T0 + timedelta(minutes=1))
+    assert first.rule_id == rule.id and first.state == alerts.FIRING and first.value == pytest.approx(0.25)
+    assert alerts.describe(alerts.list_rules(engine)[0]) == "refused share > 0.2 over 15 min"
+    with pytest.raises(BadInput, match="between 0 and 1"):
+        alerts.create_rule(engine, deployment_id=deployment.id, kind="refused_rate", threshold=2)
 
 
 def test_every_kind_has_words() -> None:
