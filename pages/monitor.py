@@ -416,7 +416,8 @@ def retrain_history(row: Deployment) -> None:
     if not runs:
         st.caption("No retrain, promotion or rollback recorded for this model yet.")
         return
-    st.dataframe(pd.DataFrame([{"run": r.id, "started": r.started_at, "kind": r.kind, "trigger": r.trigger,
+    st.dataframe(pd.DataFrame([{"run": r.id, "started": r.started_at, "kind": r.kind,
+                                "trigger": (r.trigger or "").replace("_", " "),
                                 "status": r.status, "decision": (r.decision or "").replace("_", " "),
                                 "champion": r.champion_version, "challenger": r.challenger_version,
                                 "metric": METRICS[r.metric].label if r.metric in METRICS else r.metric,
@@ -426,7 +427,8 @@ def retrain_history(row: Deployment) -> None:
                  hide_index=True, key="mon_runs")
     # A skipped run trained nothing: say why in full, not only in a narrow table cell.
     for r in [r for r in runs if r.decision == triggers.SKIPPED][:5]:
-        st.caption(f"Run {r.id} ({md(r.trigger)}, {r.started_at:%Y-%m-%d %H:%M} UTC) was skipped: {md(r.message)}")
+        trigger = md(r.trigger.replace("_", " "))
+        st.caption(f"Run {r.id} ({trigger}, {r.started_at:%Y-%m-%d %H:%M} UTC) was skipped: {md(r.message)}")
 
 
 def rollback_controls(row: Deployment) -> None:

@@ -406,7 +406,7 @@ def test_retrain_triggers_are_saved_and_a_skipped_run_says_why(app, engine, sett
     again.run()
     _no_exceptions(again)
     history = _table(again, "decision")
-    assert (history.loc[0, "trigger"], history.loc[0, "decision"]) == ("drift_alert", "skipped")
+    assert (history.loc[0, "trigger"], history.loc[0, "decision"]) == ("drift alert", "skipped")  # in words
     assert any("was skipped: not retrained: the alert's window has no labelled predictions" in c.value
                for c in again.caption)
 
