@@ -226,7 +226,8 @@ def _drift_over_time_chart(over_time: pd.DataFrame, bucket: str) -> go.Figure:
     figure = go.Figure(go.Scatter(
         x=over_time["time"], y=over_time["share_drifted"], mode="lines+markers", name="share drifted",
         customdata=list(zip(over_time["rows"], over_time["drifted"].map(lambda c: html.escape(c) or "none"))),
-        hovertemplate="%{x}: %{y:.0%} of the features drifted (%{customdata[0]} rows): %{customdata[1]}<extra></extra>"))
+        hovertemplate="%{x}: %{y:.0%} of the features drifted (%{customdata[0]} rows): %{customdata[1]}"
+                      "<extra></extra>"))
     threshold = float(over_time["drift_share"].iloc[0])
     figure.add_hline(y=threshold, line_dash="dash", annotation_text=f"the dataset drifts at {threshold:.0%}")
     figure.update_layout(title="Drift over time", xaxis_title="time", showlegend=False,

@@ -59,6 +59,7 @@ _XML_DANGER = [
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _NON_SPACE = re.compile(r"\S")
 _JSON_RECORDS = re.compile(r"\s*\[\s*[{\]]")  # an array of objects (or an empty one)
+_DECIMAL_COMMA = re.compile(r"[-+]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?")  # 1,5 1.234,5 -12 (fullmatch)
 _FIELDS_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _SQL_COMMENTS = re.compile(r"(--[^\n]*(\n|$)|/\*.*?\*/|\s)+", re.DOTALL)
 _HTML_START = re.compile(rb"\s*<(!doctype\s+html|html|head|body)\b", re.IGNORECASE)
@@ -408,7 +409,25 @@ def _read_delimited(
     frame.columns = names
     if frame.empty:
         raise BadInput("the file has a header but no rows")
+    if delimiter != ",":  # a comma can be the decimal mark only where it does not separate fields
+        frame = _decimal_commas(frame)
     return frame, delimiter
+
+
+def _decimal_commas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns of numbers written with a decimal comma ("1,5", "1.234,5"), as spreadsheets in
+    much of Europe save them (with ";" between fields), read as numbers. Only a column whose every
+    value is such a number, one of them with a comma: anything else stays text for the profile to
+    judge."""
+    for name in frame.columns[frame.dtypes == object]:
+        values = frame[name].dropna()
+        if values.empty or not all(isinstance(v, str) for v in values):
+            continue
+        text = values.str.strip()
+        if text.str.fullmatch(_DECIMAL_COMMA).all() and text.str.contains(",", regex=False).any():
+            plain = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+            frame[name] = pd.to_numeric(plain).reindex(frame.index)
+    return frame
 
 
 def _sniff_delimiter(head: str, *, prefer_tab: bool) -> str:

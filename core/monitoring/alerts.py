@@ -257,8 +257,8 @@ def prometheus_exprs(name: str, window_minutes: int) -> dict[str, str]:
     w = f"{int(window_minutes)}m"
     queries = health.prometheus_queries(name, window=w)  # the health charts' PromQL; validates the label
     predict = f'{{{SCRAPE_LABEL}="{name}", endpoint="{PREDICT}"}}'
-    return {"p99_latency": queries["p99_s"], "error_rate": queries["error_rate"],
-            "refused_rate": queries["refused_rate"], "no_traffic": f"sum(increase(shipml_requests_total{predict}[{w}]))"}
+    return {"p99_latency": queries["p99_s"], "error_rate": queries["error_rate"], "refused_rate": queries["refused_rate"],
+            "no_traffic": f"sum(increase(shipml_requests_total{predict}[{w}]))"}
 
 
 def _measure_performance(engine: Engine, deployment: Deployment, settings: Settings, rule: AlertRule,

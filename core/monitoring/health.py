@@ -333,8 +333,7 @@ def window_stats(old: Snapshot | None, new: Snapshot) -> HealthNow:
         up=new.ok, taken_at=new.taken_at, window_s=window, requests=total, requests_per_s=per_s(total),
         error_rate=errors / total if total > 0 else None, refused_rate=refused / total if total > 0 else None,
         p50_s=quantile(0.5), p95_s=quantile(0.95), p99_s=quantile(0.99), in_flight=new.in_flight,
-        rows_per_s=per_s(rows),
-        requests_total=new.requests_total, model=new.model, error=new.error,
+        rows_per_s=per_s(rows), requests_total=new.requests_total, model=new.model, error=new.error,
     )
 
 
@@ -353,8 +352,8 @@ def health_series(snaps: Iterable[Snapshot]) -> pd.DataFrame:
         elif previous is not None:
             h = window_stats(previous, snap)
             rows.append({"time": h.taken_at, "requests_per_s": h.requests_per_s, "error_rate": h.error_rate,
-                         "refused_rate": h.refused_rate, "p50_s": h.p50_s, "p95_s": h.p95_s, "p99_s": h.p99_s, "in_flight": h.in_flight,
-                         "rows_per_s": h.rows_per_s})
+                         "refused_rate": h.refused_rate, "p50_s": h.p50_s, "p95_s": h.p95_s, "p99_s": h.p99_s,
+                         "in_flight": h.in_flight, "rows_per_s": h.rows_per_s})
         previous = snap
     frame = pd.DataFrame(rows, columns=list(SERIES_COLUMNS))
     for name in SERIES_COLUMNS[1:]:

@@ -118,10 +118,19 @@ def test_delimiter_is_detected(settings: Settings, delimiter: str) -> None:
     assert table.frame["amount"].tolist()[:2] == [3.5, 4.0]
 
 
-def test_semicolon_file_with_decimal_commas_splits_on_semicolons(settings: Settings) -> None:
-    table = load(b"price;qty\n1,5;2\n2,25;3\n", settings)
+def test_semicolon_file_with_decimal_commas_reads_them_as_numbers(settings: Settings) -> None:
+    data = "price;qty;note;code\n1,5;2;a,b;7\n2,25;3;c;8,5\n1.234,5;;d;x\n;4;e;9\n".encode()
+    table = load(data, settings)
     assert table.delimiter == ";"
-    assert table.frame["price"].tolist() == ["1,5", "2,25"]  # the issue detector proposes the fix
+    assert table.frame["price"].tolist()[:3] == [1.5, 2.25, 1234.5] and pd.isna(table.frame["price"][3])
+    assert table.frame["note"].tolist() == ["a,b", "c", "d", "e"]  # text with a comma stays text
+    assert table.frame["code"].tolist() == ["7", "8,5", "x", "9"]  # one value is not a number: the profile judges
+
+
+def test_a_comma_separated_file_keeps_quoted_commas_as_text(settings: Settings) -> None:
+    # "1,5" in a comma-separated file is as likely 15 written with a thousands comma: not guessed here.
+    table = load(b'price,qty\n"1,5",2\n"2,25",3\n', settings)
+    assert table.frame["price"].tolist() == ["1,5", "2,25"]
 
 
 def test_tsv_extension_reports_tsv(settings: Settings) -> None:
