@@ -188,12 +188,23 @@ def drift_section(row: Deployment, window: str) -> float | None:
         # p-values reach 1e-18: in plain decimals the column showed only the last digits.
         "score": st.column_config.NumberColumn(format="%.3g"),
         "threshold": st.column_config.NumberColumn(format="%.3g"),
+        "severity": st.column_config.NumberColumn(
+            format="%.2f", help="The score against the column's own threshold: 1 at the threshold, above 1 "
+                                "drifted (a p-value's log ratio, a distance's ratio), capped at 10"),
         "importance": st.column_config.NumberColumn(
             format="percent", help="How much the model leans on the column, as a share of all columns: what "
                                    "shuffling it on the reference sample does to the model's own predictions")})
-    chart = go.Figure([go.Bar(x=table["column"], y=table["score"], name="score"),
-                       go.Scatter(x=table["column"], y=table["threshold"], mode="markers", name="threshold")])
-    chart.update_layout(title="Score against threshold (p-values: drift below; distances: drift above)")
+    # Severity, not the raw score: a p-value of 1e-18 and a distance of 0.3 on one axis showed the
+    # drifted p-value columns as no bar at all.
+    chart = go.Figure(go.Bar(
+        x=table["column"].map(lambda c: html.escape(str(c))), y=table["severity"],
+        marker_color=table["drifted"].map({True: "#d62728", False: "#1f77b4"}),
+        customdata=list(zip(table["method"], table["score"], table["threshold"])),
+        hovertemplate="%{x}: %{y:.2f} times the threshold (%{customdata[0]} %{customdata[1]:.3g}, threshold "
+                      "%{customdata[2]:.3g})<extra></extra>"))
+    chart.add_hline(y=1, line_dash="dash", annotation_text="drift threshold")
+    chart.update_layout(title="How far each column moved (1 = its drift threshold; red: drifted)",
+                        yaxis={"title": "severity", "range": [0, 10.5]})
     st.plotly_chart(chart, key="mon_drift_chart")
     over_time = st.session_state.get(f"{key}_time")
     if over_time is not None and not over_time.empty:

@@ -42,15 +42,19 @@ class WindowDrift:
     weighted: bool = False  # whether ``ranked`` weighs drift by importance (else drift alone)
 
     def table(self) -> pd.DataFrame:
-        """One row per compared feature, most urgent first (drift x importance); the importance
-        (a share of the total) is left empty when it was not computed."""
+        """One row per compared feature, most urgent first (drift x importance): its verdict, its
+        severity (the score against its own threshold: 1 at the threshold, above 1 drifted, capped
+        at 10, comparable across methods) and its importance (a share of the total; empty when it
+        was not computed)."""
         order = {r.column: i for i, r in enumerate(self.ranked)}
+        severity = {r.column: r.severity for r in self.ranked}
         importance = {r.column: r.importance for r in self.ranked} if self.weighted else {}
         rows = [{"column": c.column, "method": c.method, "score": c.score, "threshold": c.threshold,
-                 "drifted": c.drifted, "importance": importance.get(c.column), "note": c.note}
+                 "drifted": c.drifted, "severity": severity.get(c.column), "importance": importance.get(c.column),
+                 "note": c.note}
                 for c in self.result.columns]
-        return pd.DataFrame(rows, columns=["column", "method", "score", "threshold", "drifted", "importance",
-                                           "note"]).sort_values(
+        return pd.DataFrame(rows, columns=["column", "method", "score", "threshold", "drifted", "severity",
+                                           "importance", "note"]).sort_values(
             "column", key=lambda s: s.map(order)).reset_index(drop=True)
 
 

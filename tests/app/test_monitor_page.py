@@ -190,10 +190,12 @@ def test_charts_csv_report_and_a_labels_file(app, engine, settings, registered, 
     assert rows_shown in (60, 40)  # 40: the first 20 rows fell in the hour before, too few to judge alone
     assert all(0 <= y <= 1 for y in over_time["data"][0]["y"])
     table = _table(at, "threshold")
-    drift = _charts(at)[next(t for t in _charts(at) if t.startswith("Score against threshold"))]
-    assert _series(drift) == {"score", "threshold"}
-    bars = next(t for t in drift["data"] if t["name"] == "score")
-    assert list(bars["x"]) == list(table["column"])
+    drift = _charts(at)[next(t for t in _charts(at) if t.startswith("How far each column moved"))]
+    [bars] = drift["data"]
+    assert list(bars["x"]) == list(table["column"]) and list(bars["y"]) == pytest.approx(list(table["severity"]))
+    # One scale for p-values and distances: above 1 exactly where the column drifted.
+    drifted = table["drifted"].astype(bool)
+    assert (table.loc[drifted, "severity"] >= 1).all() and (table.loc[~drifted, "severity"] <= 1).all()
     csv = next(d for d in at.get("download_button") if d.proto.label == "Drift table (CSV)")
     assert csv.proto.url  # served by the media file manager
     body = to_safe_csv(table).decode()
