@@ -503,11 +503,13 @@ def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True, s
         score_label: What the score is, for its axis (the metric's label).
 
     Returns:
-        The figure; trials stopped early with a score (over the folds they ran) are grey
-        crosses, trials without one are left out. The score axis spans every family's best trial
-        and the best-so-far line; a trial scoring worse than that is drawn on the axis's edge as
-        a triangle, its score in the hover text (a fold or two of a stopped trial can score
-        0.4 where the others score 0.95, and would flatten them into one line).
+        The figure. The score axis holds complete trials only: a trial stopped early has a score
+        over the folds it ran, which is not comparable (on a time-series split the first folds
+        can all score above the best complete trial). Stopped trials are grey crosses along the
+        bottom, their partial score in the hover text, as Optuna's history plot leaves them out
+        of its axis. The axis spans every family's best trial and the best-so-far line; a
+        trial scoring worse than that is drawn on the axis's edge as a triangle, its score in
+        the hover text (one weak trial at 0.4 would flatten trials at 0.95 into one line).
     """
     missing = {"number", "model", "score", "state"} - set(trials.columns)
     if missing:
@@ -517,35 +519,39 @@ def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True, s
         return _message("No finished trials yet")
     done = scored[scored["state"].astype(str).str.upper() == "COMPLETE"]
     sign = 1.0 if greater_is_better else -1.0
-    edge = _worst_shown(done, scored["score"].to_numpy(dtype=float), sign)
+    edge = _worst_shown(done, sign)
 
-    def markers(rows: pd.DataFrame, marker: dict[str, Any], name: str, hover: str) -> go.Scatter:
+    def markers(rows: pd.DataFrame, name: str) -> go.Scatter:
         score = rows["score"].to_numpy(dtype=float)
         off = np.zeros(len(rows), dtype=bool) if edge is None else sign * score < sign * edge
         symbol = "triangle-down" if greater_is_better else "triangle-up"
         return go.Scatter(x=rows["number"], y=np.where(off, edge, score), customdata=score, mode="markers",
-                          name=name, marker={**marker, "symbol": np.where(off, symbol, marker.get("symbol", "circle"))},
-                          hovertemplate=f"trial %{{x}}{hover}: %{{customdata:.4g}}<extra></extra>")
+                          name=name, marker={"symbol": np.where(off, symbol, "circle")},
+                          hovertemplate="trial %{x}: %{customdata:.4g}<extra></extra>")
 
     figure = go.Figure()
     families = done.groupby(done["model"].map(family_title))
     for family in sorted(families.groups, key=str.casefold):  # "k-nearest neighbours" among the K's
-        figure.add_trace(markers(families.get_group(family), {}, _safe(family), ""))
-    others = scored[~scored.index.isin(done.index)]
-    if not others.empty:
-        # Named for what the score is: a mean over the folds run, which can sit above the best line.
-        figure.add_trace(markers(others, {"symbol": "x", "color": _GREY}, "stopped early (folds run)",
-                                 " (stopped early)"))
+        figure.add_trace(markers(families.get_group(family), _safe(family)))
+    stopped = scored[~scored.index.isin(done.index)]
+    if not stopped.empty:
+        # On an axis of their own (0 to 1, hidden), so that they sit along the bottom whatever
+        # the scores' range.
+        figure.add_trace(go.Scatter(
+            x=stopped["number"], y=np.full(len(stopped), 0.03), yaxis="y2", customdata=stopped["score"],
+            mode="markers", name="stopped early", marker={"symbol": "x", "color": _GREY, "size": 7},
+            hovertemplate="trial %{x}, stopped early: %{customdata:.4g} over the folds it ran<extra></extra>"))
+        figure.update_layout(yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True})
     if not done.empty:
         best = done["score"].cummax() if greater_is_better else done["score"].cummin()
         figure.add_trace(go.Scatter(x=done["number"], y=best, mode="lines", line={"shape": "hv", "color": "black"},
                                     name="best so far", hovertemplate="best after trial %{x}: %{y:.4g}<extra></extra>"))
     figure.update_layout(title="Trials", xaxis_title="trial", yaxis_title=_safe(score_label))
     if edge is not None:
-        scores = scored["score"].to_numpy(dtype=float)
+        scores = done["score"].to_numpy(dtype=float)
         far = float(max(scores, key=lambda v: sign * v))  # the good end: nothing is cut there
         span = abs(far - edge)  # a little room past the edge, so its triangles show whole
-        figure.update_yaxes(range=sorted((edge - sign * 0.03 * span, far + sign * 0.05 * span)))
+        figure.update_layout(yaxis_range=sorted((edge - sign * 0.03 * span, far + sign * 0.05 * span)))
         worse = int((sign * scores < sign * edge).sum())
         where = "below {:.4g}: drawn at the bottom as ▼" if greater_is_better else "above {:.4g}: drawn at the top as ▲"
         figure.update_layout(title=f"Trials<br><sup>{plural(worse, 'trial')} scoring "
@@ -555,7 +561,7 @@ def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True, s
     return _style(figure)
 
 
-def _worst_shown(done: pd.DataFrame, scores: np.ndarray, sign: float) -> float | None:
+def _worst_shown(done: pd.DataFrame, sign: float) -> float | None:
     """Where the score axis of :func:`leaderboard_chart` ends on the bad side: past the worst of
     every family's best complete trial and the best-so-far line's start by half their spread, and
     by at least 2 % of the best score (so that with one family, whose best is the whole spread, a
@@ -563,6 +569,7 @@ def _worst_shown(done: pd.DataFrame, scores: np.ndarray, sign: float) -> float |
     axis is then plotly's own)."""
     if done.empty:
         return None
+    scores = done["score"].to_numpy(dtype=float)
     bests = done.groupby("model")["score"].agg("max" if sign > 0 else "min")
     low = min([*bests, float(done["score"].iloc[0])], key=lambda v: sign * v)
     high = float(max(scores, key=lambda v: sign * v))

@@ -297,7 +297,7 @@ def test_leaderboard_chart() -> None:
     assert _types(figure) == {"scatter"}
     names = [t.name for t in figure.data]
     # Families by their titles; a name that is no family's as it is, escaped.
-    assert names == ["&lt;b&gt;rf&lt;/b&gt;", "k-nearest neighbours", "LightGBM", "stopped early (folds run)",
+    assert names == ["&lt;b&gt;rf&lt;/b&gt;", "k-nearest neighbours", "LightGBM", "stopped early",
                      "best so far"]  # in alphabetical order, whatever the case
     assert figure.layout.yaxis.title.text == "ROC &lt;AUC&gt;"
     assert list(figure.data[-1].y) == [0.80, 0.85, 0.90, 0.90]
@@ -311,30 +311,28 @@ def test_leaderboard_chart() -> None:
 
 
 def test_leaderboard_chart_keeps_far_worse_trials_from_flattening_the_rest() -> None:
-    # One fold of a stopped trial at 0.38 and a weak family at 0.87 next to trials at 0.93-0.95.
+    # A weak configuration at 0.38 and a weak family at 0.87 next to trials at 0.93-0.95.
     trials = pd.DataFrame({
         "number": range(7),
         "model": ["lightgbm", "lr", "lr", "knn", "lr", "lightgbm", "lr"],
         "score": [0.93, 0.949, 0.38, 0.867, 0.9493, 0.62, 0.90],
-        "state": ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"],
+        "state": ["COMPLETE", "COMPLETE", "COMPLETE", "COMPLETE", "COMPLETE", "COMPLETE", "COMPLETE"],
     })
     figure = plots.leaderboard_chart(trials)
     low, high = figure.layout.yaxis.range
     assert 0.62 < low < 0.867 and high > 0.9493  # every family's best is on the chart
-    stopped = figure.data[[t.name for t in figure.data].index("stopped early (folds run)")]
-    assert stopped.y[0] == stopped.y[1] and low < stopped.y[0] < 0.867  # on the edge, inside the axis
-    assert list(stopped.marker.symbol) == ["triangle-down"] * 2
-    assert list(stopped.customdata) == [0.38, 0.62]  # the true scores, for the hover text
-    assert "2 trials scoring below" in figure.layout.title.text
     lr = figure.data[[t.name for t in figure.data].index("lr")]  # not a family's name: shown as it is
-    assert list(lr.y) == [0.949, 0.9493, 0.90] and set(lr.marker.symbol) == {"circle"}
+    assert lr.y[1] == figure.data[[t.name for t in figure.data].index("LightGBM")].y[1]  # both on the edge
+    assert low < lr.y[1] < 0.867 and list(lr.marker.symbol) == ["circle", "triangle-down", "circle", "circle"]
+    assert list(lr.customdata) == [0.949, 0.38, 0.9493, 0.90]  # the true scores, for the hover text
+    assert "2 trials scoring below" in figure.layout.title.text
     # Lower is better (RMSE): the far-worse trials are the high ones, pinned at the top.
     errors = trials.assign(score=10 * (1 - trials["score"]))
     flipped = plots.leaderboard_chart(errors, greater_is_better=False)
     low, high = flipped.layout.yaxis.range
     assert 1.33 < high < 3.8 and low < 0.507
-    pinned = flipped.data[[t.name for t in flipped.data].index("stopped early (folds run)")]
-    assert 1.33 < pinned.y[0] < high and list(pinned.marker.symbol) == ["triangle-up"] * 2
+    pinned = flipped.data[[t.name for t in flipped.data].index("lr")]
+    assert 1.33 < pinned.y[1] < high and pinned.marker.symbol[1] == "triangle-up"
     assert "2 trials scoring above" in flipped.layout.title.text
     # Nothing far off: plotly's own axis and the plain title.
     close = plots.leaderboard_chart(trials[trials["score"] > 0.85])
@@ -342,6 +340,27 @@ def test_leaderboard_chart_keeps_far_worse_trials_from_flattening_the_rest() -> 
     # One family, its second trial a little worse: its best is the whole spread, yet nothing is far.
     two = pd.DataFrame({"number": [0, 1], "model": "lr", "score": [0.8243, 0.8231], "state": "COMPLETE"})
     assert plots.leaderboard_chart(two).layout.yaxis.range is None
+
+
+def test_leaderboard_chart_keeps_stopped_trials_off_the_score_axis() -> None:
+    # A time-series split: the first folds of stopped trials score above every complete trial.
+    trials = pd.DataFrame({
+        "number": range(6),
+        "model": ["lasso", "lasso", "lightgbm", "lasso", "lightgbm", "lasso"],
+        "score": [0.76, 0.80, 0.75, 0.81, 0.20, 0.77],
+        "state": ["COMPLETE", "PRUNED", "COMPLETE", "PRUNED", "PRUNED", "COMPLETE"],
+    })
+    figure = plots.leaderboard_chart(trials)
+    stopped = figure.data[[t.name for t in figure.data].index("stopped early")]
+    assert stopped.yaxis == "y2" and figure.layout.yaxis2.range == (0, 1) and not figure.layout.yaxis2.visible
+    assert list(stopped.x) == [1, 3, 4] and len(set(stopped.y)) == 1 and stopped.y[0] < 0.1  # along the bottom
+    assert list(stopped.customdata) == [0.80, 0.81, 0.20] and "folds it ran" in stopped.hovertemplate
+    best = figure.data[-1]
+    assert list(best.y) == [0.76, 0.76, 0.77]  # complete trials only
+    # The 0.20 of a stopped trial neither stretches the axis nor counts as a far-worse trial.
+    assert figure.layout.yaxis.range is None and figure.layout.title.text == "Trials"
+    only_stopped = plots.leaderboard_chart(trials[trials["state"] == "PRUNED"])
+    assert [t.name for t in only_stopped.data] == ["stopped early"]
 
 
 def test_compare_runs_table(binary, regression) -> None:
