@@ -457,7 +457,7 @@ def model_card(version: ModelVersion, *, aliases: dict[str, int] | None = None) 
                                      time_ordered=cv.get("kind") == "time")]
     sections = (
         ("Parameters", ("Parameter", "Value"), _rows(json.loads(version.params_json or "{}"))),
-        ("Cross-validation", ("Setting", "Value"), _rows(cv)),
+        ("Cross-validation and tuning", ("Setting", "Value"), _validation_rows(cv)),
         ("Library versions", ("Library", "Version"),
          _rows(json.loads(version.library_versions_json or "{}"))),
     )
@@ -690,6 +690,42 @@ def _cell(value: object) -> str:
 
 def _rows(values: dict) -> dict[str, str]:
     return {_md(key): _cell(value) for key, value in values.items()}
+
+
+def _validation_rows(cv: dict[str, Any]) -> dict[str, str]:
+    """The card's account of how the version was validated and searched for, in words; a key
+    this ShipML does not know is listed as recorded."""
+    from core.modeling.evaluation import CVScheme  # late, as in model_card
+    from core.modeling.tuning import SEARCH_TITLES
+
+    def seconds(value: object) -> str:
+        return f"{value:g} s" if isinstance(value, int | float) else "none"
+
+    rows: dict[str, str] = {}
+    scheme = CVScheme.from_dict(cv)
+    if scheme is not None:
+        rows["Folds"] = _md(scheme.describe())
+        if cv.get("tuning_n_folds", scheme.n_folds) != scheme.n_folds:
+            rows["Folds while tuning"] = f"{cv['tuning_n_folds']} (a small table; the winner was then cross-validated " \
+                                         f"with {scheme.n_folds})"
+    if "holdout_share" in cv:
+        share = cv["holdout_share"]
+        rows["Holdout"] = f"{share:.0%} of the rows, kept out of tuning and scored once" if share else "none"
+    if "final_fit" in cv:
+        rows["Final fit"] = _md(cv["final_fit"])
+    tuning = cv.get("tuning") if isinstance(cv.get("tuning"), dict) else None
+    if tuning is not None:
+        models = tuning.get("models") or []
+        rows["Search"] = (f"{SEARCH_TITLES.get(tuning.get('search'), _md(tuning.get('search')))} over "
+                          + (", ".join(_family(m) for m in models) if models else "every model family"))
+        rows["Time budget"] = seconds(tuning.get("budget_s"))
+        rows["Trial cap"] = _cell(tuning["max_trials"]) if tuning.get("max_trials") else "none"
+        rows["Time per model"] = seconds(tuning["per_model_s"]) if tuning.get("per_model_s") else "shared"
+        rows["Class weights"] = "balanced" if tuning.get("class_weight") else "none"
+        rows["Seed"] = _cell(tuning.get("seed"))
+    known = {"kind", "n_folds", "group_column", "time_column", "seed", "holdout_share", "final_fit", "tuning",
+             "tuning_n_folds", "decision_threshold_maximises"}  # the last is said under the metrics
+    return rows | _rows({k: v for k, v in cv.items() if k not in known})
 
 
 def _preparation(version: ModelVersion) -> list[str]:

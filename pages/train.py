@@ -12,7 +12,7 @@ from core.modeling.evaluation import date_columns, time_ordered_column
 from core.modeling.metrics import METRICS, default_metric, metrics_for, positive_class
 from core.modeling.plots import leaderboard_chart
 from core.modeling.specs import family_title, specs_for
-from core.modeling.tuning import TuningConfig
+from core.modeling.tuning import SEARCH_TITLES, TuningConfig
 from core.prep.recipe import prepare_training_table, recipe_to_json
 from core.prep.steps import DropColumns
 from core.store.models import utcnow
@@ -23,6 +23,8 @@ from pages.common import (dataset_frame, dataset_profile, engine, md, readable_t
 
 STATUS_ICON = {"QUEUED": ":material/schedule:", "RUNNING": ":material/progress_activity:", "DONE": ":material/check_circle:",
                "FAILED": ":material/error:", "CANCELLED": ":material/cancel:"}
+CV_KINDS = {"auto": "auto", "stratified": "stratified (class shares kept)", "kfold": "k-fold, shuffled",
+            "group": "grouped by a column", "time": "time-series (by a date)"}
 BUDGET_STEPS_S = (10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1200, 1800)
 
 
@@ -97,7 +99,7 @@ def train_form(dataset, frame, target: str, recipe) -> None:
                                 format_func=lambda n: next(s.title for s in specs if s.name == n))
         c = st.columns(4)
         search = c[0].selectbox("Search", ["bayes", "random", "grid"],
-                                format_func={"bayes": "Bayesian (TPE)", "random": "Random", "grid": "Grid"}.get)
+                                format_func=SEARCH_TITLES.get)
         # Steps that grow with the budget: on a plain 10-1800 s slider a minute sat at the far left.
         budget = c[1].select_slider("Time budget", BUDGET_STEPS_S, value=60, format_func=_duration)
         trials = c[2].number_input("Max trials (0 = no limit)", min_value=0, value=0)
@@ -105,7 +107,9 @@ def train_form(dataset, frame, target: str, recipe) -> None:
                                       help="A cap on the time one model family's trials take together. "
                                            "By default the budget is shared among the families.")
         c = st.columns(4)
-        cv_kind = c[0].selectbox("Cross-validation", ["auto", "stratified", "kfold", "group", "time"])
+        cv_kind = c[0].selectbox("Cross-validation", list(CV_KINDS), format_func=CV_KINDS.get,
+                                 help="Auto splits by time when a time column is set, by group when a group "
+                                      "column is, keeps class shares for classes, and shuffles otherwise.")
         folds = c[1].number_input("Folds", min_value=2, max_value=20, value=5)
         time_column = c[2].selectbox("Time column", [None, *dates], index=dates.index(ordered) + 1 if ordered else 0,
                                      format_func=lambda v: "none" if v is None else v,

@@ -108,6 +108,9 @@ _STATES: dict[TrialState, TrialStateName] = {
 _MAX_ERROR = 300
 
 
+SEARCH_TITLES: dict[str, str] = {"bayes": "Bayesian (TPE)", "random": "Random", "grid": "Grid"}
+
+
 @dataclass(frozen=True)
 class TuningConfig:
     """What to search, how, and for how long.

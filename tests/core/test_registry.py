@@ -471,6 +471,38 @@ def test_model_card_leads_its_metrics_with_the_one_the_search_optimised() -> Non
     assert any("chosen on the earlier folds" in line for line in registry.model_card(by_time).splitlines())
 
 
+def test_model_card_says_in_words_how_the_version_was_validated_and_searched_for() -> None:
+    cv = {"kind": "time", "n_folds": 5, "group_column": None, "time_column": "date", "seed": 42,
+          "holdout_share": 0.2, "final_fit": "all rows (training + holdout)", "tuning_n_folds": 10,
+          "tuning": {"models": ["lightgbm", "ridge"], "search": "random", "budget_s": 90.0, "max_trials": 40,
+                     "per_model_s": None, "metric": "r2", "class_weight": False, "seed": 7, "positive_class": None},
+          "shuffle_override": True}
+    version = ModelVersion(
+        model_name="m", version=1, status="READY", artifact_file="a", reference_file="r", dataset_hash="d" * 64,
+        target="y", task="regression", recipe_json="{}", plan_json="{}", model_family="ridge", params_json="{}",
+        library_versions_json="{}", training_seconds=1.0, metrics_json="{}", cv_json=json.dumps(cv))
+    lines = registry.model_card(version).splitlines()
+    section = lines[lines.index("## Cross-validation and tuning"):lines.index("## Library versions")]
+    assert section[2:] == [
+        "| Setting | Value |", "|---|---|",
+        "| Folds | 5-fold time-series split on 'date' (each fold validated on later rows) |",
+        "| Folds while tuning | 10 (a small table; the winner was then cross-validated with 5) |",
+        "| Holdout | 20% of the rows, kept out of tuning and scored once |",
+        "| Final fit | all rows (training + holdout) |",
+        "| Search | Random over LightGBM (lightgbm), Ridge regression (ridge) |",
+        "| Time budget | 90 s |", "| Trial cap | 40 |", "| Time per model | shared |", "| Class weights | none |",
+        "| Seed | 7 |",
+        "| shuffle\\_override | True |",  # a key this ShipML does not know: as recorded
+        "",
+    ]
+    none = {**cv, "holdout_share": 0.0, "tuning_n_folds": 5,
+            "tuning": {**cv["tuning"], "models": [], "max_trials": None, "per_model_s": 20, "class_weight": True}}
+    lines = registry.model_card(version.model_copy(update={"cv_json": json.dumps(none)})).splitlines()
+    assert "| Holdout | none |" in lines and not any(line.startswith("| Folds while tuning") for line in lines)
+    assert "| Search | Random over every model family |" in lines and "| Trial cap | none |" in lines
+    assert "| Time per model | 20 s |" in lines and "| Class weights | balanced |" in lines
+
+
 def test_model_card_says_how_the_data_was_prepared() -> None:
     from core.prep.plan import ColumnTransform, FeaturePlan, Interaction
     from core.prep.recipe import recipe_to_json
@@ -513,7 +545,8 @@ def test_model_card_shows_cv_summaries_as_the_trainer_records_them() -> None:
         library_versions_json="{}", training_seconds=3.0,
     )
     lines = registry.model_card(version).splitlines()
-    assert "| tuning | budget\\_s=60, models=\\[\\], search=bayes |" in lines  # pairs, not JSON
+    assert "| Search | Bayesian (TPE) over every model family |" in lines  # in words, not JSON
+    assert "| Time budget | 60 s |" in lines
     assert "| Optimised metric | R² |" in lines  # none chosen: the task's default
     table = lines[lines.index("## Metrics") + 2:][:4]
     assert table == ["| Metric | Cross-validated | Baseline | Holdout |", "|---|---|---|---|",
