@@ -174,7 +174,8 @@ table = pd.DataFrame(
         "created": [v.created_at for v in versions],
     }
 )
-st.dataframe(table, hide_index=True, width="stretch")
+st.dataframe(table, hide_index=True, width="stretch",
+             column_config={"created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm [UTC]")})
 if len(versions) > 1:
     compare_versions(versions)
 

@@ -279,6 +279,8 @@ def test_partial_dependence_reads_text_as_the_recipe_does() -> None:
     grid = pd.to_datetime(pd.Series(dates.data[0].x))
     days = pd.to_datetime(X["date"])
     assert grid.is_monotonic_increasing and grid.iloc[0] < days.quantile(0.1) and grid.iloc[-1] > days.quantile(0.9)
+    # All on one weekday: on mixed ones the line zigzagged between weekdays and weekends.
+    assert grid.dt.dayofweek.nunique() == 1 and "each date a Monday" in dates.layout.title.text
     temps = plots.partial_dependence_chart(model, X, "temp", task=Task.REGRESSION)
     assert _types(temps) == {"scatter"} and pd.Series(temps.data[0].x, dtype=float).is_monotonic_increasing
     text = plots.partial_dependence_chart(build_pipeline(Recipe(), FeaturePlan(), target="ridership",
@@ -436,3 +438,15 @@ def test_importance_preview_chart_escapes_names_and_names_its_colours() -> None:
     assert figure.layout.xaxis.title.text == "drop in held-out R² when the column is shuffled"
     empty = dataclasses.replace(preview, rows=())
     assert plots.importance_preview_chart(empty).layout.annotations[0].text == "No column to score"
+
+
+def test_partial_dependence_dates_keep_one_weekday_and_hour_when_there_are_enough() -> None:
+    hourly = pd.Series(pd.date_range("2024-01-01", periods=24 * 7 * 30, freq="h"))  # 30 of each weekday and hour
+    kept, words = plots._one_weekday_and_hour(hourly)
+    assert len(kept) == 30 and kept.dt.dayofweek.nunique() == 1 and kept.dt.hour.nunique() == 1
+    assert words == ", each date a Monday at 00:00"
+    few = hourly.iloc[: 24 * 7 * 2]  # two of each: too few for a 20-point grid, so all are kept
+    kept, words = plots._one_weekday_and_hour(few)
+    assert kept.equals(few) and words == ""
+    weekly = pd.Series(pd.date_range("2024-01-05", periods=60, freq="7D"))  # all Fridays already
+    assert plots._one_weekday_and_hour(weekly)[1] == ""
