@@ -320,6 +320,28 @@ def positive_class(version: ModelVersion) -> str | None:
     return json.loads(version.metrics_json or "{}").get("positive_class")
 
 
+def preparation_summary(version: ModelVersion) -> dict[str, str]:
+    """What was done to a version's data, one line each (user text as it is), for comparing
+    versions: ``cleaning`` (the recipe's steps in order, or "none") and ``features`` (the feature
+    plan: the default, or what it leaves out, transforms and adds)."""
+    from core.prep.plan import FeaturePlan  # late, as in model_card
+    from core.prep.recipe import recipe_from_json
+    from core.prep.steps import step_summary
+
+    try:
+        recipe = recipe_from_json(version.recipe_json or "{}")
+        plan = FeaturePlan.model_validate_json(version.plan_json or "{}")
+    except (BadInput, ValueError):
+        return {"cleaning": "recorded in a form this ShipML cannot read", "features": ""}
+    steps = "; ".join(f"{n}. {step_summary(step)}" for n, step in enumerate(recipe.steps, start=1))
+    parts = [f"only {', '.join(plan.include)}" if plan.include else "",
+             f"leaves out {', '.join(plan.exclude)}" if plan.exclude else "",
+             f"transforms {', '.join(plan.transforms)}" if plan.transforms else "",
+             f"adds {', '.join(i.name for i in plan.interactions)}" if plan.interactions else ""]
+    features = "; ".join(p for p in parts if p) or ("the default" if plan == FeaturePlan() else "custom settings")
+    return {"cleaning": steps or "none", "features": features}
+
+
 def list_versions(engine: Engine, *, name: str | None = None) -> list[ModelVersion]:
     """All versions (every status), by model name, newest first within a model."""
     query = select(ModelVersion).order_by(
@@ -706,8 +728,8 @@ def _validation_rows(cv: dict[str, Any]) -> dict[str, str]:
     if scheme is not None:
         rows["Folds"] = _md(scheme.describe())
         if cv.get("tuning_n_folds", scheme.n_folds) != scheme.n_folds:
-            rows["Folds while tuning"] = f"{cv['tuning_n_folds']} (a small table; the winner was then cross-validated " \
-                                         f"with {scheme.n_folds})"
+            rows["Folds while tuning"] = (f"{cv['tuning_n_folds']} (a small table; the winner was then "
+                                          f"cross-validated with {scheme.n_folds})")
     if "holdout_share" in cv:
         share = cv["holdout_share"]
         rows["Holdout"] = f"{share:.0%} of the rows, kept out of tuning and scored once" if share else "none"
@@ -733,6 +755,7 @@ def _preparation(version: ModelVersion) -> list[str]:
     feature plan, each as it was recorded with the version."""
     from core.prep.plan import FeaturePlan  # late, as in model_card
     from core.prep.recipe import recipe_from_json
+    from core.prep.steps import STEP_TITLES
 
     try:
         recipe = recipe_from_json(version.recipe_json or "{}")
@@ -741,7 +764,8 @@ def _preparation(version: ModelVersion) -> list[str]:
         return ["Recorded in a form this ShipML cannot read."]
     lines = ["Cleaning steps, in order (row steps shape the training table only; column steps are part of "
              "the model, so predictions get the same cleaning):", ""]
-    steps = [(str(number), _md(step.kind), "rows" if step.is_row_step else "columns (in the model)",
+    steps = [(str(number), _md(STEP_TITLES.get(step.kind, step.kind)),
+              "rows" if step.is_row_step else "columns (in the model)",
               _cell(step.model_dump(exclude={"kind", "reason"})) or "none", _md(step.reason) or "added by hand")
              for number, step in enumerate(recipe.steps, start=1)]
     lines += _table(("#", "Step", "Acts on", "Settings", "Why"), steps) if steps else ["none: the table as uploaded"]

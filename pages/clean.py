@@ -9,17 +9,6 @@ from core.prep import steps as S
 from core.prep.recipe import preview_recipe, recipe_from_json, recipe_to_json, recipe_to_python
 from pages.common import dataset_frame, engine, md, require_dataset, save_recipe, show_error
 
-STEP_TITLES = {
-    "drop_duplicates": "Drop duplicate rows",
-    "drop_missing_target": "Drop rows without a target",
-    "drop_columns": "Drop columns",
-    "fix_type": "Fix a column's type",
-    "normalize_categories": "Normalise category spellings",
-    "impute": "Fill missing values",
-    "outliers": "Clip or drop outliers",
-    "group_rare": "Group rare categories",
-}
-
 
 @st.cache_resource(max_entries=8, show_spinner="Applying the recipe…")
 def _previews(content_hash: str, recipe_json: str, target: str | None, _frame):
@@ -45,7 +34,7 @@ def step_list(dataset, frame, recipe: S.Recipe, target: str | None) -> None:
             head, buttons = st.columns([6, 2])
             with head:
                 where = "before training (removes rows)" if step.is_row_step else "inside the model pipeline"
-                st.markdown(f"**{i + 1}. {STEP_TITLES[step.kind]}** · runs {where}")
+                st.markdown(f"**{i + 1}. {S.STEP_TITLES[step.kind]}** · runs {where}")
                 st.caption(md(step.reason) if step.reason else "Added by hand.")
                 details = step.model_dump(exclude={"kind", "reason"})
                 st.code(", ".join(f"{k}={v!r}" for k, v in details.items()) or "(no options)", language=None)
@@ -76,7 +65,7 @@ def step_list(dataset, frame, recipe: S.Recipe, target: str | None) -> None:
 def add_step_form(dataset, frame, recipe: S.Recipe, target: str | None) -> None:
     columns = [str(c) for c in frame.columns]
     features = [c for c in columns if c != target]
-    kind = st.selectbox("Step", list(STEP_TITLES), format_func=STEP_TITLES.get)
+    kind = st.selectbox("Step", list(S.STEP_TITLES), format_func=S.STEP_TITLES.get)
     with st.form("add_step", clear_on_submit=True):
         reason = st.text_input("Why (shown with the step)", max_chars=300)
         try:

@@ -54,8 +54,9 @@ def _facts(version) -> dict[str, str]:
     return {
         "family": family_title(version.model_family), "status": version.status, "data": version.dataset_hash[:12],
         "optimised metric": METRICS[tuned_metric(cv, Task(version.task))].label,
-        "decision threshold": "" if threshold is None else f"{threshold:.4g}",
-        "positive class": registry.positive_class(version) or "",
+        **({"decision threshold": "" if threshold is None else f"{threshold:.4g}",
+            "positive class": registry.positive_class(version) or ""} if version.task == "binary" else {}),
+        **registry.preparation_summary(version),
         "validation": scheme.describe() if scheme is not None else "",
         "holdout share": f"{cv['holdout_share']:.0%}" if "holdout_share" in cv else "",
         **({"class weights": "balanced" if class_weighted(version) else "none"} if version.task != "regression" else {}),

@@ -101,6 +101,26 @@ Step = Annotated[
 ]
 
 
+STEP_TITLES: dict[str, str] = {
+    "drop_duplicates": "Drop duplicate rows",
+    "drop_missing_target": "Drop rows without a target",
+    "drop_columns": "Drop columns",
+    "fix_type": "Fix a column's type",
+    "normalize_categories": "Normalise category spellings",
+    "impute": "Fill missing values",
+    "outliers": "Clip or drop outliers",
+    "group_rare": "Group rare categories",
+}
+
+
+def step_summary(step: _Step) -> str:
+    """One line for a person: the step's title and the columns it acts on, e.g.
+    ``"Fix a column's type: date"`` (user text as it is; escape it where it is shown)."""
+    columns = getattr(step, "columns", None) or [c for c in (getattr(step, "column", None),) if c]
+    title = STEP_TITLES.get(step.kind, step.kind)
+    return f"{title}: {', '.join(columns)}" if columns else title
+
+
 class Recipe(BaseModel):
     """An ordered list of cleaning steps; the order is the order they run in."""
 

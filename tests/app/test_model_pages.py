@@ -150,6 +150,7 @@ def test_train_evaluate_and_models(app, store) -> None:
     assert facts.loc["decision threshold", "A: v2"] == f"{recorded['decision_threshold']:.4g}"
     assert facts.loc["positive class"].tolist() == ["no", "yes"]
     assert facts.loc["class weights"].tolist() == ["balanced", "none"]  # what sets the runs apart, not only scores
+    assert facts.loc["cleaning"].tolist() == ["none", "none"] and facts.loc["features"].tolist() == ["the default"] * 2
     assert facts.loc["validation", "A: v2"].startswith("5-fold stratified") and facts.loc["holdout share"].tolist() == [
         "20%", "20%"]
     scores = next(df.value for df in at.dataframe if "B - A" in df.value.columns).set_index("metric")

@@ -520,8 +520,8 @@ def test_model_card_says_how_the_data_was_prepared() -> None:
     )
     lines = registry.model_card(version).splitlines()
     section = lines[lines.index("## Data preparation"):lines.index("## Parameters")]  # what was done, then the model
-    assert "| 1 | drop\\_duplicates | rows | none | copies |" in section  # in order, escaped
-    assert ("| 2 | fix\\_type | columns (in the model) | column=date, date\\_format=None, dayfirst=False, "
+    assert "| 1 | Drop duplicate rows | rows | none | copies |" in section  # in order, escaped
+    assert ("| 2 | Fix a column's type | columns (in the model) | column=date, date\\_format=None, dayfirst=False, "
             "to=datetime | dates \\| as text |") in section
     assert "| left out | id |" in section and "| transform of income | power=log |" in section
     assert "| interactions | debt\\_over\\_income |" in section
@@ -530,6 +530,12 @@ def test_model_card_says_how_the_data_was_prepared() -> None:
     assert "none: the table as uploaded" in lines and "Feature plan (the default):" in lines
     unreadable = version.model_copy(update={"recipe_json": '{"steps": [{"kind": "teleport"}]}'})
     assert "Recorded in a form this ShipML cannot read." in registry.model_card(unreadable)
+    # One line each, for comparing versions.
+    assert registry.preparation_summary(version) == {
+        "cleaning": "1. Drop duplicate rows; 2. Fix a column's type: date",
+        "features": "leaves out id; transforms income; adds debt_over_income"}
+    assert registry.preparation_summary(plain) == {"cleaning": "none", "features": "the default"}
+    assert registry.preparation_summary(unreadable)["cleaning"] == "recorded in a form this ShipML cannot read"
 
 
 def test_model_card_shows_cv_summaries_as_the_trainer_records_them() -> None:
