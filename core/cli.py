@@ -166,12 +166,14 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    from core.modeling.metrics import METRICS, in_display_order
     from core.registry import load_exported
-    from core.scoring import service_refusals
+    from core.scoring import service_refusals, target_scores
     from core.serving_io import predict_frame
 
     pipeline, meta = load_exported(Path(args.model))
-    frame = _load(args.data, settings).frame
+    loaded = _load(args.data, settings)
+    frame = loaded.frame
     labelling = meta.get("metrics", {})
     predictions = predict_frame(pipeline, frame, threshold=labelling.get("decision_threshold"),
                                 positive=labelling.get("positive_class"))
@@ -183,6 +185,14 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     # As Score a file does: the model scored these rows, but its service would refuse them.
     for line in service_refusals(pipeline, Path(args.model) / "reference.parquet", frame):
         print(f"note: the prediction service would refuse {line}", file=sys.stderr)
+    found = target_scores(predictions, frame, target=meta["target"], task=meta["task"],
+                          positive=labelling.get("positive_class"),
+                          trained_on=loaded.content_hash == meta.get("dataset_hash"))
+    if found is not None:  # as Score a file shows them
+        scores = ", ".join(f"{METRICS[n].label} {found.scores[n]:.4f}" for n in in_display_order(found.scores))
+        print(f"against the file's '{found.target}' ({found.rows:,} rows with a value): {scores}")
+        if found.trained_on:
+            print("note: this file is the data the model was trained on, so these scores flatter it", file=sys.stderr)
     return 0
 
 

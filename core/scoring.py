@@ -4,6 +4,7 @@ would take the same rows."""
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,21 +35,68 @@ class ScoredFile:
 
     table: pd.DataFrame
     refused: tuple[str, ...]
+    against_target: TargetScores | None = None
 
 
-def score_table(version: ModelVersion, frame: pd.DataFrame, *, settings: Settings) -> ScoredFile:
+@dataclass(frozen=True)
+class TargetScores:
+    """How a version's predictions for a file compare with the target the file holds.
+
+    Attributes:
+        target: The target column.
+        rows: The rows with a target value, which the scores cover.
+        scores: Every metric of the version's task, as the Evaluate page names them.
+        trained_on: The file is the very data the version was trained on (its hash matches), so
+            the scores flatter the model: it learnt these rows.
+    """
+
+    target: str
+    rows: int
+    scores: dict[str, float]
+    trained_on: bool = False
+
+
+def target_scores(predictions: pd.DataFrame, frame: pd.DataFrame, *, target: str, task: str,
+                  positive: str | None = None, trained_on: bool = False) -> TargetScores | None:
+    """The metrics of ``predictions`` (as :func:`core.serving_io.predict_frame` gives them for
+    ``frame``'s rows) against ``frame[target]``, as the Monitor page scores labelled predictions;
+    None when the file has no such column or no row has a value in it.
+
+    A class the model never saw counts as a miss; a regression target that is not a number is
+    left out with the missing ones.
+    """
+    from core.monitoring.performance import score_rows  # late: only a file with its target needs it
+
+    if target not in frame.columns:
+        return None
+    labels = frame[target].reset_index(drop=True)
+    joined = predictions.assign(label=labels)[labels.notna()]
+    if task == "regression":
+        joined = joined[pd.to_numeric(joined["label"], errors="coerce").notna()]
+    if joined.empty:
+        return None
+    with warnings.catch_warnings():  # a metric undefined on these rows is nan, and shown as such
+        warnings.simplefilter("ignore")
+        scores = score_rows(joined, task=task, positive=positive)
+    return TargetScores(target=target, rows=len(joined), scores=scores, trained_on=trained_on)
+
+
+def score_table(version: ModelVersion, frame: pd.DataFrame, *, settings: Settings,
+                content_hash: str | None = None) -> ScoredFile:
     """The version's predictions for the file's rows, each next to the row's own columns, and
     what its service would refuse in them.
 
     The first columns are ``prediction`` and, for a classifier, ``proba_<class>`` per class, as
     the service and `core predict` give them: a binary version labels rows at its decision
     threshold on its positive class's probability. The file's columns follow, those the model
-    does not use included, so a file that holds the true target can be checked by eye.
+    does not use included, so a file that holds the true target can be checked by eye; and the
+    version's metrics against that target are computed.
 
     Args:
         version: A READY version.
         frame: The rows to score, as read from the file.
         settings: Where the model files live.
+        content_hash: The file's hash, to tell whether it is the data the version learnt from.
 
     Raises:
         BadInput: The model file fails its hash check, or the table lacks columns the model
@@ -59,7 +107,10 @@ def score_table(version: ModelVersion, frame: pd.DataFrame, *, settings: Setting
                                 positive=registry.positive_class(version))
     table = predictions.join(frame.reset_index(drop=True), rsuffix=INPUT_SUFFIX)
     return ScoredFile(table=table, refused=service_refusals(pipeline, settings.models_dir / version.reference_file,
-                                                            frame))
+                                                            frame),
+                      against_target=target_scores(predictions, frame, target=version.target, task=version.task,
+                                                   positive=registry.positive_class(version),
+                                                   trained_on=content_hash == version.dataset_hash))
 
 
 def service_refusals(pipeline, reference_file: Path, frame: pd.DataFrame) -> tuple[str, ...]:

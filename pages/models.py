@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 import streamlit as st
@@ -15,8 +16,9 @@ from core.modeling.evaluation import CVScheme
 from core.modeling.metrics import METRICS, in_display_order, same_positive, tuned_metric
 from core.modeling.specs import family_title
 from core.monitoring.export import to_safe_csv
-from core.scoring import ScoredFile, score_table
+from core.scoring import ScoredFile, TargetScores, score_table
 from core.training import class_weighted
+from core.wording import plural
 from pages.common import UPLOAD_TYPES, current_dataset, engine, md, settings, show_error
 
 st.title("Models")
@@ -68,8 +70,8 @@ def _facts(version) -> dict[str, str]:
 @st.cache_data(max_entries=2, show_spinner="Reading and scoring the file…")
 def _scored(version_id: int, file_id: str, _version, _upload) -> ScoredFile:
     """The upload read as the Upload page reads files, and scored; once per version and file."""
-    frame = read_bytes(_upload.name, _upload.getvalue(), settings=settings()).frame
-    return score_table(_version, frame, settings=settings())
+    loaded = read_bytes(_upload.name, _upload.getvalue(), settings=settings())
+    return score_table(_version, loaded.frame, settings=settings(), content_hash=loaded.content_hash)
 
 
 def score_section(name: str, ready: list[int]) -> None:
@@ -105,9 +107,32 @@ def score_section(name: str, ready: list[int]) -> None:
                    icon=":material/rule:")
     else:
         st.caption("The version's prediction service would take every row as it is.")
+    if scored.against_target is not None:
+        against_target(version, scored.against_target)
     # Written when clicked, not on every rerun of the page.
     st.download_button("Download the predictions (CSV)", lambda: to_safe_csv(table),
                        file_name=f"predictions-v{number}.csv", mime="text/csv", icon=":material/download:")
+
+
+def against_target(version, found: TargetScores) -> None:
+    """The version's scores on a file that holds its target, next to its cross-validated ones."""
+    recorded = json.loads(version.metrics_json or "{}")
+    names = in_display_order(list(found.scores), first=tuned_metric(json.loads(version.cv_json or "{}"),
+                                                                    Task(version.task)))
+    st.markdown(f"**Against the file's '{md(found.target)}'** ({plural(found.rows, 'row')} with a value)")
+    if found.trained_on:
+        st.warning("This file is the data the version was trained on (the same hash): it learnt these rows, so "
+                   "these scores flatter it. The cross-validated ones are the honest estimate.",
+                   icon=":material/warning:")
+    cross = [recorded.get(n, {}).get("mean") if isinstance(recorded.get(n), dict) else None for n in names]
+    st.dataframe(pd.DataFrame({"metric": [METRICS[n].label for n in names],
+                               "this file": [found.scores[n] for n in names],
+                               "cross-validated in training": cross}),
+                 hide_index=True, column_config={"this file": st.column_config.NumberColumn(format="%.4f"),
+                                                 "cross-validated in training": st.column_config.NumberColumn(
+                                                     format="%.4f")})
+    if any(math.isnan(v) for v in found.scores.values()):
+        st.caption("A blank score is undefined on these rows: a class the model never saw, or a single class.")
 
 
 @st.cache_data(max_entries=1, show_spinner="Checking the model file and packing it…")

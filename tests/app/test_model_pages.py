@@ -177,6 +177,11 @@ def test_train_evaluate_and_models(app, store) -> None:
     assert (scored["prediction"] == np.where(scored["proba_no"] >= threshold, "no", "yes")).all()
     assert any(b.label == "Download the predictions (CSV)" for b in at.get("download_button"))
     assert any("service would take every row" in c.value for c in at.caption) and not at.warning
+    # The file holds the target: the version's scores on it, next to the cross-validated ones.
+    assert any("Against the file's 'churn'" in m.value and "40 rows with a value" in m.value for m in at.markdown)
+    against = next(df.value for df in at.dataframe if "this file" in df.value.columns).set_index("metric")
+    assert against.loc["Accuracy", "this file"] == pytest.approx((scored["prediction"] == rows["churn"]).mean())
+    assert against.loc["ROC AUC", "cross-validated in training"] == pytest.approx(recorded["roc_auc"]["mean"])
     odd = rows.assign(state=["ZZ"] * 3 + list(rows["state"][3:]))  # a state the model never saw
     at.file_uploader(key="score_file").set_value(("odd.csv", odd.to_csv(index=False).encode(), "text/csv")).run()
     _no_exceptions(at)

@@ -102,3 +102,36 @@ def test_text_the_recipe_converts_is_checked_as_the_service_checks_it(engine, se
     before = build_pipeline(tidied, FeaturePlan(), target="y", estimator=LogisticRegression()).fit(X, y)
     assert request_schema(pipeline, X).columns[0].parse is not None
     assert request_schema(before, X).columns[0].parse is None
+
+
+def test_a_file_holding_the_target_is_scored_against_it_at_the_version_s_threshold(engine, settings) -> None:
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    version, X = _version(engine, settings, {"decision_threshold": 0.2, "positive_class": "churned"})
+    rng = np.random.default_rng(5)
+    truth = np.where(X["a"] + 0.5 * rng.normal(size=len(X)) > 0.8, "churned", "stayed")
+    rows = X.assign(y=truth)
+    rows.loc[:9, "y"] = None  # rows without a label are left out, not counted as misses
+    scored = score_table(version, rows, settings=settings, content_hash="f" * 64)
+    found = scored.against_target
+    assert found.target == "y" and found.rows == len(X) - 10 and not found.trained_on
+    labelled = scored.table.iloc[10:]
+    assert found.scores["accuracy"] == pytest.approx(accuracy_score(truth[10:], labelled["prediction"]))
+    # The positive class is 'churned', labelled at 0.2 as the service labels it.
+    assert found.scores["f1"] == pytest.approx(f1_score(truth[10:], labelled["prediction"], pos_label="churned"))
+    assert found.scores["roc_auc"] == pytest.approx(roc_auc_score(truth[10:] == "churned", labelled["proba_churned"]))
+    # The very file the version learnt from: said, so its scores are not taken for an estimate.
+    assert score_table(version, rows, settings=settings, content_hash="d" * 64).against_target.trained_on
+    assert score_table(version, X, settings=settings).against_target is None  # no target column
+    assert score_table(version, X.assign(y=None), settings=settings).against_target is None  # no value in it
+    unseen = score_table(version, rows.assign(y="paused"), settings=settings).against_target
+    assert unseen.scores["accuracy"] == 0 and np.isnan(unseen.scores["roc_auc"])  # a class it never saw: a miss
+
+
+def test_a_regression_target_that_is_not_a_number_is_left_out() -> None:
+    from core.scoring import target_scores
+
+    predictions = pd.DataFrame({"prediction": [1.0, 2.0, 3.0, 4.0]})
+    frame = pd.DataFrame({"y": ["1.5", "n/a", 2.5, 4.0]})
+    found = target_scores(predictions, frame, target="y", task="regression")
+    assert found.rows == 3 and found.scores["mae"] == pytest.approx((0.5 + 0.5 + 0) / 3)

@@ -49,7 +49,14 @@ def test_train_then_predict(tmp_path, sample_path) -> None:
     preds = pd.read_csv(tmp_path / "preds.csv")
     assert list(preds.columns) == ["prediction", "proba_Adelie", "proba_Chinstrap", "proba_Gentoo"]
     assert len(preds) == 30 and preds.filter(like="proba_").sum(axis=1).round(6).eq(1).all()
-    assert "would refuse" not in out.stderr
+    assert "would refuse" not in out.stderr and "against the file's" not in out.stdout  # no target in it
+    # The training file itself holds the target: scored against it, and said to flatter the model.
+    out = run("predict", "--model", str(tmp_path / "model"), "--data", str(data), "--out", str(tmp_path / "own.csv"),
+              workspace=tmp_path)
+    own = pd.read_csv(tmp_path / "own.csv")
+    accuracy = (own["prediction"] == pd.read_csv(data)["species"]).mean()
+    assert f"against the file's 'species' ({len(labelled)} rows with a value): Accuracy {accuracy:.4f}" in out.stdout
+    assert "the data the model was trained on" in out.stderr
     # An island the model never saw: scored (as any unknown value), with the note that the service would refuse it.
     test.assign(island=["Atlantis"] + list(test["island"][1:])).to_csv(tmp_path / "odd.csv", index=False)
     out = run("predict", "--model", str(tmp_path / "model"), "--data", str(tmp_path / "odd.csv"),
