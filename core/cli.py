@@ -166,7 +166,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
-    from core.modeling.metrics import METRICS, in_display_order
+    from core.modeling.metrics import in_display_order, task_label
     from core.registry import load_exported
     from core.scoring import service_refusals, target_scores
     from core.serving_io import predict_frame
@@ -189,7 +189,8 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
                           positive=labelling.get("positive_class"),
                           trained_on=loaded.content_hash == meta.get("dataset_hash"))
     if found is not None:  # as Score a file shows them
-        scores = ", ".join(f"{METRICS[n].label} {found.scores[n]:.4f}" for n in in_display_order(found.scores))
+        scores = ", ".join(f"{task_label(n, meta['task'], labelling.get('positive_class'))} {found.scores[n]:.4f}"
+                           for n in in_display_order(found.scores))
         print(f"against the file's '{found.target}' ({found.rows:,} rows with a value): {scores}")
         if found.trained_on:
             print("note: this file is the data the model was trained on, so these scores flatter it", file=sys.stderr)

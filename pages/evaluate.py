@@ -10,7 +10,7 @@ from core.explain import explain_version, version_rows, worst_predictions
 from core.learning_curve import learning_curve
 from core.modeling import plots
 from core.modeling.evaluation import baseline_notes, per_class_table, threshold_note
-from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, same_positive
+from core.modeling.metrics import METRICS, same_positive, task_label
 from core.modeling.specs import family_title
 from core.training import class_weighted
 from pages.common import (dataset_frame, engine, md, readable_trials, require_dataset, settings, show_error,
@@ -56,11 +56,7 @@ def _learning_curve(version, frame):
 
 
 def _row_label(report, m) -> str:
-    label = m.label
-    if report.task == "binary" and m.name in POSITIVE_CLASS_METRICS:  # the table names the class
-        label += f" of '{report.cv.classes[1]}'"
-    elif report.task == "multiclass" and m.name in (*POSITIVE_CLASS_METRICS, "roc_auc"):  # one number, many classes
-        label += ", one-vs-rest macro average" if m.name == "roc_auc" else ", macro average"
+    label = task_label(m.name, report.task, report.cv.classes[1] if report.task == "binary" else None)
     return f"{label} (optimised)" if m.name == report.primary_metric else label
 
 

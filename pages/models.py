@@ -13,7 +13,7 @@ from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling import plots
 from core.modeling.evaluation import CVScheme
-from core.modeling.metrics import METRICS, in_display_order, same_positive, tuned_metric
+from core.modeling.metrics import METRICS, in_display_order, same_positive, task_label, tuned_metric
 from core.modeling.specs import family_title
 from core.monitoring.export import to_safe_csv
 from core.scoring import ScoredFile, TargetScores, score_table
@@ -125,7 +125,8 @@ def against_target(version, found: TargetScores) -> None:
                    "these scores flatter it. The cross-validated ones are the honest estimate.",
                    icon=":material/warning:")
     cross = [recorded.get(n, {}).get("mean") if isinstance(recorded.get(n), dict) else None for n in names]
-    st.dataframe(pd.DataFrame({"metric": [METRICS[n].label for n in names],
+    positive = registry.positive_class(version)
+    st.dataframe(pd.DataFrame({"metric": [task_label(n, version.task, positive) for n in names],
                                "this file": [found.scores[n] for n in names],
                                "cross-validated in training": cross}),
                  hide_index=True, column_config={"this file": st.column_config.NumberColumn(format="%.4f"),

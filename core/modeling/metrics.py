@@ -144,6 +144,18 @@ def oriented(classes: Sequence, positive: object = None) -> tuple:
     return classes
 
 
+def task_label(name: str, task: str, positive: object = None) -> str:
+    """A metric's label as it reads for ``task``: a binary target's precision, recall, F1 and PR
+    AUC name the class they describe (``positive``; none named when None), and a multiclass
+    target's say they are macro averages."""
+    label = METRICS[name].label if name in METRICS else name
+    if task == "binary" and name in POSITIVE_CLASS_METRICS and positive is not None:
+        return f"{label} of '{positive}'"
+    if task == "multiclass" and name in (*POSITIVE_CLASS_METRICS, "roc_auc"):  # one number, many classes
+        return label + (", one-vs-rest macro average" if name == "roc_auc" else ", macro average")
+    return label
+
+
 def in_display_order(names: Iterable[str], *, first: str | None = None) -> list[str]:
     """``names`` with ``first`` (say, the metric a search optimised) leading, then in the order
     metrics are shown everywhere; names that are no metric go last, in the order given."""

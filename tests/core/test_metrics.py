@@ -238,3 +238,13 @@ def test_metrics_in_display_order_with_the_optimised_one_first() -> None:
     assert in_display_order(["mape", "rmse", "r2", "mae"]) == ["rmse", "mae", "r2", "mape"]
     assert in_display_order(["mape", "rmse", "r2"], first="r2") == ["r2", "rmse", "mape"]
     assert in_display_order(["decision_threshold", "roc_auc", "roc_auc"]) == ["roc_auc", "decision_threshold"]
+
+
+def test_task_label_names_the_class_or_the_average() -> None:
+    from core.modeling.metrics import task_label
+
+    assert task_label("f1", "binary", "yes") == "F1 of 'yes'" and task_label("f1", "binary") == "F1"
+    assert task_label("accuracy", "binary", "yes") == "Accuracy"
+    assert task_label("recall", "multiclass") == "Recall, macro average"
+    assert task_label("roc_auc", "multiclass") == "ROC AUC, one-vs-rest macro average"
+    assert task_label("roc_auc", "binary", "yes") == "ROC AUC" and task_label("r2", "regression") == "R²"
