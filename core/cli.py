@@ -121,6 +121,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     models = tuple(m.strip() for m in (args.models or "").split(",") if m.strip())
     config = TuningConfig(models=models, search=args.search, budget_s=args.budget, max_trials=args.trials,
                           per_model_s=args.per_model, metric=args.metric or "", class_weight=args.class_weight,
+                          log_target=args.log_target,
                           positive_class=args.positive_class,
                           seed=settings.random_seed)
     name = args.name or Path(args.data).stem
@@ -496,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search", choices=["bayes", "random", "grid"], default="bayes")
     p.add_argument("--metric", help="the metric to optimise (default: ROC AUC, balanced accuracy or R²)")
     p.add_argument("--class-weight", action="store_true", help="weight classes by their inverse frequency")
+    p.add_argument("--log-target", action="store_true",
+                   help="regression: learn log(1 + target), predict in the target's units (a long-tailed target)")
     p.add_argument("--positive-class", help="binary: the class precision, recall and F1 describe and the "
                                             "threshold cuts the probability of (default: the rarer class)")
     p.add_argument("--cv", choices=["kfold", "stratified", "group", "time"], help="default: chosen from the task")

@@ -744,6 +744,8 @@ def _validation_rows(cv: dict[str, Any]) -> dict[str, str]:
         rows["Trial cap"] = _cell(tuning["max_trials"]) if tuning.get("max_trials") else "none"
         rows["Time per model"] = seconds(tuning["per_model_s"]) if tuning.get("per_model_s") else "shared"
         rows["Class weights"] = "balanced" if tuning.get("class_weight") else "none"
+        if tuning.get("log_target"):
+            rows["Target"] = "learnt as log(1 + target), predicted in the target's units"
         rows["Seed"] = _cell(tuning.get("seed"))
     known = {"kind", "n_folds", "group_column", "time_column", "seed", "holdout_share", "final_fit", "tuning",
              "tuning_n_folds", "decision_threshold_maximises"}  # the last is said under the metrics

@@ -121,6 +121,9 @@ def prepare(frame: pd.DataFrame, recipe: Recipe, plan: FeaturePlan, request: Tra
     elif config.positive_class is not None:
         raise BadInput(f"a positive class applies to a binary target; this task is {task.value}")
     config.validate(task)
+    if config.log_target and (low := float(y.min())) < 0:
+        raise BadInput(f"learning the log of the target needs values of 0 or more; {request.target!r} has "
+                       f"{plural(int((y < 0).sum()), 'value')} below 0 (the lowest is {low:g})")
     frame_xy = X.assign(**{request.target: y.to_numpy()})
     scheme, warnings = choose_scheme(
         frame_xy, task=task, y=y, n_folds=request.n_folds, seed=seed, time_column=request.time_column,
@@ -240,8 +243,7 @@ def train_model(
     spec = get_spec(best.model, data.task)
 
     def make_pipeline():
-        estimator = spec.build(best.params, task=data.task, seed=settings.random_seed,
-                               class_weight=data.config.class_weight_for(spec, data.task))
+        estimator = data.config.build(spec, best.params, data.task, seed=settings.random_seed)
         return build_pipeline(recipe, plan, target=request.target, estimator=estimator, seed=settings.random_seed)
 
     stage("evaluating")

@@ -61,7 +61,8 @@ def _facts(version) -> dict[str, str]:
         **registry.preparation_summary(version),
         "validation": scheme.describe() if scheme is not None else "",
         "holdout share": f"{cv['holdout_share']:.0%}" if "holdout_share" in cv else "",
-        **({"class weights": "balanced" if class_weighted(version) else "none"} if version.task != "regression" else {}),
+        **({"class weights": "balanced" if class_weighted(version) else "none"} if version.task != "regression" else
+           {"target learnt as": "log(1 + target)" if cv.get("tuning", {}).get("log_target") else "itself"}),
         "training seconds": f"{version.training_seconds:,.1f}",
         **{f"param {k}": f"{v:.4g}" if isinstance(v, float) else str(v) for k, v in params.items()},
     }

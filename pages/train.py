@@ -11,7 +11,7 @@ from core.errors import BadInput
 from core.modeling.evaluation import date_columns, time_ordered_column
 from core.modeling.metrics import METRICS, default_metric, metrics_for, positive_class
 from core.modeling.plots import leaderboard_chart
-from core.modeling.specs import family_title, specs_for
+from core.modeling.specs import family_title, log_target_skew, specs_for
 from core.modeling.tuning import SEARCH_TITLES, TuningConfig
 from core.prep.recipe import prepare_training_table, recipe_to_json
 from core.prep.steps import DropColumns
@@ -122,9 +122,20 @@ def train_form(dataset, frame, target: str, recipe) -> None:
         holdout = c[0].slider("Holdout share (scored once)", 0.1, 0.4, 0.2, step=0.05,
                               help="Rows kept out of all tuning and scored once by the winner. With a time "
                                    "column they are the latest rows: the future, as the model will meet it.")
-        class_weight = c[1].checkbox("Balance class weights", value=False, disabled=task == Task.REGRESSION,
-                                     help="Weigh each class by the inverse of its share, in the models that can: "
-                                          + ", ".join(s.title for s in specs if s.supports_class_weight) + ".")
+        class_weight = log_target = False
+        if task == Task.REGRESSION:
+            skew = log_target_skew(y)
+            log_target = c[1].checkbox(
+                "Learn the log of the target", value=False,
+                help="Every model learns log(1 + target) and predicts in the target's units: large values of a "
+                     "long-tailed target (amounts, durations) then weigh less on the fit. Needs no value below 0.")
+            if skew:
+                st.caption(f"'{md(target)}' has a long tail of large values (skewness {skew:.1f}): learning its log "
+                           "may fit it better. Compare both runs on Evaluate.")
+        else:
+            class_weight = c[1].checkbox("Balance class weights", value=False,
+                                         help="Weigh each class by the inverse of its share, in the models that can: "
+                                              + ", ".join(s.title for s in specs if s.supports_class_weight) + ".")
         allow_shuffle = c[2].checkbox("Allow a shuffled split on time-ordered data")
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     if submitted:
@@ -132,7 +143,7 @@ def train_form(dataset, frame, target: str, recipe) -> None:
             model_name=name.strip(), target=target, task=None if task_choice == "auto" else task,
             config=TuningConfig(models=tuple(models), search=search, budget_s=float(budget), max_trials=int(trials) or None,
                                 per_model_s=float(per_model) or None, metric=metric, class_weight=class_weight,
-                                seed=settings().random_seed, positive_class=positive),
+                                seed=settings().random_seed, positive_class=positive, log_target=log_target),
             cv_kind=None if cv_kind == "auto" else cv_kind, n_folds=int(folds), time_column=time_column,
             group_column=group_column, allow_shuffled_time=allow_shuffle, holdout_share=holdout,
         )

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.base import BaseEstimator
 from sklearn.compose import TransformedTargetRegressor
@@ -51,6 +52,33 @@ if TYPE_CHECKING:
     import optuna
 
 Params = dict[str, Any]
+_LARGEST_LOG = float(np.log(np.finfo(np.float64).max)) - 1  # exp() of more overflows to inf
+
+
+def learn_log_target(estimator: BaseEstimator) -> TransformedTargetRegressor:
+    """``estimator`` learning ``log(1 + y)`` of a regression target and predicting in the
+    target's own units: for a skewed target of amounts or durations, whose large values would
+    otherwise dominate squared errors. Needs every target value at 0 or more."""
+    return TransformedTargetRegressor(regressor=estimator, func=np.log1p, inverse_func=exp_of_log_target,
+                                      check_inverse=False)
+
+
+def log_target_skew(y) -> float | None:
+    """The skewness of a regression target when learning its log may help (over 1, as a long
+    tail of large amounts or durations has, and no value below 0), else None."""
+    values = y.dropna()
+    if values.empty or not np.issubdtype(values.dtype, np.number) or values.min() < 0:
+        return None
+    skew = float(values.skew())
+    return skew if skew > 1 else None
+
+
+def exp_of_log_target(values: np.ndarray) -> np.ndarray:
+    """The inverse of ``log1p``, kept finite: a linear model can extrapolate a log far past any
+    training value, and an infinite prediction breaks a JSON response."""
+    return np.expm1(np.minimum(values, _LARGEST_LOG))
+
+
 _CLASSIFICATION = frozenset({Task.BINARY, Task.MULTICLASS})
 _REGRESSION = frozenset({Task.REGRESSION})
 _ALL = _CLASSIFICATION | _REGRESSION

@@ -88,7 +88,7 @@ from core.data.profile import Task
 from core.errors import BadInput, StorageError
 from core.modeling.evaluation import CVResult, CVScheme, cross_validate, fold_indices
 from core.modeling.metrics import check_metric, default_metric, signed
-from core.modeling.specs import ModelSpec, get_spec, specs_for
+from core.modeling.specs import ModelSpec, get_spec, learn_log_target, specs_for
 from core.prep.pipeline import build_pipeline
 from core.prep.plan import FeaturePlan
 from core.prep.recipe import recipe_from_json, recipe_to_json
@@ -127,6 +127,8 @@ class TuningConfig:
         seed: Seed of the samplers and the estimators.
         positive_class: Binary: the class precision, recall, F1 and PR AUC describe, as text;
             None takes the second in sorted order (training fills in its own default first).
+        log_target: Regression: every model learns ``log(1 + y)`` and predicts in the
+            target's units (see :func:`core.modeling.specs.learn_log_target`).
     """
 
     models: tuple[str, ...] = ()
@@ -138,6 +140,7 @@ class TuningConfig:
     class_weight: bool = False
     seed: int = 42
     positive_class: str | None = None
+    log_target: bool = False
 
     def validate(self, task: Task) -> None:
         """Check the config against the task.
@@ -166,6 +169,8 @@ class TuningConfig:
             raise BadInput(f"No model family applies to {Task(task).value}.")
         if self.metric:
             check_metric(self.metric, task)
+        if self.log_target and Task(task) is not Task.REGRESSION:
+            raise BadInput(f"Learning the log of the target applies to a regression, not to {Task(task).value}.")
 
     def families(self, task: Task) -> tuple[str, ...]:
         """The family names to search, in order, without repeats.
@@ -183,6 +188,12 @@ class TuningConfig:
         None otherwise (tuning and the final fit build estimators alike)."""
         usable = self.class_weight and spec.supports_class_weight and Task(task) is not Task.REGRESSION
         return "balanced" if usable else None
+
+    def build(self, spec: ModelSpec, params: dict[str, Any] | None, task: Task, *, seed: int) -> Any:
+        """``spec``'s estimator with ``params`` as every trial and the final fit build it: with
+        class weights where asked and usable, learning the log of the target where asked."""
+        estimator = spec.build(params, task=task, seed=seed, class_weight=self.class_weight_for(spec, task))
+        return learn_log_target(estimator) if self.log_target and Task(task) is Task.REGRESSION else estimator
 
     def metric_for(self, task: Task) -> str:
         """The metric to optimise: ``metric``, or the task's default."""
@@ -778,10 +789,8 @@ def _run_trial(
                                                "duration_s": time.perf_counter() - started})
                 study.tell(trial, state=TrialState.PRUNED)  # pruned, not complete: TPE then looks elsewhere
                 return None, False, None
-            weight = context.config.class_weight_for(spec, context.task)
-
             def make(chosen: dict[str, Any]):
-                estimator = spec.build(chosen, task=context.task, seed=context.config.seed, class_weight=weight)
+                estimator = context.config.build(spec, chosen, context.task, seed=context.config.seed)
                 return build_pipeline(context.recipe, context.plan, target=context.target, estimator=estimator,
                                       seed=context.config.seed)
 

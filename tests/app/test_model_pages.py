@@ -333,6 +333,42 @@ def test_a_binary_target_split_by_time_is_drawn_over_time(app, store, tmp_path) 
                for c in at.caption)
 
 
+def test_a_long_tailed_regression_target_is_offered_to_be_learnt_as_its_log(app, store, tmp_path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from core.data.ingest import read_path
+    from core.datasets import import_table, save_preparation
+    from pages.common import WorkflowState
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "amounts.csv"
+    x = rng.normal(size=300)
+    pd.DataFrame({"x": x, "amount": np.exp(3 + 1.5 * x).round(2)}).to_csv(path, index=False)
+    dataset, _ = import_table(store, read_path(path, settings=get_settings()), project="Demo", name=path.name,
+                              settings=get_settings())
+    save_preparation(store, dataset.id, target="amount")
+    at = app()
+    at.session_state["workflow"] = WorkflowState(project="Demo", dataset_id=dataset.id)
+    at.switch_page("pages/train.py").run()
+    _no_exceptions(at)
+    assert not any(c.label == "Balance class weights" for c in at.checkbox)  # a regression has no classes
+    assert any(c.value.startswith("'amount' has a long tail of large values (skewness ") for c in at.caption)
+    next(c for c in at.checkbox if c.label == "Learn the log of the target").check()
+    next(m for m in at.multiselect if m.label.startswith("Models")).set_value(["ridge"])
+    next(n for n in at.number_input if n.label.startswith("Max trials")).set_value(1)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    _no_exceptions(at)
+    (job,) = jobs.list_jobs(store, dataset_id=dataset.id)
+    _wait_done(store, job.id)
+    assert jobs.get_job(store, job.id).status == "DONE", jobs.get_job(store, job.id).error
+    (version,) = [v for v in registry.list_versions(store) if v.id == jobs.get_job(store, job.id).version_id]
+    assert json.loads(version.cv_json)["tuning"]["log_target"] is True
+    at.switch_page("pages/models.py").run()
+    _no_exceptions(at)
+    assert any("learnt as log(1 + target)" in m.value for m in at.markdown)  # the model card says so
+
+
 def test_a_recipe_that_drops_the_target_leaves_the_train_page_standing(app, store) -> None:
     from core import datasets
     from core.prep.steps import DropColumns, Recipe

@@ -78,6 +78,7 @@ def test_train_then_predict(tmp_path, sample_path) -> None:
         (["--models", "telepathy"], "telepathy"),
         (["--metric", "r2"], "r2"),
         (["--task", "regression"], "text"),
+        (["--log-target"], "log of the target applies to a regression"),
     ],
 )
 def test_bad_requests_fail_before_training(tmp_path, sample_path, args, message) -> None:

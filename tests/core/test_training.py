@@ -11,6 +11,7 @@ import pytest
 
 from core import registry
 from core.data.profile import Task
+from core.errors import BadInput
 from core.modeling.evaluation import CVScheme, cross_validate, holdout_split
 from core.modeling.specs import get_spec
 from core.modeling.tuning import TuningConfig
@@ -186,3 +187,42 @@ def test_a_version_says_whether_it_learned_with_class_weights(task, family, aske
     assert CVScheme.from_dict(cv) == CVScheme(kind="kfold")
     before = ModelVersion(model_name="m", version=1, task=task, model_family=family, cv_json="{}")
     assert not class_weighted(before) and CVScheme.from_dict({}) is None  # registered before these were recorded
+
+
+def test_a_long_tailed_target_can_be_learnt_as_its_log(engine, settings) -> None:
+    from sklearn.compose import TransformedTargetRegressor
+
+    from core.modeling.specs import exp_of_log_target, log_target_skew
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=400), "z": rng.normal(size=400)})
+    frame["y"] = np.exp(3 + 1.5 * frame["x"] + 0.3 * rng.normal(size=400))  # multiplicative: linear in the log
+    assert log_target_skew(frame["y"]) > 1 and log_target_skew(frame["x"]) is None
+    assert log_target_skew(frame["y"] - 1) is None  # a value below 0: no log
+
+    def train(log_target: bool):
+        config = TuningConfig(models=("ridge",), budget_s=None, max_trials=1, seed=settings.random_seed,
+                              log_target=log_target)
+        return train_model(frame, dataset_hash="0" * 64, recipe=Recipe(), plan=FeaturePlan(), engine=engine,
+                           request=TrainRequest(model_name="amounts", target="y", config=config), settings=settings)
+
+    plain, logged = train(False), train(True)
+    model = registry.load_pipeline(logged.version, settings=settings).named_steps["model"]
+    assert isinstance(model, TransformedTargetRegressor) and model.func is np.log1p
+    assert json.loads(logged.version.cv_json)["tuning"]["log_target"] is True
+    # Ridge on the log fits this target far better than on the raw amounts, in the target's own units.
+    r2 = {name: next(m.mean for m in o.report.metrics if m.name == "r2") for name, o in [("plain", plain), ("log", logged)]}
+    assert r2["log"] > r2["plain"] + 0.1, r2
+    predictions = registry.load_pipeline(logged.version, settings=settings).predict(frame[["x", "z"]])
+    assert predictions.min() > -1 and np.corrcoef(predictions, frame["y"])[0, 1] > 0.9
+    assert "| Target | learnt as log(1 + target), predicted in the target's units |" in registry.model_card(
+        logged.version).splitlines()
+    assert np.isfinite(exp_of_log_target(np.array([1e4]))).all()  # a wild extrapolation stays a number
+
+    below = frame.assign(y=frame["y"] - 2)
+    config = TuningConfig(models=("ridge",), budget_s=None, max_trials=1, log_target=True)
+    with pytest.raises(BadInput, match=r"needs values of 0 or more; 'y' has \d+ values below 0"):
+        train_model(below, dataset_hash="0" * 64, recipe=Recipe(), plan=FeaturePlan(), engine=engine,
+                    request=TrainRequest(model_name="below", target="y", config=config), settings=settings)
+    with pytest.raises(BadInput, match="applies to a regression, not to binary"):
+        TuningConfig(log_target=True).validate(Task.BINARY)
