@@ -295,8 +295,8 @@ def run_shipml(dataset: Dataset, folder: Path, budget: float, seed: int, python:
             trials.append({"n": int(m[1]), "model": m[2], "state": m[3],
                            "score": float(m[4]) if m[4] else None, "at_s": round(at, 1)})
     best = re.search(r"best model: (\S+) \((\d+) trials, stopped: ([\w ]+)\)", done.stdout)
-    cv = re.search(r"^(.+?): (-?[\d.]+) ± ([\d.]+) \(baseline", done.stdout, re.M)
-    holdout = re.search(r"^holdout .+?: (-?[\d.]+|nan)", done.stdout, re.M)
+    cv = re.search(r"^(.+?): (-?[\d.,]+) ± ([\d.,]+) \(baseline", done.stdout, re.M)  # 1,234.5 over 1,000
+    holdout = re.search(r"^holdout .+?: (-?[\d.,]+|nan)", done.stdout, re.M)
     predict = [python, "-m", "core", "predict", "--model", str(model_dir), "--data", str(folder / "test_X.csv"),
                "--out", str(folder / "pred_shipml.csv")]
     pdone, _, _, _ = _run(predict, env, timeout=600)
@@ -315,8 +315,8 @@ def run_shipml(dataset: Dataset, folder: Path, budget: float, seed: int, python:
         "best": best[1] if best else None,
         "trials": int(best[2]) if best else len(trials),
         "stopped": best[3] if best else None,
-        "cv": float(cv[2]) if cv else None,
-        "holdout": float(holdout[1]) if holdout else None,
+        "cv": float(cv[2].replace(",", "")) if cv else None,
+        "holdout": float(holdout[1].replace(",", "")) if holdout else None,
         "families": families,
         "trial_log": trials,
         "warnings": [line for _, line in stamped if line.startswith("warning:")],

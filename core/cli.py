@@ -100,6 +100,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from core.data.profile import Task
     from core.datasets import import_table
     from core.modeling.evaluation import threshold_note, time_ordered_column
+    from core.modeling.metrics import format_score
     from core.modeling.tuning import TuningConfig
     from core.prep.plan import FeaturePlan
     from core.prep.recipe import prepare_training_table, recipe_from_json
@@ -152,14 +153,15 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     for warning in outcome.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"best model: {outcome.tuning.best.model} ({len(outcome.tuning.trials)} trials, stopped: {outcome.tuning.stopped})")
-    print(f"{primary.label}: {primary.mean:.4f} ± {primary.std:.4f} (baseline {primary.baseline_mean:.4f})")
+    print(f"{primary.label}: {format_score(primary.mean)} ± {format_score(primary.std, like=primary.mean)} "
+          f"(baseline {format_score(primary.baseline_mean)})")
     if report.holdout:
-        print(f"holdout {primary.label}: {report.holdout.get(primary.name, float('nan')):.4f}")
+        print(f"holdout {primary.label}: {format_score(report.holdout.get(primary.name, float('nan')))}")
     if report.threshold_metric:
         print(threshold_note(report.threshold, report.threshold_metric, report.cv.classes[1],
                              time_ordered=report.scheme.kind == "time"))
     for row in json.loads(outcome.version.metrics_json).get("per_class", []):  # as the model card lists them
-        scores = ", ".join(f"{name} " + ("–" if row[name] is None else f"{row[name]:.4f}")
+        scores = ", ".join(f"{name} {format_score(row[name])}"
                            for name in ("precision", "recall", "F1"))
         print(f"class {row['class']!r}: {row['rows']:,} rows, {scores}")
     print(f"registered {outcome.version.model_name} version {outcome.version.version}; model written to {out}")
@@ -167,7 +169,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
-    from core.modeling.metrics import in_display_order, task_label
+    from core.modeling.metrics import format_score, in_display_order, task_label
     from core.registry import load_exported
     from core.scoring import service_refusals, target_scores
     from core.serving_io import predict_frame
@@ -190,7 +192,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
                           positive=labelling.get("positive_class"),
                           trained_on=loaded.content_hash == meta.get("dataset_hash"))
     if found is not None:  # as Score a file shows them
-        scores = ", ".join(f"{task_label(n, meta['task'], labelling.get('positive_class'))} {found.scores[n]:.4f}"
+        scores = ", ".join(f"{task_label(n, meta['task'], labelling.get('positive_class'))} {format_score(found.scores[n])}"
                            for n in in_display_order(found.scores))
         print(f"against the file's '{found.target}' ({found.rows:,} rows with a value): {scores}")
         if found.trained_on:

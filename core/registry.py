@@ -802,7 +802,8 @@ def _metric_table(metrics: dict, *, first: str | None) -> list[str]:
         value = metrics.get(name)
         cv = baseline = ""
         if isinstance(value, dict):  # a CV summary: {"mean", "std", "baseline"}
-            cv = _score(value["mean"]) + (f" ± {_score(value['std'])}" if value.get("std") is not None else "")
+            spread = value.get("std")
+            cv = _score(value["mean"]) + (f" ± {_score(spread, like=value['mean'])}" if spread is not None else "")
             baseline = _score(value["baseline"]) if value.get("baseline") is not None else ""
         elif value is not None:
             cv = _score(value)
@@ -824,9 +825,12 @@ def _per_class_table(rows: list[dict]) -> list[str]:
                             *(number(r.get(k)) for k in ("precision", "recall", "F1"))] for r in rows])
 
 
-def _score(value: object) -> str:
-    """A score with four decimals, as the Evaluate page shows it, so a mean and its spread line up."""
-    return f"{value:.4f}" if isinstance(value, float | int) and not isinstance(value, bool) else _cell(value)
+def _score(value: object, *, like: float | None = None) -> str:
+    """A score as the Evaluate page writes it (:func:`core.modeling.metrics.format_score`)."""
+    from core.modeling.metrics import format_score  # late, as in model_card
+
+    return format_score(value, like=like) if isinstance(value, float | int) and not isinstance(value, bool) \
+        else _cell(value)
 
 
 def _family(name: str) -> str:

@@ -16,7 +16,7 @@ from core.config import Settings, get_settings
 from core.data.issues import Issue, detect_issues, unfixed_type_issues
 from core.data.profile import TableProfile, profile_table
 from core.errors import BadInput
-from core.modeling.metrics import METRICS
+from core.modeling.metrics import METRICS, format_score, score_decimals
 from core.modeling.specs import family_title
 from core.prep.steps import Recipe
 from core.store import crud
@@ -203,10 +203,23 @@ def readable_trials(trials: pd.DataFrame) -> pd.DataFrame:
         params=trials["params_json"].map(pairs))
 
 
-def trial_columns(metric: str) -> dict[str, object]:
-    """Headers for :func:`readable_trials`' table, its score named by the metric the search ranked by."""
+def trial_columns(metric: str, scores: pd.Series) -> dict[str, object]:
+    """Headers for :func:`readable_trials`' table, its score named by the metric the search ranked
+    by and written with the decimals a score the size of ``scores``' median needs."""
     number = st.column_config.NumberColumn
+    typical = scores.abs().median() if scores.notna().any() else 0.0
+    form = f"%.{score_decimals(typical)}f"
     return {"number": number("trial"), "model": st.column_config.TextColumn(width="medium"),  # whole while it runs
-            "score": number(f"{METRICS[metric].label} (CV mean)", format="%.4f"),
-            "score_std": number("± std over folds", format="%.4f"), "duration_s": number("seconds", format="%.1f"),
+            "score": number(f"{METRICS[metric].label} (CV mean)", format=form),
+            "score_std": number("± std over folds", format=form), "duration_s": number("seconds", format="%.1f"),
             "params": "parameters"}
+
+
+def scores_as_text(table: pd.DataFrame, *, like: str) -> pd.DataFrame:
+    """A table of several metrics, one a row, its numbers written as the model card writes them,
+    each row with the decimals of its ``like`` column: an RMSE in thousands and an R² below 1
+    cannot share one column format. A missing score is a dash."""
+    def written(values: pd.Series) -> list[str]:
+        return [format_score(v, like=ref) if pd.notna(v) else "–" for v, ref in zip(values, table[like], strict=True)]
+
+    return table.assign(**{c: written(table[c]) for c in table.select_dtypes("number").columns})

@@ -10,11 +10,11 @@ from core.explain import explain_version, version_rows, worst_predictions
 from core.learning_curve import learning_curve
 from core.modeling import plots
 from core.modeling.evaluation import baseline_notes, per_class_table, threshold_note
-from core.modeling.metrics import METRICS, same_positive, task_label
+from core.modeling.metrics import METRICS, format_score, same_positive, task_label
 from core.modeling.specs import family_title
 from core.training import class_weighted
-from pages.common import (dataset_frame, engine, md, readable_trials, require_dataset, settings, show_error,
-                          trial_columns)
+from pages.common import (dataset_frame, engine, md, readable_trials, require_dataset, scores_as_text, settings,
+                          show_error, trial_columns)
 
 
 @st.cache_resource(max_entries=8)
@@ -64,9 +64,9 @@ def metrics_table(report, *, class_weighted: bool) -> None:
     rows = [
         {
             "metric": _row_label(report, m),
-            "cross-validated": f"{m.mean:.4f} ± {m.std:.4f}",
-            "baseline": f"{m.baseline_mean:.4f} ± {m.baseline_std:.4f}",
-            "holdout": (report.holdout or {}).get(m.name),
+            "cross-validated": f"{format_score(m.mean)} ± {format_score(m.std, like=m.mean)}",
+            "baseline": f"{format_score(m.baseline_mean)} ± {format_score(m.baseline_std, like=m.baseline_mean)}",
+            "holdout": format_score(report.holdout[m.name]) if m.name in (report.holdout or {}) else "",
             # Words, not a checkbox: an empty box is easy to miss.
             "vs baseline": "better" if m.better_than_baseline else "⚠ no better than baseline",
         }
@@ -74,8 +74,8 @@ def metrics_table(report, *, class_weighted: bool) -> None:
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  # The flag's own width: auto-sized columns pushed it past the right edge at 1400 px.
-                 column_config={"holdout": st.column_config.NumberColumn(
-                                    format="%.4f", width="small",
+                 column_config={"holdout": st.column_config.TextColumn(
+                                    width="small",
                                     help="Rows kept out of all tuning, scored once by the winner fitted on the rest"
                                          + (": the latest rows by time" if report.scheme.kind == "time" else "")),
                                 "vs baseline": st.column_config.TextColumn(width="medium")})
@@ -198,7 +198,7 @@ if job.id in st.session_state.get("curve_jobs", set()):
 st.subheader("Leaderboard: every trial")
 trials = jobs.job_trials(engine(), job.id)
 st.dataframe(readable_trials(jobs.rank_trials(trials, report.primary_metric)), hide_index=True, width="stretch",
-             column_config=trial_columns(report.primary_metric))
+             column_config=trial_columns(report.primary_metric, trials["score"]))
 if report.threshold_metric and not METRICS[report.primary_metric].needs_proba:
     st.caption(f"The search scored {METRICS[report.primary_metric].label} with labels at 0.5; the table at the top "
                "scores the winner at its decision threshold.")
@@ -209,7 +209,8 @@ if len(done) > 1:
     st.caption(f"A: {md(labels[job.id])} · B: {md(labels[other])}")
     try:
         other_report = _report(other)
-        st.dataframe(plots.compare_runs_table(report, other_report), hide_index=True, width="stretch")
+        st.dataframe(scores_as_text(plots.compare_runs_table(report, other_report), like="A"), hide_index=True,
+                     width="stretch")
         st.plotly_chart(plots.compare_folds_chart(report, other_report), width="stretch")
     except BadInput as exc:  # e.g. a run whose task was overridden
         show_error(exc)

@@ -13,13 +13,13 @@ from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling import plots
 from core.modeling.evaluation import CVScheme
-from core.modeling.metrics import METRICS, in_display_order, same_positive, task_label, tuned_metric
+from core.modeling.metrics import METRICS, format_score, in_display_order, same_positive, task_label, tuned_metric
 from core.modeling.specs import family_title
 from core.monitoring.export import to_safe_csv
 from core.scoring import ScoredFile, TargetScores, score_table
 from core.training import class_weighted
 from core.wording import plural
-from pages.common import UPLOAD_TYPES, current_dataset, engine, md, settings, show_error
+from pages.common import UPLOAD_TYPES, current_dataset, engine, md, scores_as_text, settings, show_error
 
 st.title("Models")
 names = registry.list_model_names(engine())
@@ -44,7 +44,7 @@ def _headline(version) -> str:
     task = Task(version.task)
     tuned = tuned_metric(json.loads(version.cv_json or "{}"), task)
     names = in_display_order([n for n, v in metrics.items() if n in METRICS and isinstance(v, dict)], first=tuned)
-    return ", ".join(f"{METRICS[n].label} {metrics[n]['mean']:.4f}" for n in names[:3])
+    return ", ".join(f"{METRICS[n].label} {format_score(metrics[n]['mean'])}" for n in names[:3])
 
 
 def _facts(version) -> dict[str, str]:
@@ -127,12 +127,10 @@ def against_target(version, found: TargetScores) -> None:
                    icon=":material/warning:")
     cross = [recorded.get(n, {}).get("mean") if isinstance(recorded.get(n), dict) else None for n in names]
     positive = registry.positive_class(version)
-    st.dataframe(pd.DataFrame({"metric": [task_label(n, version.task, positive) for n in names],
-                               "this file": [found.scores[n] for n in names],
-                               "cross-validated in training": cross}),
-                 hide_index=True, column_config={"this file": st.column_config.NumberColumn(format="%.4f"),
-                                                 "cross-validated in training": st.column_config.NumberColumn(
-                                                     format="%.4f")})
+    table = pd.DataFrame({"metric": [task_label(n, version.task, positive) for n in names],
+                          "this file": [found.scores[n] for n in names], "cross-validated in training": cross},
+                         ).astype({"cross-validated in training": float})  # None, not an object column
+    st.dataframe(scores_as_text(table, like="this file"), hide_index=True)
     if any(math.isnan(v) for v in found.scores.values()):
         st.caption("A blank score is undefined on these rows: a class the model never saw, or a single class.")
 
@@ -182,9 +180,7 @@ def compare_versions(versions) -> None:
     except BadInput as exc:  # a task overridden between versions
         show_error(exc)
     else:
-        st.dataframe(scores, hide_index=True, width="stretch",
-                     column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                    for c in scores.columns if c not in ("metric", "better")})
+        st.dataframe(scores_as_text(scores, like="A"), hide_index=True, width="stretch")
         positives = registry.positive_class(first), registry.positive_class(second)
         if first.task == "binary" and not same_positive(*positives):
             named = [f"'{md(p)}'" if p is not None else "the second class in sorted order" for p in positives]

@@ -9,7 +9,7 @@ from core import datasets, jobs
 from core.data.profile import Task, infer_task
 from core.errors import BadInput
 from core.modeling.evaluation import date_columns, time_ordered_column
-from core.modeling.metrics import METRICS, default_metric, metrics_for, positive_class
+from core.modeling.metrics import METRICS, default_metric, format_score, metrics_for, positive_class
 from core.modeling.plots import leaderboard_chart
 from core.modeling.specs import family_title, log_target_skew, specs_for
 from core.modeling.tuning import SEARCH_TITLES, TuningConfig
@@ -166,7 +166,7 @@ def job_panel(job) -> None:
     budget = request.config.budget_s or 0
     m = st.columns(4)
     m[0].metric("Trials done", job.trials_done)
-    m[1].metric("Best score", "—" if job.best_score is None else f"{job.best_score:.4f}",
+    m[1].metric("Best score", "—" if job.best_score is None else format_score(job.best_score),
                 help=family_title(job.best_model) if job.best_model else None)
     m[2].metric("Elapsed", f"{elapsed:,.0f} s")
     m[3].metric("Budget left", f"{max(0.0, budget - elapsed):,.0f} s" if budget and job.status == "RUNNING" else "—")
@@ -181,7 +181,7 @@ def job_panel(job) -> None:
         board = readable_trials(jobs.best_per_family(trials, metric))
         st.dataframe(board[["model", "score", "score_std", "trials", "seconds", "params"]], hide_index=True,
                      width="stretch", column_config={
-                         **trial_columns(metric),
+                         **trial_columns(metric, board["score"]),
                          "trials": st.column_config.NumberColumn(help="The family's trials so far, stopped ones too"),
                          "seconds": st.column_config.NumberColumn(format="%.1f",
                                                                   help="The search's time on the family so far")})

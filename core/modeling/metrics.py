@@ -156,6 +156,26 @@ def task_label(name: str, task: str, positive: object = None) -> str:
     return label
 
 
+def score_decimals(value: float) -> int:
+    """How many decimals a score of about ``value`` is written with: four below 10, one fewer
+    for each further digit (R² ``0.3519``, RMSE ``5.2309`` or ``42,971``), so an error in the
+    target's units is not written to a hundredth of a cent."""
+    size = abs(value) if np.isfinite(value) else 0.0
+    digits = int(np.floor(np.log10(size))) + 1 if size >= 1 else 1  # before the point
+    return max(0, 5 - digits)
+
+
+def format_score(value: float | None, *, like: float | None = None) -> str:
+    """A score as the pages, the model card and the CLI write it (see :func:`score_decimals`),
+    thousands separated. ``like`` is the number whose decimals to use, so that a spread lines up
+    with its mean. None is a dash; NaN and infinity are written as such."""
+    if value is None:
+        return "–"
+    if not np.isfinite(value):
+        return str(value)
+    return f"{value:,.{score_decimals(value if like is None else like)}f}"
+
+
 def in_display_order(names: Iterable[str], *, first: str | None = None) -> list[str]:
     """``names`` with ``first`` (say, the metric a search optimised) leading, then in the order
     metrics are shown everywhere; names that are no metric go last, in the order given."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 
 import pytest
@@ -115,7 +116,8 @@ def test_train_evaluate_and_models(app, store) -> None:
     metrics = next(df.value for df in at.dataframe if "vs baseline" in df.value.columns).set_index("metric")
     assert "F1 of 'no' (optimised)" in metrics.index and "Recall of 'no'" in metrics.index
     compared = next(df.value for df in at.dataframe if "B - A" in df.value.columns).set_index("metric")
-    assert compared.loc["ROC AUC", "B - A"] == pytest.approx(compared.loc["ROC AUC", "B"] - compared.loc["ROC AUC", "A"])
+    a, b, diff = (float(compared.loc["ROC AUC", c]) for c in ("A", "B", "B - A"))  # written as the card writes them
+    assert diff == pytest.approx(b - a, abs=2e-4)
     # Run 2 describes 'no', run 1 'yes': their precision, recall and F1 are not compared, and the page says why.
     assert "Recall" not in compared.index and "F1" not in compared.index
     assert any("A's describe 'no', B's 'yes'" in c.value for c in at.caption)
@@ -180,8 +182,8 @@ def test_train_evaluate_and_models(app, store) -> None:
     # The file holds the target: the version's scores on it, next to the cross-validated ones.
     assert any("Against the file's 'churn'" in m.value and "40 rows with a value" in m.value for m in at.markdown)
     against = next(df.value for df in at.dataframe if "this file" in df.value.columns).set_index("metric")
-    assert against.loc["Accuracy", "this file"] == pytest.approx((scored["prediction"] == rows["churn"]).mean())
-    assert against.loc["ROC AUC", "cross-validated in training"] == pytest.approx(recorded["roc_auc"]["mean"])
+    assert against.loc["Accuracy", "this file"] == f"{(scored['prediction'] == rows['churn']).mean():.4f}"
+    assert against.loc["ROC AUC", "cross-validated in training"] == f"{recorded['roc_auc']['mean']:.4f}"
     odd = rows.assign(state=["ZZ"] * 3 + list(rows["state"][3:]))  # a state the model never saw
     at.file_uploader(key="score_file").set_value(("odd.csv", odd.to_csv(index=False).encode(), "text/csv")).run()
     _no_exceptions(at)
@@ -344,7 +346,7 @@ def test_a_long_tailed_regression_target_is_offered_to_be_learnt_as_its_log(app,
     rng = np.random.default_rng(0)
     path = tmp_path / "amounts.csv"
     x = rng.normal(size=300)
-    pd.DataFrame({"x": x, "amount": np.exp(3 + 1.5 * x).round(2)}).to_csv(path, index=False)
+    pd.DataFrame({"x": x, "amount": (1000 * np.exp(3 + 1.5 * x)).round(2)}).to_csv(path, index=False)
     dataset, _ = import_table(store, read_path(path, settings=get_settings()), project="Demo", name=path.name,
                               settings=get_settings())
     save_preparation(store, dataset.id, target="amount")
@@ -364,6 +366,12 @@ def test_a_long_tailed_regression_target_is_offered_to_be_learnt_as_its_log(app,
     assert jobs.get_job(store, job.id).status == "DONE", jobs.get_job(store, job.id).error
     (version,) = [v for v in registry.list_versions(store) if v.id == jobs.get_job(store, job.id).version_id]
     assert json.loads(version.cv_json)["tuning"]["log_target"] is True
+    at.switch_page("pages/evaluate.py").run()
+    _no_exceptions(at)
+    # Errors in thousands are written to a tenth at most, thousands separated; R² keeps its decimals.
+    metrics = next(df.value for df in at.dataframe if "vs baseline" in df.value.columns).set_index("metric")
+    assert re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d)? ± [\d,]+(\.\d)?", metrics.loc["RMSE", "cross-validated"]), metrics
+    assert re.fullmatch(r"0\.\d{4} ± 0\.\d{4}", metrics.loc["R² (optimised)", "cross-validated"]), metrics
     at.switch_page("pages/models.py").run()
     _no_exceptions(at)
     assert any("learnt as log(1 + target)" in m.value for m in at.markdown)  # the model card says so

@@ -13,6 +13,7 @@ from core.modeling.metrics import (
     Metric,
     check_metric,
     default_metric,
+    format_score,
     metrics_for,
     oriented,
     positive_class,
@@ -248,3 +249,18 @@ def test_task_label_names_the_class_or_the_average() -> None:
     assert task_label("recall", "multiclass") == "Recall, macro average"
     assert task_label("roc_auc", "multiclass") == "ROC AUC, one-vs-rest macro average"
     assert task_label("roc_auc", "binary", "yes") == "ROC AUC" and task_label("r2", "regression") == "R²"
+
+
+@pytest.mark.parametrize(("value", "like", "written"), [
+    (0.35189, None, "0.3519"),          # a ratio keeps four decimals
+    (-0.0006, None, "-0.0006"),
+    (5.23094, None, "5.2309"),          # an error below 10 too
+    (123.456, None, "123.46"),          # one fewer per further digit
+    (42970.59, None, "42,971"),         # none from ten thousand up, thousands separated
+    (3567.46, 42970.59, "3,567"),       # a spread with its mean's decimals
+    (0.0123, 42970.59, "0"),
+    (None, None, "–"),
+    (math.nan, None, "nan"),
+])
+def test_scores_are_written_to_their_scale(value, like, written) -> None:
+    assert format_score(value, like=like) == written
