@@ -147,6 +147,12 @@ def _per_class(report: EvaluationReport) -> list[dict[str, Any]]:
     return json.loads(table.to_json(orient="records"))  # NaN (a class never predicted) becomes null
 
 
+def learnt_log_target(version: ModelVersion) -> bool:
+    """Whether the version's model learned the log of its target (a regression trained with
+    ``TuningConfig.log_target``); its predictions are in the target's units all the same."""
+    return bool(json.loads(version.cv_json or "{}").get("tuning", {}).get("log_target"))
+
+
 def class_weighted(version: ModelVersion) -> bool:
     """Whether the version's model learned with balanced class weights: they were asked for and
     its family can use them (a k-nearest-neighbours winner learns from the rows as they are)."""

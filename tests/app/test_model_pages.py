@@ -368,6 +368,7 @@ def test_a_long_tailed_regression_target_is_offered_to_be_learnt_as_its_log(app,
     assert json.loads(version.cv_json)["tuning"]["log_target"] is True
     at.switch_page("pages/evaluate.py").run()
     _no_exceptions(at)
+    assert any(c.value.endswith("· learnt the log of the target") for c in at.caption)
     # Errors in thousands are written to a tenth at most, thousands separated; R² keeps its decimals.
     metrics = next(df.value for df in at.dataframe if "vs baseline" in df.value.columns).set_index("metric")
     assert re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d)? ± [\d,]+(\.\d)?", metrics.loc["RMSE", "cross-validated"]), metrics
