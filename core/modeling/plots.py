@@ -29,7 +29,7 @@ from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling.evaluation import EvaluationReport, aligned_proba, oof_labels
 from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, in_display_order, same_positive, signed
-from core.modeling.specs import family_title
+from core.modeling.specs import family_title, log_target_skew
 from core.prep.selection import ImportancePreview
 from core.wording import plural
 
@@ -236,11 +236,14 @@ def residuals_chart(report: EvaluationReport) -> go.Figure:
         return scored
     actual, predicted = scored
     residual = actual - predicted
+    logged = _log_scale_note(actual, predicted)
     figure = go.Figure(go.Scatter(x=predicted, y=residual, mode="markers", marker=_POINTS, name="rows",
                                   hovertemplate="predicted %{x:.4g}<br>residual %{y:.4g}<extra></extra>"))
     figure.add_hline(y=0, line=_DIAGONAL)
-    figure.update_layout(title=f"Residuals (out-of-fold{_sample_note(report, len(actual))})", xaxis_title="predicted",
-                         yaxis_title="actual - predicted", showlegend=False)
+    figure.update_layout(title=f"Residuals (out-of-fold{_sample_note(report, len(actual))}"
+                               f"{', predictions on a log scale' + logged if logged is not None else ''})",
+                         xaxis_title="predicted", yaxis_title="actual - predicted", showlegend=False,
+                         xaxis_type="log" if logged is not None else None)
     return _style(figure)
 
 
@@ -263,9 +266,25 @@ def predicted_vs_actual_chart(report: EvaluationReport) -> go.Figure:
                                   hovertemplate="actual %{x:.4g}<br>predicted %{y:.4g}<extra></extra>"))
     figure.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", line=_DIAGONAL, name="perfect",
                                 hoverinfo="skip"))
-    figure.update_layout(title=f"Predicted vs actual (out-of-fold{_sample_note(report, len(actual))})",
-                         xaxis_title="actual", yaxis_title="predicted", showlegend=False)
+    logged = _log_scale_note(actual, predicted)
+    axis = "log" if logged is not None else None
+    figure.update_layout(title=f"Predicted vs actual (out-of-fold{_sample_note(report, len(actual))}"
+                               f"{', log scales' + logged if logged is not None else ''})",
+                         xaxis_title="actual", yaxis_title="predicted", showlegend=False,
+                         xaxis_type=axis, yaxis_type=axis)
     return _style(figure)
+
+
+def _log_scale_note(actual: np.ndarray, predicted: np.ndarray) -> str | None:
+    """None when a regression is drawn on linear scales; else the words to add to the title
+    (empty when every point shows). A long-tailed target (see
+    :func:`core.modeling.specs.log_target_skew`) puts most rows in one corner of linear axes;
+    its values are all above 0, which a log axis needs, but a prediction may not be, and a log
+    axis leaves such a point out, so the title counts them."""
+    if actual.min() <= 0 or log_target_skew(pd.Series(actual)) is None:
+        return None
+    hidden = int((predicted <= 0).sum())
+    return f"; {plural(hidden, 'prediction')} at or below 0 not drawn" if hidden else ""
 
 
 def over_time_chart(report: EvaluationReport, target: str = "value") -> go.Figure:

@@ -17,6 +17,7 @@ from core.errors import BadInput
 from core.modeling import plots
 from core.modeling.evaluation import (EvaluationReport, choose_scheme, evaluate, holdout_split,
                                       per_class_table, permutation_importance_table)
+from core.modeling.specs import learn_log_target
 from core.prep.pipeline import build_pipeline
 from core.prep.plan import FeaturePlan
 from core.prep.recipe import prepare_training_table
@@ -144,6 +145,30 @@ def test_regression_charts(regression) -> None:
         assert len(figure.data[0].x) == report.cv.oof_mask.sum() == 1030
     for chart in (*_CLASSIFICATION_CHARTS, plots.confusion_chart):
         assert _is_message(chart(report))
+    assert plots.predicted_vs_actual_chart(report).layout.xaxis.type is None  # strengths are not long-tailed
+
+
+def test_a_long_tailed_target_is_drawn_on_log_scales() -> None:
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=300)})
+    y = pd.Series(np.exp(3 + 1.5 * X["x"]), name="amount")  # skewness about 6: most rows near the bottom
+    make = lambda: build_pipeline(Recipe(), FeaturePlan(), target="amount",  # noqa: E731
+                                  estimator=learn_log_target(Ridge()))
+    scheme, _ = choose_scheme(X, task=Task.REGRESSION, y=y, n_folds=3)
+    report = evaluate(make, X, y, task=Task.REGRESSION, scheme=scheme, metric="r2", seed=0)
+    versus = plots.predicted_vs_actual_chart(report)
+    assert (versus.layout.xaxis.type, versus.layout.yaxis.type) == ("log", "log")
+    # log(1 + y) is not linear in x near 0: the ridge predicts a few small amounts below 0.
+    below = int((report.cv.oof_pred <= 0).sum())
+    assert below > 0 and versus.layout.title.text.endswith(f", log scales; {below} predictions at or below 0 not drawn)")
+    residuals = plots.residuals_chart(report)
+    assert residuals.layout.xaxis.type == "log" and residuals.layout.yaxis.type is None  # residuals go below 0
+    higher = dataclasses.replace(report, cv=dataclasses.replace(report.cv, oof_pred=np.abs(report.cv.oof_pred) + 1))
+    assert plots.predicted_vs_actual_chart(higher).layout.title.text.endswith(", log scales)")
+    shifted = dataclasses.replace(report, cv=dataclasses.replace(report.cv, y_true=report.cv.y_true - 30))
+    assert plots.predicted_vs_actual_chart(shifted).layout.xaxis.type is None  # a value below 0 has no log
 
 
 def test_over_time_follows_a_time_series_split() -> None:
