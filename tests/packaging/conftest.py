@@ -18,12 +18,22 @@ def exported_model(tmp_path_factory) -> Path:
     One trial on two folds keeps it to a few seconds, while it is still the real thing: the
     project's cleaning and feature Pipeline with a LightGBM classifier, as the app ships it.
     """
+    return _export(tmp_path_factory, "--target", "species", "--models", "lightgbm")
+
+
+@pytest.fixture(scope="session")
+def exported_log_target_model(tmp_path_factory) -> Path:
+    """A regression on the penguins sample that learnt the log of its target: the Pipeline then
+    holds ShipML's own inverse function, which the service must be able to load."""
+    return _export(tmp_path_factory, "--target", "body_mass_g", "--models", "ridge", "--log-target")
+
+
+def _export(tmp_path_factory, *args: str) -> Path:
     base = tmp_path_factory.mktemp("packaging-model")
     env = {**os.environ, "SHIPML_WORKSPACE": str(base / "workspace"), "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
-        [sys.executable, "-m", "core", "train", "--data", str(ROOT / "data/samples/penguins.csv"),
-         "--target", "species", "--models", "lightgbm", "--trials", "1", "--folds", "2",
-         "--budget", "20", "--out", str(base / "model")],
+        [sys.executable, "-m", "core", "train", "--data", str(ROOT / "data/samples/penguins.csv"), *args,
+         "--trials", "1", "--folds", "2", "--budget", "20", "--out", str(base / "model")],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr

@@ -154,12 +154,15 @@ def test_runtime_requirements_are_slim_and_pinned_like_the_app() -> None:
     assert len(found) < len(pins) / 3
 
 
-def test_the_service_runs_with_only_the_slim_requirements(exported_model, tmp_path) -> None:
+@pytest.mark.parametrize("model", ["exported_model", "exported_log_target_model"])
+def test_the_service_runs_with_only_the_slim_requirements(model, tmp_path, request) -> None:
     """Start the real service with every installed package outside the slim set made unimportable.
 
     A new import of, say, httpx or plotly somewhere on the service's path would pass every other
-    local test and break only inside the image; this catches it without Docker.
+    local test and break only inside the image; this catches it without Docker. A model that
+    learnt the log of its target unpickles ShipML's inverse function from ``core.modeling``.
     """
+    exported_model = request.getfixturevalue(model)
     allowed = {line.split("==")[0] for line in runtime_requirements()}
     blocked = sorted(
         module for module, dists in metadata.packages_distributions().items()
@@ -198,7 +201,7 @@ def test_the_service_runs_with_only_the_slim_requirements(exported_model, tmp_pa
         rows = _rows(pipeline)
         got = _post(f"{url}/predict", {"rows": json.loads(rows.to_json(orient="records"))})
         offline = predict_frame(pipeline, rows)
-        assert [p["prediction"] for p in got["predictions"]] == offline["prediction"].tolist()
+        assert [p["prediction"] for p in got["predictions"]] == pytest.approx(offline["prediction"].tolist())
     finally:
         proc.terminate()
         proc.wait(timeout=30)
