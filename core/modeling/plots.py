@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
 from pandas.api import types as ptypes
 from sklearn.base import BaseEstimator
@@ -29,7 +30,7 @@ from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling.evaluation import EvaluationReport, aligned_proba, oof_labels
 from core.modeling.metrics import METRICS, POSITIVE_CLASS_METRICS, in_display_order, same_positive, signed
-from core.modeling.specs import family_title, log_target_skew
+from core.modeling.specs import SPECS, family_title, log_target_skew
 from core.prep.selection import ImportancePreview
 from core.wording import plural
 
@@ -67,6 +68,8 @@ _OTHER = "(other classes)"
 _SEED = 0  # charts are views: a fixed sample keeps them stable across reruns
 _COLOR = "#4C78A8"
 _GREY = "#9E9E9E"
+_FAMILY_COLOURS = plotly.colors.qualitative.Plotly  # the template's own ten, one per family
+_UNKNOWN_FAMILY = "#616161"  # an old version's family this code no longer has
 _MAX_PREVIEW_BARS = 30
 _DIAGONAL = {"dash": "dash", "color": _GREY}
 _POINTS = {"color": _COLOR, "opacity": 0.5, "size": 5}
@@ -546,18 +549,19 @@ def leaderboard_chart(trials: pd.DataFrame, *, greater_is_better: bool = True, s
     sign = 1.0 if greater_is_better else -1.0
     edge = _worst_shown(done, sign)
 
-    def markers(rows: pd.DataFrame, name: str) -> go.Scatter:
+    def markers(rows: pd.DataFrame, family: str) -> go.Scatter:
         score = rows["score"].to_numpy(dtype=float)
         off = np.zeros(len(rows), dtype=bool) if edge is None else sign * score < sign * edge
         symbol = "triangle-down" if greater_is_better else "triangle-up"
         return go.Scatter(x=rows["number"], y=np.where(off, edge, score), customdata=score, mode="markers",
-                          name=name, marker={"symbol": np.where(off, symbol, "circle")},
+                          name=_safe(family_title(family)),
+                          marker={"symbol": np.where(off, symbol, "circle"), "color": _family_colour(family)},
                           hovertemplate="trial %{x}: %{customdata:.4g}<extra></extra>")
 
     figure = go.Figure()
-    families = done.groupby(done["model"].map(family_title))
-    for family in sorted(families.groups, key=str.casefold):  # "k-nearest neighbours" among the K's
-        figure.add_trace(markers(families.get_group(family), _safe(family)))
+    families = done.groupby("model")
+    for family in sorted(families.groups, key=lambda f: family_title(f).casefold()):  # "k-nearest" among the K's
+        figure.add_trace(markers(families.get_group(family), family))
     stopped = scored[~scored.index.isin(done.index)]
     if not stopped.empty:
         # On an axis of their own (0 to 1, hidden), so that they sit along the bottom whatever
@@ -827,6 +831,14 @@ def _message(text: str) -> go.Figure:
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
     return _style(figure)
+
+
+def _family_colour(name: str) -> str:
+    """A model family's colour, the same on every chart and in every job: by its place among all
+    families, not among those a run has tried so far, so LightGBM does not change colour when
+    another family's first trial lands on a live chart."""
+    families = list(SPECS)
+    return _FAMILY_COLOURS[families.index(name) % len(_FAMILY_COLOURS)] if name in families else _UNKNOWN_FAMILY
 
 
 def _style(figure: go.Figure) -> go.Figure:

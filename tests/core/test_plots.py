@@ -327,7 +327,12 @@ def test_leaderboard_chart() -> None:
     assert names == ["&lt;b&gt;rf&lt;/b&gt;", "k-nearest neighbours", "LightGBM", "stopped early",
                      "best so far"]  # in alphabetical order, whatever the case
     assert figure.layout.yaxis.title.text == "ROC &lt;AUC&gt;"
-    assert list(figure.data[-1].y) == [0.80, 0.85, 0.90, 0.90]
+    # A family keeps its colour as others join: live, LightGBM was purple until k-NN's first trial
+    # moved it along the colours.
+    colours = {t.name: t.marker.color for t in figure.data[:3]}
+    alone = plots.leaderboard_chart(trials[trials["model"] == "lightgbm"]).data[0]
+    assert alone.marker.color == colours["LightGBM"] != colours["k-nearest neighbours"]
+    assert len(set(colours.values())) == 3
     assert list(plots.leaderboard_chart(trials, greater_is_better=False).data[-1].y) == [0.80, 0.80, 0.80, 0.60]
     assert figure.layout.xaxis.dtick == 1  # a few trials: whole trial numbers only
     many = pd.DataFrame({"number": range(40), "model": "knn", "score": 0.5, "state": "COMPLETE"})
