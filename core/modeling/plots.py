@@ -70,6 +70,7 @@ _COLOR = "#4C78A8"
 _GREY = "#9E9E9E"
 _FAMILY_COLOURS = plotly.colors.qualitative.Plotly  # the template's own ten, one per family
 _UNKNOWN_FAMILY = "#616161"  # an old version's family this code no longer has
+_MOST_HIDDEN_ON_LOG = 0.01  # a log-scale chart may leave out this share of its points (values <= 0)
 _MAX_PREVIEW_BARS = 30
 _DIAGONAL = {"dash": "dash", "color": _GREY}
 _POINTS = {"color": _COLOR, "opacity": 0.5, "size": 5}
@@ -239,7 +240,7 @@ def residuals_chart(report: EvaluationReport) -> go.Figure:
         return scored
     actual, predicted = scored
     residual = actual - predicted
-    logged = _log_scale_note(actual, predicted)
+    logged = _log_scale_note(actual, hidden=predicted <= 0)
     figure = go.Figure(go.Scatter(x=predicted, y=residual, mode="markers", marker=_POINTS, name="rows",
                                   hovertemplate="predicted %{x:.4g}<br>residual %{y:.4g}<extra></extra>"))
     figure.add_hline(y=0, line=_DIAGONAL)
@@ -269,7 +270,7 @@ def predicted_vs_actual_chart(report: EvaluationReport) -> go.Figure:
                                   hovertemplate="actual %{x:.4g}<br>predicted %{y:.4g}<extra></extra>"))
     figure.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", line=_DIAGONAL, name="perfect",
                                 hoverinfo="skip"))
-    logged = _log_scale_note(actual, predicted)
+    logged = _log_scale_note(actual, hidden=(actual <= 0) | (predicted <= 0))
     axis = "log" if logged is not None else None
     figure.update_layout(title=f"Predicted vs actual (out-of-fold{_sample_note(report, len(actual))}"
                                f"{', log scales' + logged if logged is not None else ''})",
@@ -278,16 +279,16 @@ def predicted_vs_actual_chart(report: EvaluationReport) -> go.Figure:
     return _style(figure)
 
 
-def _log_scale_note(actual: np.ndarray, predicted: np.ndarray) -> str | None:
+def _log_scale_note(actual: np.ndarray, *, hidden: np.ndarray) -> str | None:
     """None when a regression is drawn on linear scales; else the words to add to the title
     (empty when every point shows). A long-tailed target (see
-    :func:`core.modeling.specs.log_target_skew`) puts most rows in one corner of linear axes;
-    its values are all above 0, which a log axis needs, but a prediction may not be, and a log
-    axis leaves such a point out, so the title counts them."""
-    if actual.min() <= 0 or log_target_skew(pd.Series(actual)) is None:
+    :func:`core.modeling.specs.log_target_skew`) puts most rows in one corner of linear axes. A
+    log axis leaves out a value at or below 0 (``hidden``: an income of 0, a prediction below
+    0), so log scales are used only while such points are rare, and the title counts them."""
+    if log_target_skew(pd.Series(actual)) is None or hidden.mean() > _MOST_HIDDEN_ON_LOG:
         return None
-    hidden = int((predicted <= 0).sum())
-    return f"; {plural(hidden, 'prediction')} at or below 0 not drawn" if hidden else ""
+    count = int(hidden.sum())
+    return f"; {plural(count, 'point')} at or below 0 not drawn" if count else ""
 
 
 def over_time_chart(report: EvaluationReport, target: str = "value") -> go.Figure:
