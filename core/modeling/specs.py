@@ -42,11 +42,12 @@ from sklearn.ensemble import (
 )
 from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import StandardScaler
 
 from core.data.profile import Task
 from core.errors import BadInput
+from core.modeling.neural import LossStoppedMLPClassifier
 
 if TYPE_CHECKING:
     import optuna
@@ -405,8 +406,9 @@ _SPECS = (
     ),
     ModelSpec(
         name="mlp", title="Neural network (MLP)", tasks=_ALL, supports_class_weight=False, kind="neural",
-        classifier=MLPClassifier, regressor=MLPRegressor,
-        # Early stopping holds out 10 % of the training rows, split with the same seed.
+        classifier=LossStoppedMLPClassifier, regressor=MLPRegressor,
+        # Early stopping holds out 10 % of the training rows, split with the same seed; the classifier
+        # stops on their log loss (core.modeling.neural), the regressor on their R².
         fixed=lambda seed: {"random_state": seed, "early_stopping": True},
         default_params=_constant({"hidden_layer_sizes": (64,), "alpha": 1e-4,
                                   "learning_rate_init": 1e-3, "max_iter": 300}),

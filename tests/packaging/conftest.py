@@ -28,6 +28,13 @@ def exported_log_target_model(tmp_path_factory) -> Path:
     return _export(tmp_path_factory, "--target", "body_mass_g", "--models", "ridge", "--log-target")
 
 
+@pytest.fixture(scope="session")
+def exported_mlp_model(tmp_path_factory) -> Path:
+    """A neural network on the penguins sample: its Pipeline holds ShipML's own MLP classifier
+    class (``core.modeling.neural``), which the service must be able to load."""
+    return _export(tmp_path_factory, "--target", "species", "--models", "mlp")
+
+
 def _export(tmp_path_factory, *args: str) -> Path:
     base = tmp_path_factory.mktemp("packaging-model")
     env = {**os.environ, "SHIPML_WORKSPACE": str(base / "workspace"), "OMP_NUM_THREADS": "1"}

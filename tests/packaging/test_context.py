@@ -154,13 +154,14 @@ def test_runtime_requirements_are_slim_and_pinned_like_the_app() -> None:
     assert len(found) < len(pins) / 3
 
 
-@pytest.mark.parametrize("model", ["exported_model", "exported_log_target_model"])
+@pytest.mark.parametrize("model", ["exported_model", "exported_log_target_model", "exported_mlp_model"])
 def test_the_service_runs_with_only_the_slim_requirements(model, tmp_path, request) -> None:
     """Start the real service with every installed package outside the slim set made unimportable.
 
     A new import of, say, httpx or plotly somewhere on the service's path would pass every other
     local test and break only inside the image; this catches it without Docker. A model that
-    learnt the log of its target unpickles ShipML's inverse function from ``core.modeling``.
+    learnt the log of its target unpickles ShipML's inverse function from ``core.modeling``, a
+    neural network ShipML's MLP classifier class.
     """
     exported_model = request.getfixturevalue(model)
     allowed = {line.split("==")[0] for line in runtime_requirements()}
