@@ -141,7 +141,9 @@ def confusion_chart(report: EvaluationReport, threshold: float = 0.5) -> go.Figu
             probability up. Multiclass predictions take the most probable class.
 
     Returns:
-        A heatmap of counts, actual classes as rows; hover shows each cell's share of its row.
+        A heatmap, actual classes as rows, each cell showing its count (``customdata``) and its
+        share of the row (``z``, the colour). Coloured by counts, a lopsided target's common class
+        was the one dark row, and how well the rare class is found could not be seen.
     """
     if report.task == Task.REGRESSION or report.cv.classes is None:
         return _message("A confusion matrix applies to classification")
@@ -161,10 +163,11 @@ def confusion_chart(report: EvaluationReport, threshold: float = 0.5) -> go.Figu
     np.add.at(counts, (rows, cols), 1)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     names = [_safe(c) for c in labels]
-    figure = go.Figure(go.Heatmap(z=counts, x=names, y=names, text=counts, texttemplate="%{text:,}", customdata=shares,
-                                  colorscale="Blues", showscale=False,
-                                  hovertemplate="actual %{y}, predicted %{x}: %{z:,} rows "
-                                                "(%{customdata:.1%} of actual)<extra></extra>"))
+    text = [[f"{count:,}<br>{share:.1%}" for count, share in zip(*row)] for row in zip(counts, shares)]
+    figure = go.Figure(go.Heatmap(z=shares, zmin=0, zmax=1, x=names, y=names, text=text, texttemplate="%{text}",
+                                  customdata=counts, colorscale="Blues", showscale=False,
+                                  hovertemplate="actual %{y}, predicted %{x}: %{customdata:,} rows "
+                                                "(%{z:.1%} of actual)<extra></extra>"))
     note = f" at threshold {threshold:.2f}" if len(classes) == 2 and cv.oof_proba is not None else ""
     figure.update_layout(title=f"Confusion matrix (out-of-fold){note}", xaxis_title="predicted", yaxis_title="actual",
                          yaxis_autorange="reversed")

@@ -80,16 +80,19 @@ def test_classification_charts(fixture: str, request: pytest.FixtureRequest) -> 
             assert len(trace.x) <= 400 or chart is plots.calibration_chart
     confusion = plots.confusion_chart(report, report.threshold or 0.5)
     assert _types(confusion) == {"heatmap"}
-    counts = np.asarray(confusion.data[0].z)
+    counts = np.asarray(confusion.data[0].customdata)
     assert counts.shape == ((2, 2) if fixture == "binary" else (3, 3)) and counts.sum() == report.cv.oof_mask.sum()
+    shares = np.asarray(confusion.data[0].z)  # the colour: each cell's share of its actual class
+    assert shares == pytest.approx(counts / counts.sum(axis=1, keepdims=True))
+    assert confusion.data[0].text[-1][-1] == f"{counts[-1, -1]:,}<br>{shares[-1, -1]:.1%}"
     for chart in _REGRESSION_CHARTS:
         assert _is_message(chart(report))
 
 
 def test_binary_threshold_moves_the_confusion_matrix(binary) -> None:
     report = binary[0]
-    low = np.asarray(plots.confusion_chart(report, 0.05).data[0].z)
-    high = np.asarray(plots.confusion_chart(report, 0.95).data[0].z)
+    low = np.asarray(plots.confusion_chart(report, 0.05).data[0].customdata)
+    high = np.asarray(plots.confusion_chart(report, 0.95).data[0].customdata)
     assert low[:, 1].sum() > high[:, 1].sum()  # a lower threshold predicts "yes" more often
     assert plots.roc_chart(report).data[0].name.startswith("yes (AUC 0.9")
 
@@ -102,7 +105,7 @@ def test_per_class_table_agrees_with_the_confusion_matrix_and_scikit_learn(fixtu
     threshold = report.threshold or 0.5
     table = per_class_table(report, threshold).set_index("class")
     matrix = plots.confusion_chart(report, threshold).data[0]
-    counts = np.asarray(matrix.z)
+    counts = np.asarray(matrix.customdata)
     # Each label's row and column hold that class's rows (the matrix's labels are escaped for HTML).
     assert list(matrix.y) == [html.escape(str(c)) for c in report.cv.classes]  # in the classes' order
     names = [str(c) for c in report.cv.classes]
