@@ -183,20 +183,26 @@ def calibration_chart(report: EvaluationReport) -> go.Figure:
         report: An evaluation report of a classification model.
 
     Returns:
-        The figure; a well-calibrated model follows the diagonal.
+        The figure; a well-calibrated model follows the diagonal. Both axes end a little above the
+        largest bin: a rare class's bins all lie near 0 and would crowd one corner of the unit
+        square (the title says so when the axes stop short of 1).
     """
     scored = _classification(report)
     if isinstance(scored, go.Figure):
         return scored
     figure = go.Figure()
+    largest = 0.0
     for label, positive, score in _one_vs_rest(*scored):
         observed, predicted = calibration_curve(positive, score, n_bins=10, strategy="quantile")
+        largest = max(largest, predicted.max(initial=0), observed.max(initial=0))
         figure.add_trace(go.Scatter(x=predicted, y=observed, mode="lines+markers", name=label,
                                     hovertemplate="predicted %{x:.3f}<br>observed %{y:.3f}<extra></extra>"))
-    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=_DIAGONAL, name="perfectly calibrated",
+    top = min(1.0, max(0.05, np.ceil(largest * 1.1 * 20) / 20))  # the next 0.05 above the largest bin
+    figure.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", line=_DIAGONAL, name="perfectly calibrated",
                                 hoverinfo="skip"))
-    figure.update_layout(title="Calibration (out-of-fold)", xaxis_title="mean predicted probability",
-                         yaxis_title="observed share of the class", xaxis_range=[0, 1], yaxis_range=[0, 1])
+    note = f" · axes up to {top:.2f}, above the largest bin" if top < 1 else ""
+    figure.update_layout(title=f"Calibration (out-of-fold){note}", xaxis_title="mean predicted probability",
+                         yaxis_title="observed share of the class", xaxis_range=[0, top], yaxis_range=[0, top])
     return _style(figure)
 
 

@@ -140,6 +140,21 @@ def test_class_names_are_escaped(multiclass) -> None:
     assert any("&lt;b&gt;Adelie&lt;/b&gt;" in (t.name or "") for t in figures[0].data)
 
 
+def test_calibration_axes_end_above_the_largest_bin(binary) -> None:
+    """taxi's tips: 8 % are 'no' (renamed so that it is the positive class). No bin predicts much
+    more than 0.1, so the unit square would leave the curve in one corner."""
+    rare = _report("taxi.csv", "tip", Task.BINARY, lambda: LogisticRegression(max_iter=1000), "roc_auc",
+                   rename={"yes": "yes", "no": "zno"})[0]
+    figure = plots.calibration_chart(rare)
+    curve, diagonal = figure.data
+    top = figure.layout.xaxis.range[1]
+    assert figure.layout.yaxis.range[1] == top < 0.5 and max(diagonal.x) == top
+    assert max(*curve.x, *curve.y) <= top
+    assert f"axes up to {top:.2f}" in figure.layout.title.text
+    churn = plots.calibration_chart(binary[0])  # churners' bins reach high probabilities
+    assert tuple(churn.layout.xaxis.range) == (0, 1) and "axes up to" not in churn.layout.title.text
+
+
 def test_regression_charts(regression) -> None:
     report = regression[0]
     for chart in _REGRESSION_CHARTS:
