@@ -142,8 +142,8 @@ def confusion_chart(report: EvaluationReport, threshold: float = 0.5) -> go.Figu
 
     Returns:
         A heatmap, actual classes as rows, each cell showing its count (``customdata``) and its
-        share of the row (``z``, the colour). Coloured by counts, a lopsided target's common class
-        was the one dark row, and how well the rare class is found could not be seen.
+        share of the row (``z``, the colour: coloured by count, a lopsided target's common class
+        would be the one dark row, and how well the rare class is found would not show).
     """
     if report.task == Task.REGRESSION or report.cv.classes is None:
         return _message("A confusion matrix applies to classification")
