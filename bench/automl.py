@@ -277,7 +277,8 @@ def _run(command: list[str], env: dict[str, str], timeout: float) -> tuple[subpr
     return done, wall, _cpu_children() - cpu0, stamped
 
 
-TRIAL_LINE = re.compile(r"^trial\s+(\d+)\s+(\S+)\s+(complete|pruned|failed)(?:\s+(\S+))?")
+# "stopped early (time limit, 2 folds)" since session 20, "pruned" before.
+TRIAL_LINE = re.compile(r"^trial\s+(\d+)\s+(\S+)\s+(complete|pruned|stopped early|failed)(?: \([^)]*\))?(?:\s+(-?[\d.]+)$)?")
 
 
 def run_shipml(dataset: Dataset, folder: Path, budget: float, seed: int, python: str) -> dict:
@@ -292,7 +293,7 @@ def run_shipml(dataset: Dataset, folder: Path, budget: float, seed: int, python:
     trials = []
     for at, line in stamped:
         if m := TRIAL_LINE.match(line):
-            trials.append({"n": int(m[1]), "model": m[2], "state": m[3],
+            trials.append({"n": int(m[1]), "model": m[2], "state": "pruned" if m[3] == "stopped early" else m[3],
                            "score": float(m[4]) if m[4] else None, "at_s": round(at, 1)})
     best = re.search(r"best model: (\S+) \((\d+) trials, stopped: ([\w ]+)\)", done.stdout)
     cv = re.search(r"^(.+?): (-?[\d.,]+) ± ([\d.,]+) \(baseline", done.stdout, re.M)  # 1,234.5 over 1,000

@@ -41,6 +41,17 @@ def _load(path: str, settings: Settings):
     return read_path(Path(path), settings=settings)
 
 
+def _print_trial(trial) -> None:
+    """One line per finished trial on stderr: a trial stopped early says why and after how many
+    folds, since its score covers only those (one above the best is no contradiction)."""
+    if trial.state == "pruned":
+        state = f"stopped early ({trial.stop or 'pruned'}, {trial.folds} fold{'s' * (trial.folds != 1)})"
+    else:
+        state = f"failed: {trial.error}" if trial.state == "failed" and trial.error else trial.state
+    score = "" if trial.score is None else f" {trial.score:.4f}"
+    print(f"trial {trial.number:>3} {trial.model:<24} {state}{score}", file=sys.stderr)
+
+
 def cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
     from core.data.issues import detect_issues
     from core.data.profile import profile_table
@@ -140,12 +151,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     # The training table is stored like an upload, so the version's data hash points at real data.
     import_table(engine, loaded, project=name, name=Path(args.data).name, settings=settings)
 
-    def progress(trial) -> None:
-        score = "" if trial.score is None else f" {trial.score:.4f}"
-        print(f"trial {trial.number:>3} {trial.model:<24} {trial.state}{score}", file=sys.stderr)
-
     outcome = train_model(loaded.frame, dataset_hash=loaded.content_hash, recipe=recipe, plan=FeaturePlan(),
-                          request=request, engine=engine, settings=settings, on_trial=progress,
+                          request=request, engine=engine, settings=settings, on_trial=_print_trial,
                           on_stage=lambda stage: print(f"stage: {stage}", file=sys.stderr))
     out = export_version(outcome.version, settings=settings, out_dir=Path(args.out))
     report = outcome.report
@@ -324,13 +331,9 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         new_data, name = _load(args.data, settings).frame, Path(args.data).name
     window = _load(args.window, settings).frame if args.window else None
 
-    def progress(trial) -> None:
-        score = "" if trial.score is None else f" {trial.score:.4f}"
-        print(f"trial {trial.number:>3} {trial.model:<24} {trial.state}{score}", file=sys.stderr)
-
     out = retrain(engine, model_name=args.model, new_data=new_data, settings=settings, reason=args.reason,
                   policy=policy, budget_s=args.budget, max_trials=args.trials, window=window, new_data_name=name,
-                  on_trial=progress)
+                  on_trial=_print_trial)
     if args.json:
         print(json.dumps(_jsonable(out) | {"promoted": out.promoted}, indent=2))
         return 0

@@ -224,6 +224,8 @@ class TrialRecord:
         duration_s: Wall time of the trial.
         state: ``complete``, ``pruned`` (median pruner, time limit or cancel) or ``failed``.
         error: For a failed trial, a one-line reason.
+        stop: For a pruned trial, why: ``median pruner``, ``time limit`` or ``cancelled``.
+        folds: The folds it scored.
     """
 
     number: int
@@ -235,6 +237,8 @@ class TrialRecord:
     duration_s: float
     state: TrialStateName
     error: str = ""
+    stop: str = ""
+    folds: int = 0
 
 
 @dataclass(frozen=True)
@@ -830,7 +834,8 @@ def _run_trial(
     trial.set_user_attr("result", result)
     study.tell(trial, signed(context.metric, score) if state is TrialState.COMPLETE else None, state=state)
     record = TrialRecord(number=trial.number, model=pick.model, params=params, score=score, score_std=std,
-                         fold_scores=folds, duration_s=result["duration_s"], state=_STATES[state], error=error)
+                         fold_scores=folds, duration_s=result["duration_s"], state=_STATES[state], error=error,
+                         stop=stop, folds=running[1])
     return record, stop == "cancelled", cv
 
 
@@ -992,6 +997,8 @@ def _record(trial: FrozenTrial) -> TrialRecord | None:
         duration_s=float(result.get("duration_s", 0.0)),
         state=_STATES[trial.state],
         error=result.get("error", "" if trial.state is not TrialState.FAIL else "the trial stopped unexpectedly"),
+        stop=result.get("stop", ""),
+        folds=int(result.get("folds", 0)),
     )
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.cli import _print_trial
+from core.modeling.tuning import TrialRecord
 from core.prep.recipe import recipe_to_json
 from core.prep.steps import DropDuplicates, FixType, Impute, Recipe
 
@@ -112,3 +114,17 @@ def test_a_failed_write_stores_nothing(tmp_path) -> None:
     with session_scope(engine) as session:
         assert crud.list_projects(session) == []
     engine.dispose()
+
+
+def test_a_trial_line_says_why_a_trial_stopped_early(capsys) -> None:
+    """Its score covers only the folds it ran, so it may read above the best complete trial."""
+    def line(**fields) -> str:
+        _print_trial(TrialRecord(number=16, model="random_forest", params={}, score_std=None, fold_scores=(),
+                                 duration_s=1.0, **fields))
+        return capsys.readouterr().err.strip()
+
+    assert line(score=0.6499, state="pruned", stop="time limit", folds=2) == (
+        "trial  16 random_forest            stopped early (time limit, 2 folds) 0.6499")
+    assert line(score=0.61, state="pruned", stop="median pruner", folds=1).endswith("(median pruner, 1 fold) 0.6100")
+    assert line(score=0.65, state="complete", folds=5).endswith("random_forest            complete 0.6500")
+    assert line(score=None, state="failed", error="boom").endswith("failed: boom")

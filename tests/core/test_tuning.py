@@ -193,6 +193,7 @@ def test_cancel_between_folds_stops_the_running_trial() -> None:
     assert result.stopped == "cancelled"
     (trial,) = result.trials
     assert trial.state == "pruned" and trial.score is not None and result.best is None
+    assert (trial.stop, trial.folds) == ("cancelled", 2)
     assert result.leaderboard.empty
 
 
@@ -203,6 +204,8 @@ def test_bayes_prunes_poor_trials_between_folds() -> None:
     assert states[:3] == ["complete"] * 3  # default-params trials are never pruned
     pruned = [t for t in result.trials if t.state == "pruned"]
     assert all(t.score is not None and t.fold_scores == () for t in pruned)
+    assert {t.stop for t in pruned} == {"median pruner"} and all(1 <= t.folds < 5 for t in pruned)
+    assert {(t.stop, t.folds) for t in result.trials if t.state == "complete"} == {("", 5)}
 
 
 class _Broken(KNeighborsClassifier):
@@ -468,7 +471,7 @@ def test_a_fold_that_runs_past_the_trials_limit_is_interrupted() -> None:
     X, y, fold_s = _slow_fold_table()
     before = signal.getsignal(signal.SIGALRM)
     (trial,) = _one_hgb_trial(X, y, limit_s=fold_s / 4).trials
-    assert trial.state == "pruned" and not trial.fold_scores
+    assert trial.state == "pruned" and not trial.fold_scores and (trial.stop, trial.folds) == ("time limit", 0)
     assert trial.duration_s < fold_s / 2, (trial.duration_s, fold_s)
     assert signal.getsignal(signal.SIGALRM) is before and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
