@@ -24,7 +24,7 @@ from core.monitoring.export import to_safe_csv
 from core.monitoring.policy import PromotionPolicy
 from core.monitoring.window import MIN_BUCKET_ROWS, drift_over_time, window_drift
 from core.store.models import Deployment, utcnow
-from pages.common import engine, md, settings, show_error
+from pages.common import engine, md, scores_as_text, settings, show_error
 
 WINDOWS = {"Last hour": timedelta(hours=1), "Last day": timedelta(days=1), "Last week": timedelta(days=7),
            "All": None}
@@ -282,10 +282,12 @@ def performance_section(row: Deployment, window: str) -> None:
     direction = table["change"] * table["greater_is_better"].map({True: 1, False: -1})
     table["vs training"] = direction.map(lambda d: "" if pd.isna(d) else "better" if d > 0 else
                                          "worse" if d < 0 else "same")
-    st.dataframe(table, hide_index=True, key="mon_perf_table",
+    # Written as Evaluate and the model card write scores; a change carries its sign.
+    shown = scores_as_text(table, like="training_cv")
+    shown["change"] = [f"+{text}" if change > 0 else text for change, text in zip(table["change"], shown["change"])]
+    st.dataframe(shown, hide_index=True, key="mon_perf_table",
                  column_order=("label", "training_cv", "latest", "change", "vs training"),
-                 column_config={"label": "metric", "training_cv": st.column_config.NumberColumn("training CV"),
-                                "latest": st.column_config.NumberColumn("latest window")})
+                 column_config={"label": "metric", "training_cv": "training CV", "latest": "latest window"})
     of = (f" Precision, recall, F1 and PR AUC describe '{md(report.model.positive_class)}', the version's positive "
           "class." if report.model.positive_class is not None else "")
     unmatched = (f"; {report.unmatched_labels:,} labels matched no prediction of version {row.version} in the window "
