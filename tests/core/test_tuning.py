@@ -262,7 +262,7 @@ def test_only_the_leading_families_keep_being_tuned() -> None:
 
 
 def test_portfolio_configurations_follow_the_defaults() -> None:
-    result = _tune(PENGUINS, models=("lightgbm",), search="random", budget_s=None, max_trials=5, seed=0)
+    result = _tune(PENGUINS, models=("lightgbm",), search="random", budget_s=None, max_trials=6, seed=0)
     portfolio = get_spec("lightgbm", Task.MULTICLASS).portfolio(task=Task.MULTICLASS)
     params = [t.params for t in result.trials]
     assert params[0] == get_spec("lightgbm", Task.MULTICLASS).defaults(task=Task.MULTICLASS)
