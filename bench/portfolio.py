@@ -42,7 +42,6 @@ from core.prep.steps import Recipe
 from core.training import TrainRequest, prepare
 
 
-
 def score_configs(dataset: Dataset, family: str, candidates: list[dict], seed: int,
                   folder: Path, encoding: Encoding = "auto") -> list[tuple[dict, float, float, float]]:
     """(parameters, cross-validated score, test score, cross-validation seconds) of each of the
