@@ -296,7 +296,7 @@ def _lightgbm_space(trial: optuna.Trial, task: Task, n_rows: int) -> Params:
 # default and lending_club, lopsided binary tables where the others overfit, it scored 0.013-0.038
 # ROC AUC above the best of them cross-validated on all 8 splits; elsewhere it trails, at 0.2-1 s
 # for the whole cross-validation (session 20, bench/RESULTS.md). Histogram boosting's tiny point
-# did the same on 9 of 9 weak-signal splits (+0.014 to +0.048), at 0.5-2 s.
+# did the same on 9 of 9 weak-signal splits (+0.013 to +0.044), at 0.5-2 s.
 _LIGHTGBM_PORTFOLIO: tuple[Params, ...] = (
     {"n_estimators": 200, "learning_rate": 0.03, "num_leaves": 4, "min_child_samples": 100,
      "subsample": 0.7, "subsample_freq": 1, "colsample_bytree": 0.8},
