@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.neural_network import MLPClassifier
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from core.config import SAMPLES_DIR
 from core.data.profile import Task
@@ -36,7 +36,7 @@ def test_the_spec_builds_the_loss_stopped_classifier_and_keeps_sklearns_regresso
     spec = SPECS["mlp"]
     assert type(spec.build(None, task=Task.BINARY, seed=0)) is LossStoppedMLPClassifier
     assert type(spec.build(None, task=Task.MULTICLASS, seed=0)) is LossStoppedMLPClassifier
-    assert "LossStopped" not in type(spec.build(None, task=Task.REGRESSION, seed=0).regressor).__name__
+    assert type(spec.build(None, task=Task.REGRESSION, seed=0).regressor) is MLPRegressor
 
 
 def test_a_lopsided_target_trains_past_the_first_epoch() -> None:
@@ -59,12 +59,13 @@ def test_a_lopsided_target_trains_past_the_first_epoch() -> None:
     assert auc(ours) > auc(plain) + 0.05
 
 
-@pytest.mark.parametrize("sample, target", [("penguins.csv", "species"), ("mlc_churn.csv", "churn")])
-def test_held_out_log_loss_beats_accuracy_stopping(sample: str, target: str) -> None:
+@pytest.mark.parametrize("sample, target, task", [("penguins.csv", "species", Task.MULTICLASS),
+                                                  ("mlc_churn.csv", "churn", Task.BINARY)])
+def test_held_out_log_loss_beats_accuracy_stopping(sample: str, target: str, task: Task) -> None:
     """penguins (three classes, 258 training rows): accuracy is perfect within a few epochs and
     stops training with probabilities still vague (log loss 0.56 against 0.04)."""
     X_train, X_test, y_train, y_test = _split(sample, target)
-    params = SPECS["mlp"].default_params(Task.MULTICLASS) | {"random_state": 0, "early_stopping": True}
+    params = SPECS["mlp"].default_params(task) | {"random_state": 0, "early_stopping": True}
     ours = _fit(LossStoppedMLPClassifier(**params), X_train, y_train, target)
     plain = _fit(MLPClassifier(**params), X_train, y_train, target)
 
