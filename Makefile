@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 PORT ?= 8501
 
-.PHONY: run test bench clean-workspace
+.PHONY: run test bench clean-workspace migration
 
 # Reinstall only when requirements.txt changes, so a second `make run` starts at once.
 $(STAMP): requirements.txt
@@ -40,3 +40,12 @@ bench: $(STAMP) $(BENCH_VENV)/.installed
 
 clean-workspace:
 	rm -rf data/workspace
+
+# A new migration of the store from what core/store/models.py adds to the last one (README:
+# "Schema migrations"): a scratch database is brought to the last migration and compared.
+migration: $(STAMP)
+	test -n "$(m)" || { echo 'usage: make migration m="what changed"'; exit 2; }
+	db=$$(mktemp -u /tmp/shipml-migration-XXXXXX.db) && alembic="$(VENV)/bin/alembic -c core/store/alembic.ini -x url=sqlite:///$$db" \
+	  && number=$$(printf '%04d' $$(( $$(ls core/store/migrations/versions/*.py | wc -l) + 1 ))) \
+	  && $$alembic upgrade head && $$alembic revision --autogenerate --rev-id "$$number" -m "$(m)"; \
+	  status=$$?; rm -f "$$db"; exit $$status

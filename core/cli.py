@@ -14,6 +14,7 @@ from pathlib import Path
 
 from core.config import Settings, get_settings
 from core.errors import BadInput
+from core.wording import trial_state
 
 EXIT_BAD_INPUT = 2
 
@@ -44,10 +45,9 @@ def _load(path: str, settings: Settings):
 def _print_trial(trial) -> None:
     """One line per finished trial on stderr: a trial stopped early says why and after how many
     folds, since its score covers only those (one above the best is no contradiction)."""
-    if trial.state == "pruned":
-        state = f"stopped early ({trial.stop or 'pruned'}, {trial.folds} fold{'s' * (trial.folds != 1)})"
-    else:
-        state = f"failed: {trial.error}" if trial.state == "failed" and trial.error else trial.state
+    state = trial_state(trial.state, trial.stop, trial.folds)
+    if trial.state == "failed" and trial.error:
+        state = f"failed: {trial.error}"
     score = "" if trial.score is None else f" {trial.score:.4f}"
     print(f"trial {trial.number:>3} {trial.model:<24} {state}{score}", file=sys.stderr)
 

@@ -107,7 +107,7 @@ def run_job(engine: Engine, job_id: int, *, settings: Settings) -> str:
             session.add(JobTrial(
                 job_id=job_id, number=trial.number, model=trial.model, params_json=json.dumps(trial.params, default=str),
                 score=trial.score, score_std=trial.score_std, duration_s=trial.duration_s, state=trial.state,
-                error=trial.error[:500],
+                error=trial.error[:500], stop=trial.stop or None, folds=trial.folds,
             ))
             row = session.get(TrainingJob, job_id)
             row.trials_done += 1
@@ -213,7 +213,7 @@ def job_trials(engine: Engine, job_id: int) -> pd.DataFrame:
     with session_scope(engine) as session:
         rows = session.exec(select(JobTrial).where(JobTrial.job_id == job_id).order_by(col(JobTrial.number)))
         records = [r.model_dump(exclude={"id", "job_id"}) for r in rows]
-    columns = ["number", "model", "params_json", "score", "score_std", "duration_s", "state", "error"]
+    columns = ["number", "model", "params_json", "score", "score_std", "duration_s", "state", "error", "stop", "folds"]
     return pd.DataFrame(records, columns=columns)
 
 

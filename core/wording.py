@@ -12,3 +12,13 @@ def decimal(value: float, places: int = 3) -> str:
     dummy model's R² of -0.0001 reads "0.000", not "-0.000"."""
     text = f"{value:.{places}f}"
     return text[1:] if text.startswith("-") and not text.strip("-0.") else text
+
+
+def trial_state(state: str, stop: str | None = None, folds: int | None = None) -> str:
+    """A tuning trial's state in words. A pruned trial is "stopped early" with why and after how
+    many folds, since its score covers only those (one above the winner's is no contradiction);
+    trials recorded before the reason was kept read just "stopped early"."""
+    if state != "pruned":
+        return state
+    why = ", ".join(part for part in (stop, plural(folds, "fold") if folds is not None else None) if part)
+    return f"stopped early ({why})" if why else "stopped early"

@@ -22,6 +22,7 @@ from core.prep.steps import Recipe
 from core.store import crud
 from core.store.db import make_engine, session_scope
 from core.store.models import Dataset
+from core.wording import trial_state
 
 DEFAULT_PROJECT = "My project"
 _STATE_KEY = "workflow"
@@ -186,21 +187,20 @@ def type_fix_prompt(dataset, issues, recipe) -> None:
             st.rerun()
 
 
-_TRIAL_STATES = {"pruned": "stopped early"}  # the trials chart's words; "complete" and "failed" read as they are
-
-
 def readable_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """A trials table for people: families by their titles, a pruned trial as stopped early, and
-    each trial's parameters as ``name=value`` pairs, not JSON, in the last column."""
+    """A trials table for people: families by their titles, a pruned trial as stopped early with
+    why and after how many folds, and each trial's parameters as ``name=value`` pairs, not JSON,
+    in the last column."""
 
     def pairs(text: str) -> str:
         params = json.loads(text or "{}")
         return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
     # Last: a long parameter list placed earlier pushes the scores off the right edge.
-    return trials.drop(columns="params_json").assign(
-        model=trials["model"].map(family_title), state=trials["state"].replace(_TRIAL_STATES),
-        params=trials["params_json"].map(pairs))
+    states = [trial_state(state, stop if isinstance(stop, str) else None, None if pd.isna(folds) else int(folds))
+              for state, stop, folds in zip(trials["state"], trials["stop"], trials["folds"], strict=True)]
+    return trials.drop(columns=["params_json", "stop", "folds"]).assign(
+        model=trials["model"].map(family_title), state=states, params=trials["params_json"].map(pairs))
 
 
 def trial_columns(metric: str, scores: pd.Series) -> dict[str, object]:

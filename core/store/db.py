@@ -7,15 +7,15 @@ from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
-from core.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from core.store.schema import upgrade
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine for ``url`` and make sure every table exists.
+    """Create an engine for ``url`` and bring its database to the current schema (``schema.upgrade``).
 
     For SQLite the file's folder is created, the journal is WAL (readers never block the writer)
     and every transaction starts with ``BEGIN IMMEDIATE``, so two processes that read-then-write
@@ -29,7 +29,7 @@ def make_engine(url: str) -> Engine:
         _configure_sqlite(engine)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    SQLModel.metadata.create_all(engine)
+    upgrade(engine)
     return engine
 
 

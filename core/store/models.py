@@ -150,6 +150,8 @@ class JobTrial(SQLModel, table=True):
     duration_s: float
     state: str = Field(max_length=12)
     error: str = Field(default="", max_length=500)
+    stop: str | None = Field(default=None, max_length=20)  # why a pruned trial stopped, e.g. "time limit"
+    folds: int | None = None  # folds it finished before stopping
 
 
 class Deployment(SQLModel, table=True):

@@ -47,6 +47,10 @@ def test_a_job_trains_registers_and_reports(engine, settings, penguins) -> None:
     assert len(trials) == job.trials_done >= 2
     assert job.stage == ("trials" if job.trials_done == 4 else "budget")  # why its search ended
     assert set(trials["model"]) == {"logistic_regression", "random_forest"}
+    complete, pruned = trials[trials["state"] == "complete"], trials[trials["state"] == "pruned"]
+    (n_folds,) = set(complete["folds"])  # every fold of the tuning scheme (10 on a table this small)
+    assert n_folds >= 3 and complete["stop"].isna().all()
+    assert pruned["stop"].isin(["median pruner", "time limit"]).all() and (pruned["folds"] < n_folds).all()
     version = jobs.job_version(engine, job)
     assert version.status == "READY" and version.dataset_hash == penguins.content_hash
     report = jobs.load_report(job_id, settings=settings)

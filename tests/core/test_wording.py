@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.wording import decimal, plural
+from core.wording import decimal, plural, trial_state
 
 
 def test_plural() -> None:
@@ -15,3 +15,10 @@ def test_plural() -> None:
 ])
 def test_decimal_never_shows_a_minus_zero(value, text) -> None:
     assert decimal(value) == text
+
+
+def test_a_trial_stopped_early_says_why_and_after_how_many_folds() -> None:
+    assert trial_state("pruned", "time limit", 2) == "stopped early (time limit, 2 folds)"
+    assert trial_state("pruned", "median pruner", 1) == "stopped early (median pruner, 1 fold)"
+    assert trial_state("pruned") == "stopped early"  # recorded before the reason was kept
+    assert trial_state("complete", None, 5) == "complete" and trial_state("failed") == "failed"
