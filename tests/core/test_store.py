@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import sqlite3
+import threading
 
 import pytest
 from sqlalchemy import text
@@ -67,6 +69,22 @@ def test_sqlite_runs_in_wal_mode(tmp_path) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     engine.dispose()
+
+
+def test_opening_a_store_another_process_is_writing_waits_for_it(tmp_path) -> None:
+    """The app, a training job and a worker may open a workspace's new store together. Switching
+    the file to WAL while another connection holds the write lock fails at once in SQLite, busy
+    timeout or not; the engine waits for the writer instead."""
+    path = tmp_path / "store.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.5, writer.execute, ["COMMIT"]).start()
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    engine.dispose()
+    writer.close()
 
 
 def _create_projects(url: str, worker: int, count: int) -> None:
