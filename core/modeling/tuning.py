@@ -50,6 +50,11 @@ How the search goes:
   told to the study as pruned, with ``repeat_of`` in its result, which steers TPE away from it,
   and is left out of every result. A family whose last ``_USED_UP_AFTER`` sampled
   configurations were all repeats has used up its space and is not tuned further.
+* **Flat families.** A family whose last ``_FLAT_AFTER`` tuned trials that ran all their folds
+  scored as its best did, within a tenth of the best's spread over folds (``_is_flat``), is not
+  tuned further either: its parameters barely matter on this table, and its turns go to the
+  others. Trials stopped by the median pruner neither count nor break the run. Grids run every
+  point regardless.
 * **Trial cap.** ``max_trials`` counts every trial of the study except repeats, workers'
   included. Optuna numbers trials densely under a lock, so a trial whose number leaves no room
   under the cap (two processes racing for the last slot) is closed at once as failed with the
@@ -551,12 +556,16 @@ class _Family:
     best_runner: str | None = None  # the process that ran it
     median_pruned_run: int = 0  # trials in a row, up to the latest, stopped by the median pruner
     repeat_run: int = 0  # sampled configurations in a row, up to the latest, that were repeats
+    best_std: float = 0.0  # standard deviation over folds of the best complete trial
+    flat_run: int = 0  # tuned trials in a row, up to the latest, that scored as the best did (``_is_flat``)
 
 
 _STRONG_FIRST = ("lightgbm", "hist_gradient_boosting")
 _KEEP_SEARCHING = 3  # families that keep being tuned once every family has had its default trial
 _GIVE_UP_AFTER = 5  # median-pruned trials in a row after which a family that does not lead stops
 _USED_UP_AFTER = 10  # repeats in a row after which a family's search space counts as used up
+_FLAT_AFTER = 8  # tuned trials in a row scoring as the best did, after which a family counts as flat
+_FLAT_SHARE = 0.1  # of the best trial's fold standard deviation: scores closer than this are the same
 _OTHER_DEFAULT_SHARE = 0.1  # automatic mode: the most of the budget a non-boosting default trial may use
 _FORESTS = ("random_forest", "extra_trees")  # default trials sized to their time limit (_sized_forest)
 _PROBE_TREES = 10  # the smaller of _sized_forest's two timing fits; the other has four times as many
@@ -576,6 +585,8 @@ def _pick(trials: Sequence[FrozenTrial], context: SearchContext, deadline: float
             continue  # grid done
         if family.repeat_run >= _USED_UP_AFTER:
             continue  # the sampler keeps proposing what already ran: little is left to find
+        if family.flat_run >= _FLAT_AFTER:
+            continue  # whatever its parameters, it scores the same: more trials would only repeat that
         if config.per_model_s is not None and family.spent_s >= config.per_model_s:
             out_of_time = True
             continue
@@ -708,16 +719,31 @@ def _family_stats(
         if result.get("kind") == "default":
             default_s.append(float(result.get("duration_s", 0.0)))
         if t.state is TrialState.PRUNED and result.get("stop") == "median pruner":
+            # flat_run stays as it is: on a flat landscape the pruner still stops about half of
+            # the trials, on differences in the fourth decimal.
             family.median_pruned_run += 1
         elif t.state is TrialState.COMPLETE:
             family.median_pruned_run = 0
+            if result.get("kind") in ("portfolio", "search"):
+                family.flat_run = family.flat_run + 1 if _is_flat(float(t.value), family) else 0
         if t.state is TrialState.FAIL:
             family.failed += 1
         elif t.state is TrialState.COMPLETE and t.value is not None and float(t.value) > family.best:
             family.best = float(t.value)
+            family.best_std = float(result.get("score_std") or 0.0)
             family.best_fold_s = float(result["duration_s"]) / max(1, result.get("folds", 0))
             family.best_runner = t.user_attrs.get("runner")
     return stats, default_s
+
+
+def _is_flat(value: float, family: _Family) -> bool:
+    """Whether a trial's (signed) score is the family's best so far, give or take a tenth of the
+    best's spread over folds: a difference that cross-validation cannot tell from noise.
+
+    On the ``default`` sample logistic regression scored 0.9492 ROC AUC (± 0.021 over folds) with
+    every C from 0.04 to 866; twenty such trials told nothing the first few had not.
+    """
+    return math.isfinite(family.best) and abs(value - family.best) <= _FLAT_SHARE * family.best_std
 
 
 # --- one trial ----------------------------------------------------------------------------------

@@ -270,11 +270,10 @@ def test_portfolio_configurations_follow_the_defaults() -> None:
     assert params[1 + len(portfolio)] not in params[:1 + len(portfolio)]  # then the sampler
 
 
-def _finished(model: str, duration_s: float, value: float, kind: str = "default", runner: str = "") -> optuna.trial.FrozenTrial:
-    return optuna.trial.create_trial(
-        value=value,
-        user_attrs={"model": model, "runner": runner, "result": {"kind": kind, "duration_s": duration_s, "folds": 3}},
-    )
+def _finished(model: str, duration_s: float, value: float, kind: str = "default", runner: str = "",
+              std: float = 0.0) -> optuna.trial.FrozenTrial:
+    result = {"kind": kind, "duration_s": duration_s, "folds": 3, "score_std": std}
+    return optuna.trial.create_trial(value=value, user_attrs={"model": model, "runner": runner, "result": result})
 
 
 def test_in_automatic_mode_a_slow_family_default_gets_a_tenth_of_the_budget() -> None:
@@ -393,6 +392,34 @@ def test_the_families_kept_being_tuned_are_not_all_of_one_kind(lightgbm_score, e
         tuned.add(pick.model)
         done.append(_finished(pick.model, 0.3, 0.5, kind="search"))
     assert tuned == expected
+
+
+@pytest.mark.parametrize(("scores", "expected"), [
+    ([0.9502] * 7, "ridge"),  # seven trials scoring as the best did: ridge still has the turn
+    ([0.9502] * 8, "lightgbm"),  # eight: whatever its parameters, ridge scores the same
+    ([0.9502] * 7 + [0.8], "ridge"),  # the latest scored well below: its parameters do matter
+    ([0.9502] * 7 + [0.97], "ridge"),  # the latest improved beyond the noise: keep tuning it
+    ([0.9502] * 3 + [0.7] + [0.9502] * 7, "ridge"),  # eight that tie, but not in a row
+])
+def test_a_family_that_scores_the_same_whatever_its_parameters_is_done(scores, expected) -> None:
+    X, y = _table(*CONCRETE[:2])
+    config = TuningConfig(models=("lightgbm", "ridge"), budget_s=60.0)
+    context = tuning.SearchContext(X=X, y=y, task=Task.REGRESSION, recipe=Recipe(), plan=FeaturePlan(),
+                                   target=CONCRETE[1], scheme=_scheme(Task.REGRESSION), config=config,
+                                   deadline=time.time() + 50.0)
+    done = [_finished("lightgbm", 1.5, 0.9, std=0.02), _finished("ridge", 0.3, 0.95, std=0.02)]
+    done += [_finished("lightgbm", 1.5, 0.85, kind="portfolio", std=0.02) for _ in range(len(scores) + 1)]
+    done += [_finished("ridge", 0.3, score, kind="search", std=0.02) for score in scores]
+    assert tuning._pick(done, context, context.deadline).model == expected
+
+
+def test_a_flat_search_ends_before_its_trial_cap() -> None:
+    """Logistic regression on ``default``: every C scores about the same ROC AUC, so the search
+    stops once eight tuned trials in a row have tied with the best."""
+    default = ("default.csv", "default", Task.BINARY)
+    result = _tune(default, models=("logistic_regression",), budget_s=None, max_trials=40, seed=0)
+    assert result.stopped == "finished"
+    assert 1 + tuning._FLAT_AFTER <= len(result.trials) < 40
 
 
 @pytest.mark.parametrize("search", ["bayes", "random"])
