@@ -14,6 +14,7 @@ from pathlib import Path
 
 from core.config import Settings, get_settings
 from core.errors import BadInput
+from core.files import replaced_atomically
 from core.wording import trial_state
 
 EXIT_BAD_INPUT = 2
@@ -81,9 +82,8 @@ def cmd_clean(args: argparse.Namespace, settings: Settings) -> int:
     frame = _load(args.data, settings).frame
     cleaned = apply_recipe(frame, recipe_from_json(_read_text(args.recipe, "recipe")), target=args.target)
     out = Path(args.out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    cleaned.to_csv(tmp, index=False)
-    tmp.replace(out)  # atomic: a reader never sees half a file
+    with replaced_atomically(out) as fh:
+        cleaned.to_csv(fh, index=False)
     print(f"wrote {len(cleaned)} rows x {cleaned.shape[1]} columns to {out}")
     return 0
 
@@ -188,9 +188,8 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     predictions = predict_frame(pipeline, frame, threshold=labelling.get("decision_threshold"),
                                 positive=labelling.get("positive_class"))
     out = Path(args.out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    predictions.to_csv(tmp, index=False)
-    tmp.replace(out)
+    with replaced_atomically(out) as fh:
+        predictions.to_csv(fh, index=False)
     print(f"wrote {len(predictions)} predictions to {out}")
     # As Score a file does: the model scored these rows, but its service would refuse them.
     for line in service_refusals(pipeline, Path(args.model) / "reference.parquet", frame):

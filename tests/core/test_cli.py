@@ -77,6 +77,15 @@ def test_clean_with_a_broken_recipe_exits_2(tmp_path, sample_path) -> None:
     assert out.returncode == 2 and not (tmp_path / "o.csv").exists()
 
 
+def test_clean_into_a_missing_folder_exits_2_with_one_line(tmp_path, sample_path) -> None:
+    recipe_file = tmp_path / "recipe.json"
+    recipe_file.write_text(recipe_to_json(Recipe()))
+    out = run("clean", "--data", str(sample_path("penguins.csv")), "--recipe", str(recipe_file),
+              "--out", str(tmp_path / "gone" / "o.csv"), workspace=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr == f"error: could not write {tmp_path / 'gone' / 'o.csv'}: No such file or directory\n"
+
+
 def test_import_stores_once(tmp_path, sample_path) -> None:
     first = run("import", "--data", str(sample_path("penguins.csv")), "--project", "birds", workspace=tmp_path)
     second = run("import", "--data", str(sample_path("penguins.csv")), "--project", "birds", workspace=tmp_path)
