@@ -52,6 +52,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from core.wording import STOP_REASONS
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data" / "samples"
 DEFAULT_PEER_PYTHON = ".venv-bench/bin/python"  # made by `make bench`
@@ -299,7 +301,7 @@ def run_shipml(dataset: Dataset, folder: Path, budget: float, seed: int, python:
         if m := TRIAL_LINE.match(line):
             trials.append({"n": int(m[1]), "model": m[2], "state": "pruned" if m[3] == "stopped early" else m[3],
                            "score": float(m[4]) if m[4] else None, "at_s": round(at, 1)})
-    best = re.search(r"best model: (\S+) \((\d+) trials, stopped: ([\w ]+)\)", done.stdout)
+    best = re.search(r"best model: (\S+) \(([\d,]+) trials?; ([^)]+)\)", done.stdout)
     cv = re.search(r"^(.+?): (-?[\d.,]+) ± ([\d.,]+) \(baseline", done.stdout, re.M)  # 1,234.5 over 1,000
     holdout = re.search(r"^holdout .+?: (-?[\d.,]+|nan)", done.stdout, re.M)
     predict = [python, "-m", "core", "predict", "--model", str(model_dir), "--data", str(folder / "test_X.csv"),
@@ -318,8 +320,8 @@ def run_shipml(dataset: Dataset, folder: Path, budget: float, seed: int, python:
         "overshoot": wall / budget,
         "last_trial_at_s": trials[-1]["at_s"] if trials else None,
         "best": best[1] if best else None,
-        "trials": int(best[2]) if best else len(trials),
-        "stopped": best[3] if best else None,
+        "trials": int(best[2].replace(",", "")) if best else len(trials),
+        "stopped": {words: key for key, words in STOP_REASONS.items()}.get(best[3]) if best else None,
         "cv": float(cv[2].replace(",", "")) if cv else None,
         "holdout": float(holdout[1].replace(",", "")) if holdout else None,
         "families": families,

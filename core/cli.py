@@ -15,7 +15,7 @@ from pathlib import Path
 from core.config import Settings, get_settings
 from core.errors import BadInput
 from core.files import replaced_atomically
-from core.wording import trial_state
+from core.wording import STOP_REASONS, plural, trial_state
 
 EXIT_BAD_INPUT = 2
 
@@ -159,7 +159,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     primary = next(m for m in report.metrics if m.name == report.primary_metric)
     for warning in outcome.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"best model: {outcome.tuning.best.model} ({len(outcome.tuning.trials)} trials, stopped: {outcome.tuning.stopped})")
+    print(f"best model: {outcome.tuning.best.model} ({plural(len(outcome.tuning.trials), 'trial')}; "
+          f"{STOP_REASONS[outcome.tuning.stopped]})")
     print(f"{primary.label}: {format_score(primary.mean)} ± {format_score(primary.std, like=primary.mean)} "
           f"(baseline {format_score(primary.baseline_mean)})")
     if report.holdout:

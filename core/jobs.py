@@ -34,9 +34,6 @@ from core.store.models import JobTrial, TrainingJob, utcnow
 from core.training import TrainingCancelled, TrainRequest, train_model
 
 ACTIVE = ("QUEUED", "RUNNING")
-# Why a finished job's search ended, in words: a DONE job's stage holds TuningResult.stopped.
-STOP_REASONS = {"budget": "the time budget ran out", "model limits": "every model used its own time limit",
-                "trials": "the trial cap was reached", "finished": "no model had anything left worth trying"}
 HEARTBEAT_TIMEOUT_S = 120.0  # a live job beats at least every few seconds (between folds)
 _CANCEL_POLL_S = 0.5
 

@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 
+# Why a search ended (``TuningResult.stopped``; a DONE job's stage), in words.
+STOP_REASONS = {"budget": "the time budget ran out", "model limits": "every model used its own time limit",
+                "trials": "the trial cap was reached", "finished": "no model had anything left worth trying"}
+
+
 def plural(count: int, word: str) -> str:
     """``count`` and the word in the number it needs: "1 step", "3 steps", "1,200 rows"."""
     return f"{count:,} {word}{'' if count == 1 else 's'}"

@@ -17,7 +17,7 @@ from core.prep.recipe import prepare_training_table, recipe_to_json
 from core.prep.steps import DropColumns
 from core.store.models import utcnow
 from core.training import TrainRequest
-from core.wording import plural
+from core.wording import STOP_REASONS, plural
 from pages.common import (dataset_frame, dataset_profile, engine, md, readable_trials, require_dataset, save_recipe,
                           settings, show_error, trial_columns, type_fix_prompt)
 
@@ -192,7 +192,7 @@ def job_panel(job) -> None:
         warnings = json.loads(job.warnings_json or "[]")
         for warning in warnings:
             st.warning(warning)
-        reason = jobs.STOP_REASONS.get(job.stage)  # None for jobs finished before it was recorded
+        reason = STOP_REASONS.get(job.stage)  # None for jobs finished before it was recorded
         st.success(f"Training finished{f' ({reason})' if reason else ''} and the model is registered.",
                    icon=":material/check_circle:")
         st.page_link("pages/evaluate.py", label="See the evaluation", icon=":material/analytics:")

@@ -12,6 +12,7 @@ from core import jobs, registry
 from core.config import get_settings
 from core.data.profile import Task
 from core.store.db import make_engine
+from core.wording import STOP_REASONS
 
 pytestmark = pytest.mark.xdist_group("jobs")
 
@@ -59,7 +60,7 @@ def test_train_evaluate_and_models(app, store) -> None:
     at.run()
     _no_exceptions(at)
     finished = next(s.value for s in at.success if "Training finished" in s.value)
-    assert f"({jobs.STOP_REASONS[jobs.get_job(store, job.id).stage]})" in finished  # why the search ended
+    assert f"({STOP_REASONS[jobs.get_job(store, job.id).stage]})" in finished  # why the search ended
     assert any(m.label == "Trials done" and int(m.value) >= 2 for m in at.metric)
     board = next(df.value for df in at.dataframe if "params" in df.value.columns).set_index("model")
     params = board.loc["Logistic regression", "params"]  # families by their titles
