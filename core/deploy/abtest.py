@@ -31,6 +31,7 @@ from core.deploy import docker_target, local
 from core.deploy.records import RUNNING, get_deployment, update_deployment
 from core.deploy.source import check_folder, folder_identity, materialise, resolve_source
 from core.errors import BadInput
+from core.files import replaced_atomically
 from core.serving.routing import RoutingSpec, read_spec, write_spec
 from core.store.models import Deployment, utcnow
 
@@ -247,9 +248,8 @@ def _restore(path: Path, text: str | None) -> None:
     if text is None:
         path.unlink(missing_ok=True)
     else:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        with replaced_atomically(path) as fh:
+            fh.write(text)
 
 
 def _restart_with_routing(engine: Engine, row: Deployment, *, settings: Settings) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.errors import BadInput
+from core.files import replaced_atomically
 from core.monitoring.drift import CATEGORICAL, NUMERIC, DriftConfig, column_kinds
 
 DEFAULT_SAMPLE_ROWS = 5000
@@ -112,7 +113,6 @@ def save_drift_report(reference: pd.DataFrame, current: pd.DataFrame, path: Path
     """Write ``drift_report_html(reference, current, **options)`` to ``path`` atomically."""
     html = drift_report_html(reference, current, **options)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(html)
-    tmp.replace(path)
+    with replaced_atomically(path, "wb") as fh:
+        fh.write(html)
     return path

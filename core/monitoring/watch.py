@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from sqlalchemy.engine import Engine
 from core.config import Settings
 from core.data.ingest import read_path
 from core.errors import BadInput
+from core.files import replaced_atomically
 from core.monitoring.policy import PromotionPolicy
 from core.monitoring.retrain import AlreadyRetrained, retrain
 
@@ -92,14 +92,8 @@ class SeenStore:
 
     def save(self, entries: dict[str, dict]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(entries, fh, indent=1, sort_keys=True)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replaced_atomically(self.path) as fh:
+            json.dump(entries, fh, indent=1, sort_keys=True)
 
 
 def is_candidate(name: str) -> bool:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import BadInput
+from core.files import replaced_atomically
 
 CHAMPION, CHALLENGER, SHADOW = "champion", "challenger", "shadow"
 _SCALE = float(1 << 64)
@@ -103,9 +104,8 @@ def write_spec(path: Path, spec: RoutingSpec, **extra: Any) -> None:
     """Write a routing file atomically (a reader sees the old file or the new, never half)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({**spec.to_json(), **extra}, indent=2))
-    tmp.replace(path)
+    with replaced_atomically(path) as fh:
+        fh.write(json.dumps({**spec.to_json(), **extra}, indent=2))
 
 
 @dataclass(frozen=True)
