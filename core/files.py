@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,28 +26,39 @@ def fsync_dir(directory: Path) -> None:
 
 
 @contextmanager
-def replaced_atomically(path: Path, mode: str = "w") -> Iterator[IO]:
+def replaced_atomically(path: Path, mode: str = "w", *, read_only: bool = False,
+                        name: str | None = None) -> Iterator[IO]:
     """A file to write that takes ``path``'s place only once the block ends without error.
 
     Readers see the old file or the whole new one; a failure (a full disk, an error while
-    writing) leaves ``path`` as it was and no temporary file behind. The temporary file is named
-    after this process, so two processes writing one path do not share it.
+    writing) leaves ``path`` as it was and no temporary file behind. The temporary file's name is
+    random, so two writers of one path (processes, or an app's sessions) never share it; it is
+    created with the usual permissions (a container's user reads a routing file written here).
+
+    Args:
+        read_only: make the file read-only before it appears (stored data never changes).
+        name: what the error message calls the file (default: its path).
 
     Raises:
         StorageError: the folder is missing or not writable, or the disk is full.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
     try:
         with open(tmp, mode.replace("w", "x"), **text) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        if read_only:
+            tmp.chmod(0o444)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise StorageError(f"could not write {path}: {exc.strerror or exc}") from None
+        # The system's words for the error number: pyarrow words the same EFBIG differently
+        # depending on how the file was opened.
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise StorageError(f"could not write {name or path}: {reason}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

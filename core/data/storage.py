@@ -6,16 +6,14 @@ can cite its hash and trust it.
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from core.config import Settings
-from core.errors import BadInput, StorageError
-from core.files import fsync_dir
+from core.errors import BadInput
+from core.files import replaced_atomically
 
 __all__ = ["dataset_path", "load_frame", "save_frame"]
 
@@ -63,22 +61,9 @@ def save_frame(frame: pd.DataFrame, *, content_hash: str, settings: Settings) ->
     if path.exists():
         return path  # content-addressed: the same hash means the same data
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{content_hash}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            frame.to_parquet(fh, engine="pyarrow", index=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.chmod(0o444)
-        os.replace(tmp, path)  # atomic; a concurrent writer of the same hash wrote the same data
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"could not store the dataset: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    # A concurrent writer of the same hash writes the same data: whichever rename lands last wins.
+    with replaced_atomically(path, "wb", read_only=True, name="the dataset") as fh:
+        frame.to_parquet(fh, engine="pyarrow", index=False)
     return path
 
 

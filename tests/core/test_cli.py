@@ -114,7 +114,7 @@ def test_a_failed_write_stores_nothing(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-m", "core", "import", "--data", str(big)], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size)
     assert out.returncode == 2, out.stderr
-    assert out.stderr.startswith("error: could not store the dataset: File too large")
+    assert out.stderr.startswith("error: could not write the dataset: File too large")
     assert list((tmp_path / "ws" / "datasets").iterdir()) == []
     from core.store import crud
     from core.store.db import make_engine, session_scope
@@ -123,6 +123,25 @@ def test_a_failed_write_stores_nothing(tmp_path) -> None:
     with session_scope(engine) as session:
         assert crud.list_projects(session) == []
     engine.dispose()
+
+
+def test_clean_that_cannot_write_its_output_keeps_the_earlier_one(tmp_path) -> None:
+    import numpy as np
+
+    raw = tmp_path / "raw.csv"
+    pd.DataFrame(np.random.default_rng(0).random((40_000, 5)), columns=list("abcde")).to_csv(raw, index=False)
+    recipe_file = tmp_path / "recipe.json"
+    recipe_file.write_text(recipe_to_json(Recipe()))
+    out_file = tmp_path / "clean.csv"
+    out_file.write_text("earlier\n")
+    env = {**os.environ, "SHIPML_WORKSPACE": str(tmp_path / "ws")}
+    out = subprocess.run([sys.executable, "-m", "core", "clean", "--data", str(raw), "--recipe", str(recipe_file),
+                          "--out", str(out_file)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+                         preexec_fn=_limit_file_size)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr == f"error: could not write {out_file}: File too large\n"
+    assert out_file.read_text() == "earlier\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.csv", "raw.csv", "recipe.json"]
 
 
 def test_a_trial_line_says_why_a_trial_stopped_early(capsys) -> None:

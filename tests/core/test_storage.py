@@ -98,7 +98,7 @@ def test_interrupted_write_leaves_no_temp_file(settings: Settings, frame: pd.Dat
         raise OSError("disk on fire")
 
     monkeypatch.setattr(os, "fsync", crash)
-    with pytest.raises(StorageError, match="could not store the dataset: disk on fire"):
+    with pytest.raises(StorageError, match="could not write the dataset: disk on fire"):
         save_frame(frame, content_hash=HASH, settings=settings)
     assert list(settings.datasets_dir.iterdir()) == []
 
