@@ -83,6 +83,9 @@ _PARSE_SHARE = 0.9  # values that must parse; the rest ("n/a", "?") become missi
 _OUTLIER_IQR = 3.0  # Tukey's "far out" fences: a normal column has ~2 such values per million
 _OUTLIER_MAX_SHARE = 0.02  # more than this beyond the fences is a long tail, not odd values
 _SMALL_COUNT_VALUES = 30  # whole-number columns with fewer values may be counts (see below)
+# Chance matches at least this share of the duplicate rows (unrelated columns are a lower bound:
+# related ones match more often) make the duplicates possibly real repeats, not copies.
+_CHANCE_SHARE = 4
 _IMBALANCE_SHARE = 0.10  # a minority class below 10% is easy for a model to ignore
 _MAX_CLASSES = 50  # more text classes than this: an ID or free text picked as target?
 _LEAK_SAMPLE = 5_000  # rows: enough to see a near-perfect predictor, fast on 20 columns
@@ -164,17 +167,31 @@ def _duplicate_issues(profile: TableProfile) -> list[Issue]:
     if not count:
         return []
     share = count / profile.rows
+    chance = profile.chance_duplicate_rows
+    if chance * _CHANCE_SHARE >= count:
+        # Columns of few values (a trip of distance 0 at 5 pm on a Friday) match by chance: on the
+        # taxi sample about 126 of its 211 copies would occur in unrelated rows. Dropping those
+        # would throw away real records, so this says so instead of calling them copies.
+        explanation = (
+            f"{_n(count)} rows ({_pct(share)}) equal another row, but every column here takes few values: "
+            f"unrelated records would give about {_n(round(chance))} such matches by chance alone. They may be "
+            "separate records that look alike; drop them only if the same record was stored twice."
+        )
+        severity = Severity.LOW
+    else:
+        explanation = (
+            f"{_n(count)} rows ({_pct(share)}) are exact copies of another row. Copies can land on "
+            "both sides of a train/test split, which makes the model look better than it is, and "
+            "they weigh those rows more than the rest."
+        )
+        severity = Severity.MEDIUM if share >= 0.01 else Severity.LOW
     return [
         Issue(
             code="duplicate_rows",
-            severity=Severity.MEDIUM if share >= 0.01 else Severity.LOW,
+            severity=severity,
             columns=(),
             title=f"{_n(count)} duplicate rows",
-            explanation=(
-                f"{_n(count)} rows ({_pct(share)}) are exact copies of another row. Copies can land on "
-                "both sides of a train/test split, which makes the model look better than it is, and "
-                "they weigh those rows more than the rest."
-            ),
+            explanation=explanation,
             fix=DropDuplicates(reason=f"{_n(count)} exact duplicate rows ({_pct(share)})"),
         )
     ]

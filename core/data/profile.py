@@ -74,6 +74,9 @@ class TableProfile:
     column_profiles: tuple[ColumnProfile, ...]
     target: str | None = None
     task: Task | None = None
+    # Duplicate rows that unrelated columns with these value frequencies would give by chance (see
+    # _chance_duplicates); near duplicate_rows, the "copies" may be separate records that look alike.
+    chance_duplicate_rows: float = 0.0
 
     def column(self, name: str) -> ColumnProfile:
         """Return the profile of the column called ``name``.
@@ -147,6 +150,7 @@ def profile_table(frame: pd.DataFrame, *, target: str | None = None) -> TablePro
     profiles = []
     memory = int(frame.index.memory_usage())
     row_keys = _RowKeys(rows)
+    match = 1.0  # the chance that two different rows agree on every column so far, were columns unrelated
     # One row sample for every column: drawing a sample from a million rows costs a shuffle.
     sample = None
     if rows > _KIND_SAMPLE_ROWS:
@@ -160,8 +164,11 @@ def profile_table(frame: pd.DataFrame, *, target: str | None = None) -> TablePro
             series = series.where(series.isna(), series.astype(str))
             codes, uniques = pd.factorize(series, use_na_sentinel=True)
         row_keys.add(codes, len(uniques))
+        counts = np.bincount(codes + 1, minlength=len(uniques) + 1)  # [missing, each value]
+        if rows > 1:  # the chance that two different rows share this column's value
+            match *= float(np.sum(counts * (counts - 1.0))) / (rows * (rows - 1.0))
         kind = infer_kind(_kind_input(series, codes, uniques, sample))
-        profiles.append(_profile_column(series, kind, codes, uniques))
+        profiles.append(_profile_column(series, kind, counts, uniques))
     task = infer_task(frame[target]) if target is not None else None
     return TableProfile(
         rows=rows,
@@ -171,17 +178,18 @@ def profile_table(frame: pd.DataFrame, *, target: str | None = None) -> TablePro
         column_profiles=tuple(profiles),
         target=target,
         task=task,
+        chance_duplicate_rows=_chance_duplicates(rows, match),
     )
 
 
 # --- one column -------------------------------------------------------------------------------
 
 
-def _profile_column(series: pd.Series, kind: ColumnKind, codes: np.ndarray, uniques) -> ColumnProfile:
+def _profile_column(series: pd.Series, kind: ColumnKind, counts: np.ndarray, uniques) -> ColumnProfile:
+    """One column's profile; ``counts`` are its rows missing, then per value of ``uniques``."""
     rows = len(series)
-    present = codes >= 0
-    missing = int(rows - np.count_nonzero(present))
-    counts = np.bincount(codes[present], minlength=len(uniques))
+    missing = int(counts[0])
+    counts = counts[1:]
     stats: dict[str, float] = {}
     date_range = None
     if ptypes.is_numeric_dtype(series) and not ptypes.is_bool_dtype(series):
@@ -268,6 +276,20 @@ def _memory_bytes(series: pd.Series, sample: np.ndarray | None) -> int:
 
 
 # --- duplicate rows -----------------------------------------------------------------------------
+
+
+def _chance_duplicates(rows: int, match: float) -> float:
+    """Expected duplicate rows among ``rows`` drawn at random when two rows agree with chance
+    ``match``: row i repeats one of the i before it with chance 1 - (1 - match)^i. For a rare
+    match the sum is about rows^2 / 2 * match; it levels off near rows - 1 / match, once every
+    likely combination of values has appeared."""
+    if rows < 2 or match <= 0:
+        return 0.0
+    if match >= 1:  # every column holds one value: every row after the first repeats it
+        return float(rows - 1)
+    # The geometric series rows - (1 - (1 - match)^rows) / match; expm1 and log1p keep it exact
+    # for the tiny matches of tables with a column of (nearly) distinct values.
+    return max(0.0, float(rows + np.expm1(rows * np.log1p(-match)) / match))
 
 
 class _RowKeys:

@@ -141,6 +141,21 @@ def test_duplicate_rows() -> None:
     assert issue.columns == ()
     assert "20 rows" in issue.explanation
     assert issue.severity is Severity.MEDIUM
+    assert "exact copies" in issue.explanation
+
+
+def test_duplicate_rows_that_few_values_would_give_by_chance_are_not_called_copies() -> None:
+    # Three columns of few values: 6,000 rows fall on 2 x 7 x 24 = 336 combinations, so almost
+    # every row equals another although no record was stored twice.
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"late": rng.choice(["yes", "no"], 6_000), "day": rng.integers(0, 7, 6_000),
+                          "hour": rng.integers(0, 24, 6_000)})
+    profile = profile_table(frame)
+    assert profile.duplicate_rows > 5_000 and profile.chance_duplicate_rows > profile.duplicate_rows / 2
+    issue = only(issues_of(frame), "duplicate_rows")
+    assert "by chance alone" in issue.explanation and "exact copies" not in issue.explanation
+    assert issue.severity is Severity.LOW
+    assert isinstance(issue.fix, DropDuplicates)  # still offered: only the analyst knows
 
 
 def test_constant_and_empty_columns() -> None:
