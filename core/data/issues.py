@@ -173,9 +173,9 @@ def _duplicate_issues(profile: TableProfile) -> list[Issue]:
         # taxi sample about 126 of its 211 copies would occur in unrelated rows. Dropping those
         # would throw away real records, so this says so instead of calling them copies.
         explanation = (
-            f"{_n(count)} rows ({_pct(share)}) equal another row, but every column here takes few values: "
-            f"unrelated records would give about {_n(round(chance))} such matches by chance alone. They may be "
-            "separate records that look alike; drop them only if the same record was stored twice."
+            f"{_n(count)} rows ({_pct(share)}) equal another row, but this table's columns repeat their values so "
+            f"often that unrelated records would give about {_n(round(chance))} such matches by chance alone. They "
+            "may be separate records that look alike; drop them only if the same record was stored twice."
         )
         severity = Severity.LOW
     else:
