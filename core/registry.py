@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import io
 import json
-import os
 import platform
 import re
 import tempfile
@@ -41,7 +40,7 @@ from sqlmodel import Session, col, select
 
 from core.config import Settings
 from core.errors import BadInput
-from core.files import fsync_dir
+from core.files import replaced_atomically
 from core.store.db import session_scope
 from core.store.models import ModelAlias, ModelVersion, utcnow
 
@@ -640,29 +639,19 @@ def _metadata(version: ModelVersion) -> dict:
 
 
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> tuple[str, int]:
-    """Write a file via a temporary name in the same folder, fsync, rename, fsync the folder.
-
-    Readers see either no file or the complete one; on any error the temporary file is removed.
-    Files are made read-only: a saved artifact never changes.
+    """Write a read-only file atomically (:func:`core.files.replaced_atomically`) and hash it.
 
     Returns:
-        The sha256 and size of what was written.
+        The sha256 and size of what was written, read back from the file itself.
+
+    Raises:
+        StorageError: The folder is not writable or the disk is full.
     """
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w+b") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-            fh.seek(0)
-            sha, size = _sha256_of(fh), fh.tell()
-        tmp.chmod(0o444)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    with replaced_atomically(path, "w+b", read_only=True) as fh:
+        write(fh)
+        fh.flush()
+        fh.seek(0)
+        sha, size = _sha256_of(fh), fh.tell()
     return sha, size
 
 

@@ -6,6 +6,8 @@ import io
 import json
 import multiprocessing as mp
 import pickle
+import resource
+import signal
 import time
 import zipfile
 from pathlib import Path
@@ -19,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 
 from core import registry
 from core.config import Settings
-from core.errors import BadInput
+from core.errors import BadInput, StorageError
 from core.registry import VersionMeta
 from core.store.db import make_engine, session_scope
 from core.store.models import ModelVersion
@@ -181,6 +183,25 @@ def test_failed_save_marks_failed_and_leaves_no_files(store, settings: Settings)
     # The number is used up; the next save is version 2 and is the latest READY.
     assert _register(store, settings).version == 2
     assert registry.get_version(store, name="churn").version == 2
+
+
+def test_a_save_the_file_system_refuses_is_failed_in_its_words(store, settings: Settings) -> None:
+    # A real failed write without filling the disk: files of this process may not grow past
+    # 2 MB while it saves a 5 MB model (SIGXFSZ ignored, so the write fails with EFBIG).
+    pipeline, _ = _fitted()
+    pipeline.ballast = np.random.default_rng(0).random(600_000)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, hard))
+    try:
+        with pytest.raises(StorageError, match=r"^could not write .+\.joblib: File too large$"):
+            _register(store, settings, pipeline=pipeline)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    [failed] = registry.list_versions(store, name="churn")
+    assert failed.status == "FAILED" and "File too large" in failed.error
+    assert list(settings.models_dir.iterdir()) == []  # no final file and no temporary one
 
 
 # --------------------------------------------------------------------------- lookups and aliases
