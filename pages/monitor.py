@@ -122,8 +122,13 @@ def health_section(row: Deployment, window: str) -> None:
             figure = px.line(series.rename(columns=names), x="time", y=list(names.values()), title=title,
                              markers=True)
             figure.update_layout(legend_title_text="", yaxis_title=None, showlegend=len(names) > 1)
+            if series[list(names)].isna().all(axis=None):  # latency and error rate need requests
+                figure.add_annotation(text="no requests in this window", showarrow=False, xref="paper",
+                                      yref="paper", x=0.5, y=0.5)
             slot.plotly_chart(_one_point_spread(figure, series["time"], pd.Timedelta(minutes=1)), key=key)
-        st.caption(f"From {source}.")
+        quiet = series["requests_per_s"].eq(0).any()
+        st.caption(f"From {source}." + (" Where no request came between two snapshots, latency and error rate have "
+                                        "nothing to measure, so their lines break there." if quiet else ""))
 
     st.subheader("Predictions")
     since = _since(window)

@@ -140,6 +140,19 @@ def _predict(endpoint: str, rows: list[dict], *, times: int = 1) -> list[dict]:
     return [a.json() for a in answers]
 
 
+def test_health_charts_of_a_service_nobody_called_say_so(app, engine, settings, registered) -> None:  # noqa: F811
+    deploy.deploy(engine, model=f"{MODEL_NAME}@champion", target="local", settings=settings)
+    at = app(PAGE)
+    for _ in range(2):
+        at.button(key="mon_collect").click().run()
+    _no_exceptions(at)
+    charts = _charts(at)
+    for title in ("Latency (s)", "Error rate"):  # a rate of 0 requests is 0/0: no point to draw
+        assert [a["text"] for a in charts[title]["layout"]["annotations"]] == ["no requests in this window"]
+    assert not charts["Requests/s"]["layout"].get("annotations")  # 0 requests/s is a value, drawn
+    assert any("no request came between two snapshots" in c.value for c in at.caption)
+
+
 def test_charts_csv_report_and_a_labels_file(app, engine, settings, registered, trained) -> None:  # noqa: F811
     row = deploy.deploy(engine, model=f"{MODEL_NAME}@champion", target="local", settings=settings)
     rows = json.loads(pd.read_parquet(trained / "reference.parquet").head(8).to_json(orient="records"))
@@ -166,6 +179,13 @@ def test_charts_csv_report_and_a_labels_file(app, engine, settings, registered, 
     assert high - low == pd.Timedelta(minutes=2)  # ...drawn with a minute either side, not a millisecond
     rps = [y for t in charts["Requests/s"]["data"] for y in t["y"] if y is not None]
     assert rps and max(rps) > 0  # the three requests between the snapshots
+    assert not any("lines break" in c.value for c in at.caption)
+    at.button(key="mon_collect").click().run()  # snapshot 3, no request since the second
+    _no_exceptions(at)
+    latency = _charts(at)["Latency (s)"]
+    assert [len(t["x"]) for t in latency["data"]] == [2, 2, 2] and latency["data"][0]["y"][-1] is None
+    assert not latency["layout"].get("annotations")  # one interval had requests: no "no requests" note
+    assert any("no request came between two snapshots" in c.value for c in at.caption)
     assert _series(charts["Volume"]) == {"requests", "rows"}
     volume = {t["name"]: sum(t["y"]) for t in charts["Volume"]["data"]}
     assert volume == {"requests": 5, "rows": 20}
