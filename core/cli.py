@@ -180,14 +180,13 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     from core.modeling.metrics import format_score, in_display_order, task_label
     from core.registry import load_exported
     from core.scoring import service_refusals, target_scores
-    from core.serving_io import predict_frame
+    from core.serving_io import labelling_of, predict_frame
 
     pipeline, meta = load_exported(Path(args.model))
     loaded = _load(args.data, settings)
     frame = loaded.frame
-    labelling = meta.get("metrics", {})
-    predictions = predict_frame(pipeline, frame, threshold=labelling.get("decision_threshold"),
-                                positive=labelling.get("positive_class"))
+    labelling = labelling_of(meta.get("metrics"))
+    predictions = predict_frame(pipeline, frame, threshold=labelling.threshold, positive=labelling.positive)
     out = Path(args.out)
     with replaced_atomically(out) as fh:
         predictions.to_csv(fh, index=False)
@@ -196,7 +195,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     for line in service_refusals(pipeline, Path(args.model) / "reference.parquet", frame):
         print(f"note: the prediction service would refuse {line}", file=sys.stderr)
     found = target_scores(predictions, frame, target=meta["target"], task=meta["task"],
-                          positive=labelling.get("positive_class"),
+                          positive=labelling.positive,
                           trained_on=loaded.content_hash == meta.get("dataset_hash"))
     if found is not None:  # as Score a file shows them
         scores = ", ".join(f"{task_label(n, meta['task'], labelling.get('positive_class'))} {format_score(found.scores[n])}"

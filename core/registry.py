@@ -41,6 +41,7 @@ from sqlmodel import Session, col, select
 from core.config import Settings
 from core.errors import BadInput
 from core.files import replaced_atomically
+from core.serving_io import labelling_of
 from core.store.db import session_scope
 from core.store.models import ModelAlias, ModelVersion, utcnow
 
@@ -309,14 +310,13 @@ def get_version(
 
 def decision_threshold(version: ModelVersion) -> float | None:
     """The probability of the positive class from which a binary version predicts it, or None."""
-    return json.loads(version.metrics_json or "{}").get("decision_threshold")
+    return labelling_of(json.loads(version.metrics_json or "{}")).threshold
 
 
 def positive_class(version: ModelVersion) -> str | None:
     """A binary version's positive class, as text: the one its threshold cuts the probability of
-    and its precision and recall describe. None for other tasks, and for versions trained before
-    it was recorded, whose positive class is the second in sorted order."""
-    return json.loads(version.metrics_json or "{}").get("positive_class")
+    and its precision and recall describe (:class:`core.serving_io.Labelling`)."""
+    return labelling_of(json.loads(version.metrics_json or "{}")).positive
 
 
 def preparation_summary(version: ModelVersion) -> dict[str, str]:

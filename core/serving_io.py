@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,26 @@ from core.wording import plural
 def required_columns(pipeline: Pipeline) -> tuple[str, ...]:
     """The raw columns the Pipeline was trained on (extra columns are ignored)."""
     return tuple(str(c) for c in getattr(pipeline, "feature_names_in_", ()))
+
+
+@dataclass(frozen=True)
+class Labelling:
+    """How a binary version turns probabilities into labels: the decision threshold tuned on its
+    positive class's probability. Both None for other tasks; ``positive`` also for versions
+    trained before it was recorded, whose positive class is the second in sorted order."""
+
+    threshold: float | None = None
+    positive: str | None = None
+
+
+def labelling_of(metrics: object) -> Labelling:
+    """The labelling a version's metrics record (the registry row's, or ``model.json``'s
+    ``metrics``); a missing or malformed entry reads as absent, as for a version without one."""
+    if not isinstance(metrics, dict):
+        return Labelling()
+    threshold, positive = metrics.get("decision_threshold"), metrics.get("positive_class")
+    number = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+    return Labelling(float(threshold) if number else None, None if positive is None else str(positive))
 
 
 def binary_labels(proba: np.ndarray, classes: Sequence, threshold: float, positive: str | None = None) -> np.ndarray:

@@ -31,6 +31,7 @@ from core.errors import BadInput
 from core.modeling import metrics as mm
 from core.monitoring.health import logged_predictions
 from core.serving import predlog
+from core.serving_io import labelling_of
 from core.store.models import Deployment
 
 MAX_LABEL_ROWS = 5_000_000
@@ -90,9 +91,8 @@ def model_info_from_metadata(meta: dict) -> ModelInfo:
     metrics = meta.get("metrics") or {}
     training = {name: float(v["mean"]) for name, v in metrics.items()
                 if isinstance(v, dict) and "mean" in v and v["mean"] is not None}
-    positive = metrics.get("positive_class")
     return ModelInfo(name=str(meta["name"]), version=int(meta["version"]), task=task, primary_metric=primary,
-                     training=training, positive_class=None if positive is None else str(positive))
+                     training=training, positive_class=labelling_of(metrics).positive)
 
 
 def model_info(store: Engine, *, model_name: str, version: int, model_dir: Path | None = None) -> ModelInfo:

@@ -22,7 +22,7 @@ from core.errors import BadInput
 from core.monitoring.drift import ColumnDrift, DriftResult, RankedFeature, detect_drift, prediction_drift, \
     rank_by_drift_and_importance
 from core.monitoring.health import logged_predictions
-from core.serving_io import predict_frame
+from core.serving_io import labelling_of, predict_frame
 from core.store.models import Deployment
 
 MIN_BUCKET_ROWS = 30  # a drift test on fewer rows says little
@@ -98,11 +98,11 @@ def window_drift(engine: Engine, deployment: Deployment, settings: Settings, log
         notes.append(f"prediction drift and importance need the model: {exc}")
     if pipeline is not None:
         features = [c for c in reference.columns if c != target]
-        labelling = info.get("metrics") or {}
+        labelling = labelling_of(info.get("metrics"))
         try:
             # Labelled as the service labels them: a binary version at its decision threshold, not at 0.5.
-            expected = predict_frame(pipeline, reference[features], threshold=labelling.get("decision_threshold"),
-                                     positive=labelling.get("positive_class"))["prediction"]
+            expected = predict_frame(pipeline, reference[features], threshold=labelling.threshold,
+                                     positive=labelling.positive)["prediction"]
             prediction = prediction_drift(expected.reset_index(drop=True), logged["prediction"])
         except (BadInput, ValueError, KeyError) as exc:
             notes.append(f"prediction drift not computed: {str(exc)[:120]}")

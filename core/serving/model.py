@@ -23,7 +23,7 @@ import pandas as pd
 from core.registry import load_exported
 from core.prep.transformers import FixTypeTransformer
 from core.serving.schema import InputSchema, TextParse, infer_schema, make_frame
-from core.serving_io import binary_labels, required_columns
+from core.serving_io import binary_labels, labelling_of, required_columns
 
 log = logging.getLogger("shipml.serving")
 
@@ -70,15 +70,11 @@ class LoadedModel:
 
     @property
     def threshold(self) -> float | None:
-        metrics = self.info.get("metrics")
-        value = metrics.get("decision_threshold") if isinstance(metrics, dict) else None
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return labelling_of(self.info.get("metrics")).threshold
 
     @property
     def positive_class(self) -> str | None:
-        metrics = self.info.get("metrics")
-        value = metrics.get("positive_class") if isinstance(metrics, dict) else None
-        return str(value) if value is not None else None
+        return labelling_of(self.info.get("metrics")).positive
 
     @property
     def classes(self) -> tuple[Any, ...]:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from core.registry import load_exported
-from core.serving_io import predict_frame
+from core.serving_io import Labelling, labelling_of, predict_frame
 from tests.serving.conftest import BINARY_THRESHOLD, records, serve
 
 
@@ -54,6 +54,15 @@ def test_binary_threshold_is_applied(models, tmp_path) -> None:
     assert labels == np.where(proba_yes >= BINARY_THRESHOLD, "yes", "no").tolist()
     # the threshold matters here: the default 0.5 would label some rows differently
     assert ((proba_yes >= BINARY_THRESHOLD) != (proba_yes >= 0.5)).any()
+
+
+def test_one_reading_of_the_labelling_a_version_records() -> None:
+    # The service, `core predict`, scoring and monitoring all read a version's metrics this way.
+    assert labelling_of({"decision_threshold": 0.3, "positive_class": 1}) == Labelling(0.3, "1")
+    assert labelling_of({"decision_threshold": 1, "positive_class": "yes"}) == Labelling(1.0, "yes")
+    assert labelling_of({"decision_threshold": True}) == Labelling()  # JSON's true is not a threshold
+    assert labelling_of({"decision_threshold": "0.3"}) == Labelling()
+    assert labelling_of(None) == labelling_of(["decision_threshold"]) == labelling_of({}) == Labelling()
 
 
 def test_the_threshold_cuts_the_positive_class_probability(models, tmp_path) -> None:
