@@ -198,7 +198,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
                           positive=labelling.positive,
                           trained_on=loaded.content_hash == meta.get("dataset_hash"))
     if found is not None:  # as Score a file shows them
-        scores = ", ".join(f"{task_label(n, meta['task'], labelling.get('positive_class'))} {format_score(found.scores[n])}"
+        scores = ", ".join(f"{task_label(n, meta['task'], labelling.positive)} {format_score(found.scores[n])}"
                            for n in in_display_order(found.scores))
         print(f"against the file's '{found.target}' ({found.rows:,} rows with a value): {scores}")
         if found.trained_on:
