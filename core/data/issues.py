@@ -83,9 +83,9 @@ _PARSE_SHARE = 0.9  # values that must parse; the rest ("n/a", "?") become missi
 _OUTLIER_IQR = 3.0  # Tukey's "far out" fences: a normal column has ~2 such values per million
 _OUTLIER_MAX_SHARE = 0.02  # more than this beyond the fences is a long tail, not odd values
 _SMALL_COUNT_VALUES = 30  # whole-number columns with fewer values may be counts (see below)
-# Chance matches at least this share of the duplicate rows (unrelated columns are a lower bound:
-# related ones match more often) make the duplicates possibly real repeats, not copies.
-_CHANCE_SHARE = 4
+# When chance alone would give this share of the duplicate rows, they may be real repeats, not
+# copies (the chance is worked out for unrelated columns; related ones match more often still).
+_CHANCE_SHARE = 0.25
 _IMBALANCE_SHARE = 0.10  # a minority class below 10% is easy for a model to ignore
 _MAX_CLASSES = 50  # more text classes than this: an ID or free text picked as target?
 _LEAK_SAMPLE = 5_000  # rows: enough to see a near-perfect predictor, fast on 20 columns
@@ -168,7 +168,7 @@ def _duplicate_issues(profile: TableProfile) -> list[Issue]:
         return []
     share = count / profile.rows
     chance = profile.chance_duplicate_rows
-    if chance * _CHANCE_SHARE >= count:
+    if chance >= _CHANCE_SHARE * count:
         # Columns of few values (a trip of distance 0 at 5 pm on a Friday) match by chance: on the
         # taxi sample about 126 of its 211 copies would occur in unrelated rows. Dropping those
         # would throw away real records, so this says so instead of calling them copies.
