@@ -532,12 +532,15 @@ def export_version(version: ModelVersion, *, settings: Settings, out_dir: Path) 
         # Never export a file the registry would refuse to load.
         digest = hashlib.sha256()
         try:
-            with source.open("rb") as src:
-                while chunk := src.read(1 << 20):
-                    digest.update(chunk)
-                    fh.write(chunk)
+            src = source.open("rb")
         except OSError:
             raise BadInput(TAMPERED) from None
+        # A failed write (a full disk where the export goes) is _atomic_write's to report, not
+        # a mismatch of the registry's file.
+        with src:
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                fh.write(chunk)
         if not hmac.compare_digest(digest.hexdigest(), version.sha256):
             raise BadInput(TAMPERED)
 

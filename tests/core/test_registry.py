@@ -1,6 +1,7 @@
 """Model versions against SQLite and a real PostgreSQL: two-phase saves, hashes, aliases, exports."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -185,23 +186,42 @@ def test_failed_save_marks_failed_and_leaves_no_files(store, settings: Settings)
     assert registry.get_version(store, name="churn").version == 2
 
 
-def test_a_save_the_file_system_refuses_is_failed_in_its_words(store, settings: Settings) -> None:
-    # A real failed write without filling the disk: files of this process may not grow past
-    # 2 MB while it saves a 5 MB model (SIGXFSZ ignored, so the write fails with EFBIG).
-    pipeline, _ = _fitted()
-    pipeline.ballast = np.random.default_rng(0).random(600_000)
+@contextlib.contextmanager
+def _files_up_to_2_mb():
+    """A real failed write without filling the disk: files of this process may not grow past
+    2 MB (SIGXFSZ ignored, so a write past it fails with EFBIG)."""
     handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, hard))
     try:
-        with pytest.raises(StorageError, match=r"^could not write .+\.joblib: File too large$"):
-            _register(store, settings, pipeline=pipeline)
+        yield
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, handler)
+
+
+def _big_pipeline() -> Pipeline:
+    pipeline, _ = _fitted()
+    pipeline.ballast = np.random.default_rng(0).random(600_000)  # 5 MB pickled
+    return pipeline
+
+
+def test_a_save_the_file_system_refuses_is_failed_in_its_words(store, settings: Settings) -> None:
+    with _files_up_to_2_mb(), pytest.raises(StorageError, match=r"^could not write .+\.joblib: File too large$"):
+        _register(store, settings, pipeline=_big_pipeline())
     [failed] = registry.list_versions(store, name="churn")
     assert failed.status == "FAILED" and "File too large" in failed.error
     assert list(settings.models_dir.iterdir()) == []  # no final file and no temporary one
+
+
+def test_an_export_the_file_system_refuses_says_so_not_that_the_model_was_changed(
+    store, settings: Settings, tmp_path: Path
+) -> None:
+    version = _register(store, settings, pipeline=_big_pipeline())
+    with _files_up_to_2_mb(), pytest.raises(StorageError, match=r"model\.joblib: File too large$"):
+        registry.export_version(version, settings=settings, out_dir=tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []  # nothing half-copied
+    registry.load_pipeline(version, settings=settings)  # the registry's own file is untouched and loads
 
 
 # --------------------------------------------------------------------------- lookups and aliases
