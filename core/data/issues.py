@@ -20,7 +20,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from core.data.kinds import ColumnKind
-from core.data.profile import ColumnProfile, TableProfile, Task, infer_task
+from core.data.profile import ColumnProfile, TableProfile, Task, has_target_value, infer_task
 from core.errors import BadInput
 from core.prep.steps import (
     DropColumns,
@@ -203,18 +203,22 @@ def _duplicate_issues(profile: TableProfile) -> list[Issue]:
 def _target_issues(frame: pd.DataFrame, column: ColumnProfile, task: Task) -> list[Issue]:
     name = column.name
     issues = []
-    if column.missing:
+    if without := int((~has_target_value(frame[name])).sum()):
+        infinite = without - column.missing
+        explained = [f"empty in {_n(column.missing)}"] if column.missing else []
+        if infinite:
+            explained.append(f"an infinite number (a division by zero where the table was made) in {_n(infinite)}")
         issues.append(
             Issue(
                 code="missing_target",
                 severity=Severity.HIGH,
                 columns=(name,),
-                title=f"{_n(column.missing)} rows have no target",
+                title=f"{_n(without)} rows have no target",
                 explanation=(
-                    f"The target '{name}' is empty in {_n(column.missing)} rows ({_pct(column.missing_share)}). "
+                    f"The target '{name}' is {' and '.join(explained)} rows ({_pct(without / len(frame))}). "
                     "A model cannot learn from rows without an answer; they have to be left out of training."
                 ),
-                fix=DropMissingTarget(target=name, reason=f"{_n(column.missing)} rows have no value for the target"),
+                fix=DropMissingTarget(target=name, reason=f"{_n(without)} rows have no value for the target"),
             )
         )
     if column.unique == 1:
@@ -688,7 +692,7 @@ def _leakage_issues(frame: pd.DataFrame, profile: TableProfile, target: str, tas
     lookup (a tree with one leaf per category), learnt on the training folds only, so an
     identifier does not score by memorising rows.
     """
-    rows = np.flatnonzero(frame[target].notna().to_numpy())
+    rows = np.flatnonzero(has_target_value(frame[target]))
     if len(rows) < _LEAK_MIN_ROWS:
         return []
     rng = np.random.default_rng(seed)

@@ -94,6 +94,15 @@ class TableProfile:
         return [p.name for p in self.column_profiles if p.kind in kinds]
 
 
+def has_target_value(y: pd.Series) -> np.ndarray:
+    """Which rows hold a target a model can learn from and be scored on: present and, if a
+    number, finite (an infinite one is a division by zero where the table was made)."""
+    present = y.notna().to_numpy()
+    if ptypes.is_float_dtype(y.dtype):
+        present &= ~np.isinf(y.to_numpy(dtype=float, na_value=np.nan))
+    return present
+
+
 def infer_task(target: pd.Series) -> Task:
     """Guess the learning task from the target's values.
 

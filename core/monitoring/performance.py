@@ -26,7 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.data.profile import Task
+from core.data.profile import Task, has_target_value
 from core.errors import BadInput
 from core.modeling import metrics as mm
 from core.monitoring.health import logged_predictions
@@ -157,8 +157,8 @@ def labels_from_frame(frame: pd.DataFrame) -> pd.DataFrame:
     unnamed = out["request_id"].isna() & out["key"].isna()
     if unnamed.any():
         raise BadInput(f"{int(unnamed.sum())} label row(s) have neither a request_id nor a key")
-    if out["label"].isna().any():
-        raise BadInput(f"{int(out['label'].isna().sum())} label row(s) have no label")
+    if without := int((~has_target_value(out["label"])).sum()):
+        raise BadInput(f"{without} label row(s) have no label (or an infinite number for one)")
     return out[list(LABEL_COLUMNS)]
 
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sklearn.base import TransformerMixin
 from sklearn.pipeline import Pipeline
 
+from core.data.profile import has_target_value
 from core.errors import BadInput
 from core.prep import transformers as tf
 from core.prep.steps import (
@@ -112,7 +113,8 @@ def prepare_training_table(
 
     Row steps run first; then column steps naming the target (type fixes, category
     normalisation, rare grouping, outlier clipping) are applied to the target, since the
-    Pipeline never sees ``y``; then rows without a target are dropped.
+    Pipeline never sees ``y``; then rows without a target are dropped (an infinite number counts
+    as none: no model can learn it or be scored against it).
 
     Args:
         frame: The raw table; it is not modified.
@@ -129,7 +131,7 @@ def prepare_training_table(
         raise BadInput(f"Target column {target!r} is not in the table.")
     rows, _ = apply_row_steps(frame, recipe)
     y = _clean_target(rows[target], recipe, target)
-    has_target = y.notna().to_numpy()
+    has_target = has_target_value(y)
     if not has_target.any():
         raise BadInput(f"No rows left with a value in target column {target!r}.")
     return rows.loc[has_target].drop(columns=[target]), y[has_target]
@@ -347,7 +349,7 @@ def _keep_mask(frame: pd.DataFrame, step: Step) -> np.ndarray:
     if isinstance(step, DropMissingTarget):
         if step.target not in frame.columns:
             raise BadInput(f"Target column {step.target!r} is not in the table.")
-        return frame[step.target].notna().to_numpy()
+        return has_target_value(frame[step.target])
     if isinstance(step, Outliers):
         keep = np.ones(len(frame), dtype=bool)
         for column in (c for c in step.columns if c in frame.columns):

@@ -386,6 +386,14 @@ def test_rows_without_a_target() -> None:
     assert issue.fix == DropMissingTarget(target="bought", reason=issue.fix.reason)
 
 
+def test_infinite_targets_are_rows_without_a_target() -> None:
+    frame = clean_frame(rows=1_000)
+    frame["amount"] = np.r_[np.random.default_rng(0).normal(100, 10, 990), [np.inf] * 3, [np.nan] * 7]
+    issue = only(issues_of(frame, target="amount"), "missing_target")
+    assert issue.title == "10 rows have no target"
+    assert "empty in 7 and an infinite number" in issue.explanation and "in 3 rows (1.0%)" in issue.explanation
+
+
 def test_target_with_one_class() -> None:
     frame = clean_frame()
     frame["bought"] = "left"

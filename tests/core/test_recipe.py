@@ -162,6 +162,14 @@ def test_prepare_training_table_cleans_target_and_drops_missing_targets():
     assert X["price"].tolist()[0] == "1,000"  # X stays raw: the Pipeline cleans it
 
 
+def test_an_infinite_target_counts_as_none():
+    frame = pd.DataFrame({"x": [1, 2, 3, 4], "y": [1.5, np.inf, -np.inf, np.nan]})
+    X, y = prepare_training_table(frame, Recipe(), target="y")
+    assert y.tolist() == [1.5] and X["x"].tolist() == [1]
+    rows, _ = apply_row_steps(frame, Recipe(steps=(DropMissingTarget(target="y"),)))
+    assert rows["x"].tolist() == [1]
+
+
 def test_prepare_training_table_errors():
     frame = messy()
     with pytest.raises(BadInput, match="not in the table"):

@@ -131,6 +131,8 @@ def test_labels_file_checks() -> None:
         perf.labels_from_frame(pd.DataFrame({"request_id": ["a", None], "key": [None, None], "label": [1, 2]}))
     with pytest.raises(BadInput, match="whole numbers"):
         perf.labels_from_frame(pd.DataFrame({"request_id": ["a"], "row": [-1], "label": [1]}))
+    with pytest.raises(BadInput, match="2 label row"):
+        perf.labels_from_frame(pd.DataFrame({"key": ["a", "b", "c"], "label": [1.0, float("inf"), None]}))
     ok = perf.labels_from_frame(pd.DataFrame({"Key": ["k"], "Label": ["x"]}))  # header case does not matter
     assert ok.loc[0, "key"] == "k" and ok.loc[0, "label"] == "x" and pd.isna(ok.loc[0, "row_index"])
 
