@@ -38,6 +38,7 @@ from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling.metrics import METRICS, check_metric, oriented, score, score_all, signed
 from core.modeling.specs import baseline
+from core.wording import plural
 
 __all__ = [
     "CVResult",
@@ -902,10 +903,13 @@ def _check_class_counts(y: pd.Series, n_folds: int, *, all_classes=None, context
     rare = counts[counts < n_folds].sort_values()
     if len(rare):
         where = f" {context}" if context else ""
-        listed = ", ".join(f"'{label}' has {count} rows" for label, count in rare.iloc[:5].items())
+        listed = ", ".join(f"'{label}' has {plural(count, 'row')}" for label, count in rare.iloc[:5].items())
+        # Numbered classes are often a scale (ratings, counts), which a regression learns without per-class rows.
+        numbered = ptypes.is_numeric_dtype(y) and not ptypes.is_bool_dtype(y)
+        scale = ", or, if the numbers are a scale, choose the regression task" if numbered else ""
         raise BadInput(
             f"Too few rows of some classes{where} for {n_folds} folds: {listed}. "
-            "Merge or drop rare classes, or use fewer folds."
+            f"Merge or drop rare classes, or use fewer folds{scale}."
         )
 
 

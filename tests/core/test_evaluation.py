@@ -86,8 +86,11 @@ def test_choose_scheme_errors(churn) -> None:
     X, y = churn
     rare = y.copy()
     rare.iloc[:3] = "maybe"
-    with pytest.raises(BadInput, match=r"5 folds: 'maybe' has 3 rows"):
+    with pytest.raises(BadInput, match=r"5 folds: 'maybe' has 3 rows\. Merge or drop rare classes, or use fewer folds\.$"):
         choose_scheme(X, task=Task.MULTICLASS, y=rare)
+    ratings = pd.Series(np.r_[np.arange(100) % 5, [9]])  # a scale of whole numbers reads as classes
+    with pytest.raises(BadInput, match=r"'9' has 1 row\. .* if the numbers are a scale, choose the regression task"):
+        choose_scheme(pd.DataFrame({"x": range(101)}), task=Task.MULTICLASS, y=ratings)
     with pytest.raises(BadInput, match="'when'"):
         choose_scheme(X, task=Task.BINARY, time_column="when")
     with pytest.raises(BadInput, match="'team'"):
