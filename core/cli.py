@@ -179,20 +179,20 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     from core.modeling.metrics import format_score, in_display_order, task_label
     from core.registry import load_exported
-    from core.scoring import service_refusals, target_scores
-    from core.serving_io import labelling_of, predict_frame
+    from core.scoring import predict_with_refusals, target_scores
+    from core.serving_io import labelling_of
 
     pipeline, meta = load_exported(Path(args.model))
     loaded = _load(args.data, settings)
     frame = loaded.frame
     labelling = labelling_of(meta.get("metrics"))
-    predictions = predict_frame(pipeline, frame, threshold=labelling.threshold, positive=labelling.positive)
+    predictions, refused = predict_with_refusals(pipeline, Path(args.model) / "reference.parquet", frame, labelling)
     out = Path(args.out)
     with replaced_atomically(out) as fh:
         predictions.to_csv(fh, index=False)
     print(f"wrote {len(predictions)} predictions to {out}")
     # As Score a file does: the model scored these rows, but its service would refuse them.
-    for line in service_refusals(pipeline, Path(args.model) / "reference.parquet", frame):
+    for line in refused:
         print(f"note: the prediction service would refuse {line}", file=sys.stderr)
     found = target_scores(predictions, frame, target=meta["target"], task=meta["task"],
                           positive=labelling.positive,

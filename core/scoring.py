@@ -8,13 +8,15 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from pandas.api import types as ptypes
 
 from core import registry
 from core.config import Settings
 from core.serving.model import request_schema
 from core.serving.schema import FieldError, SchemaError
-from core.serving_io import predict_frame
+from core.serving_io import Labelling, UnreadableValues, predict_frame, required_columns
 from core.store.models import ModelVersion
 
 INPUT_SUFFIX = " (in the file)"  # for a column of the file named like a prediction column
@@ -103,14 +105,57 @@ def score_table(version: ModelVersion, frame: pd.DataFrame, *, settings: Setting
             needs (they are named).
     """
     pipeline = registry.load_pipeline(version, settings=settings)
-    predictions = predict_frame(pipeline, frame, threshold=registry.decision_threshold(version),
-                                positive=registry.positive_class(version))
+    labelling = Labelling(registry.decision_threshold(version), registry.positive_class(version))
+    predictions, refused = predict_with_refusals(pipeline, settings.models_dir / version.reference_file, frame,
+                                                 labelling)
     table = predictions.join(frame.reset_index(drop=True), rsuffix=INPUT_SUFFIX)
-    return ScoredFile(table=table, refused=service_refusals(pipeline, settings.models_dir / version.reference_file,
-                                                            frame),
+    return ScoredFile(table=table, refused=refused,
                       against_target=target_scores(predictions, frame, target=version.target, task=version.task,
-                                                   positive=registry.positive_class(version),
+                                                   positive=labelling.positive,
                                                    trained_on=content_hash == version.dataset_hash))
+
+
+def predict_with_refusals(pipeline, reference_file: Path, frame: pd.DataFrame,
+                          labelling: Labelling) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """:func:`core.serving_io.predict_frame`'s predictions, and :func:`service_refusals`'s lines.
+
+    Raises:
+        BadInput: As ``predict_frame``; when the model cannot read a value, the message adds the
+            service check's lines, which name the column and the file's rows.
+    """
+    try:
+        predictions = predict_frame(pipeline, frame, threshold=labelling.threshold, positive=labelling.positive)
+    except UnreadableValues as exc:
+        where = _text_among_numbers(_reference(reference_file), frame[list(required_columns(pipeline))])
+        if not where:
+            raise
+        raise UnreadableValues(f"{exc}: {'; '.join(where[:3])}") from None
+    return predictions, service_refusals(pipeline, reference_file, frame)
+
+
+def _text_among_numbers(reference: pd.DataFrame | None, frame: pd.DataFrame) -> tuple[str, ...]:
+    """The model's columns it learnt as numbers that hold text which is no number, with the file's rows
+    (a reader has turned the column's numbers into text too, so only these rows are to blame)."""
+    if reference is None:
+        return ()
+    lines = []
+    for column in frame.columns:
+        if column not in reference.columns or not ptypes.is_numeric_dtype(reference[column]) \
+                or ptypes.is_numeric_dtype(frame[column]):
+            continue
+        values = frame[column]
+        text = (values.notna() & pd.to_numeric(values, errors="coerce").isna()).to_numpy()
+        if text.any():
+            rows = tuple(int(i) for i in np.flatnonzero(text)[:5])
+            lines.append(_refusal(FieldError(column, "number", "text that is not a number", rows)))
+    return tuple(lines)
+
+
+def _reference(reference_file: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_parquet(reference_file)
+    except OSError:  # the service then types every column as text; so do the checks
+        return None
 
 
 def service_refusals(pipeline, reference_file: Path, frame: pd.DataFrame) -> tuple[str, ...]:
@@ -123,11 +168,7 @@ def service_refusals(pipeline, reference_file: Path, frame: pd.DataFrame) -> tup
         reference_file: Its reference sample of training rows (``reference.parquet``).
         frame: The rows to check.
     """
-    try:
-        reference = pd.read_parquet(reference_file)
-    except OSError:  # the service then types every column as text; so does this check
-        reference = None
-    schema = request_schema(pipeline, reference)
+    schema = request_schema(pipeline, _reference(reference_file))
     present = [c for c in schema.names if c in frame.columns]  # a missing one is the check's to report
     rows = json.loads(frame[present].to_json(orient="records", date_format="iso", date_unit="s"))
     try:

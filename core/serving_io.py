@@ -12,6 +12,10 @@ from core.errors import BadInput
 from core.wording import plural
 
 
+class UnreadableValues(BadInput):
+    """The Pipeline could not read a value of the table (text in a column of numbers, say)."""
+
+
 def required_columns(pipeline: Pipeline) -> tuple[str, ...]:
     """The raw columns the Pipeline was trained on (extra columns are ignored)."""
     return tuple(str(c) for c in getattr(pipeline, "feature_names_in_", ()))
@@ -74,8 +78,8 @@ def predict_frame(pipeline: Pipeline, frame: pd.DataFrame, *, threshold: float |
         proba = pipeline.predict_proba(X) if hasattr(pipeline, "predict_proba") else None
     except (ValueError, TypeError) as exc:  # the Pipeline's own message, which names the value
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise BadInput(f"the model cannot read the table's values ({reason}); each column must hold the kind of "
-                       "values it held in training") from None
+        raise UnreadableValues(f"the model cannot read the table's values ({reason}); each column must hold the "
+                               "kind of values it held in training") from None
     if proba is not None:
         classes = list(pipeline.classes_)
         if threshold is not None and len(classes) == 2:

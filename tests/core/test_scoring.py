@@ -47,6 +47,11 @@ def test_missing_columns_unreadable_values_or_a_tampered_model_are_refused(engin
         score_table(version, X[["a"]], settings=settings)
     with pytest.raises(BadInput, match="cannot read the table's values .*'lots'"):  # not a traceback
         score_table(version, X.assign(b=["lots"] * len(X)), settings=settings)
+    # One bad cell turns the column's numbers into text as a file is read: the message names its row only.
+    one_bad = X.head(10).astype({"b": object}).assign(a=X["a"].head(10).astype(str))
+    one_bad.loc[3, "a"] = "n.a."
+    with pytest.raises(BadInput, match=r"'a': expected number, got text that is not a number \(row 4 of the file\)$"):
+        score_table(version, one_bad, settings=settings)
     (settings.models_dir / version.artifact_file).write_bytes(b"not the model")
     with pytest.raises(BadInput, match="does not match its registry hash"):
         score_table(version, X, settings=settings)
