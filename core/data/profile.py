@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from core.data.kinds import ColumnKind, infer_kind
+from core.data.kinds import ColumnKind, holds_iso_date_text, infer_kind
 from core.errors import BadInput
 
 __all__ = ["ColumnProfile", "TableProfile", "Task", "infer_task", "profile_table"]
@@ -123,7 +123,8 @@ def infer_task(target: pd.Series) -> Task:
     values = target.dropna()
     if values.empty:
         raise BadInput(f"the target column '{target.name}' has no values")
-    if ptypes.is_datetime64_any_dtype(values) or isinstance(values.dtype, pd.PeriodDtype):
+    # Dates a CSV stores as text too: as classes, nearly every one would be a class of a single row.
+    if ptypes.is_datetime64_any_dtype(values) or isinstance(values.dtype, pd.PeriodDtype) or holds_iso_date_text(values):
         raise BadInput(f"the target column '{target.name}' holds dates; pick a column with labels or numbers")
     unique = values.nunique()
     if ptypes.is_bool_dtype(values) or unique <= 2:

@@ -51,6 +51,8 @@ def test_infer_task_refuses_empty_and_date_targets() -> None:
         infer_task(pd.Series([None, None], name="y", dtype=object))
     with pytest.raises(BadInput, match="dates"):
         infer_task(pd.Series(pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]), name="when"))
+    with pytest.raises(BadInput, match="'when' holds dates"):  # as a CSV file stores them
+        infer_task(pd.Series(["2024-01-01", "2024-02-01 10:00", None], name="when"))
 
 
 # --- profile_table -----------------------------------------------------------------------------
