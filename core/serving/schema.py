@@ -305,6 +305,10 @@ class InputSchema:
                 return np.array(values, dtype=float), not types  # None becomes NaN
             try:
                 return np.array(values, dtype=np.int64), False
+            except OverflowError:  # beyond int64 (a uint64 column's top half, say): a number as the model reads it
+                pass
+            try:
+                return np.array(values, dtype=float), False
             except OverflowError:
                 errors.append(FieldError(column.name, kind, "integer out of range"))
                 return None, False
