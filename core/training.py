@@ -153,6 +153,13 @@ def learnt_log_target(version: ModelVersion) -> bool:
     return bool(json.loads(version.cv_json or "{}").get("tuning", {}).get("log_target"))
 
 
+def tuning_folds(version: ModelVersion) -> int:
+    """How many folds the search scored the version's trials with: more than its report's on a
+    small table (see :func:`tuning_scheme`), the same otherwise."""
+    cv = json.loads(version.cv_json or "{}")
+    return int(cv.get("tuning_n_folds", cv.get("n_folds", 0)))
+
+
 def class_weighted(version: ModelVersion) -> bool:
     """Whether the version's model learned with balanced class weights: they were asked for and
     its family can use them (a k-nearest-neighbours winner learns from the rows as they are)."""

@@ -12,7 +12,7 @@ from core.modeling import plots
 from core.modeling.evaluation import baseline_notes, per_class_table, threshold_note
 from core.modeling.metrics import METRICS, format_score, same_positive, task_label
 from core.modeling.specs import family_title
-from core.training import class_weighted, learnt_log_target
+from core.training import class_weighted, learnt_log_target, tuning_folds
 from pages.common import (dataset_frame, engine, md, readable_trials, require_dataset, scores_as_text, settings,
                           show_error, trial_columns)
 
@@ -199,6 +199,10 @@ st.subheader("Leaderboard: every trial")
 trials = jobs.job_trials(engine(), job.id)
 st.dataframe(readable_trials(jobs.rank_trials(trials, report.primary_metric)), hide_index=True, width="stretch",
              column_config=trial_columns(report.primary_metric, trials["score"]))
+if (searched := tuning_folds(version)) > report.scheme.n_folds:
+    st.caption(f"The search scored these trials with {searched} folds (a small table: each fold's model learns from "
+               f"more rows); the table at the top cross-validated the winner again with the {report.scheme.n_folds} "
+               "asked for, so its scores differ a little from its row here.")
 if report.threshold_metric and not METRICS[report.primary_metric].needs_proba:
     st.caption(f"The search scored {METRICS[report.primary_metric].label} with labels at 0.5; the table at the top "
                "scores the winner at its decision threshold.")

@@ -78,6 +78,7 @@ def test_train_evaluate_and_models(app, store) -> None:
     stopped = re.compile(r"stopped early \((median pruner|time limit|cancelled), \d+ folds?\)")
     assert all(s in {"complete", "failed"} or stopped.fullmatch(s) for s in every_trial["state"]), set(every_trial["state"])
     assert "stop" not in every_trial.columns and "folds" not in every_trial.columns  # said in the state
+    assert not any("The search scored these trials with" in c.value for c in at.caption)  # 5 folds both times
     assert "Recall of 'yes'" in metrics.index  # the class precision, recall and F1 describe
     report = jobs.load_report(job.id, settings=get_settings())
     assert any(f"at the decision threshold {report.threshold:.3g}" in c.value for c in at.caption)
@@ -372,6 +373,9 @@ def test_a_long_tailed_regression_target_is_offered_to_be_learnt_as_its_log(app,
     at.switch_page("pages/evaluate.py").run()
     _no_exceptions(at)
     assert any(c.value.endswith("· learnt the log of the target") for c in at.caption)
+    # 240 rows after the holdout: tuned with 10 folds, reported with 5, and the leaderboard says why its scores differ.
+    assert any(c.value.startswith("The search scored these trials with 10 folds") and "again with the 5 asked for"
+               in c.value for c in at.caption)
     # Errors in thousands are written to a tenth at most, thousands separated; R² keeps its decimals.
     metrics = next(df.value for df in at.dataframe if "vs baseline" in df.value.columns).set_index("metric")
     assert re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d)? ± [\d,]+(\.\d)?", metrics.loc["RMSE", "cross-validated"]), metrics
