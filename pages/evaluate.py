@@ -110,8 +110,10 @@ def charts(report, target: str) -> None:
                                   help="It starts at the threshold the model predicts with. Move it to see "
                                        "what another cut-off would do; the model keeps its own.")
         st.plotly_chart(plots.confusion_chart(report, threshold), width="stretch")
-        st.dataframe(per_class_table(report, threshold), hide_index=True, width="stretch",
-                     column_config={"share": st.column_config.NumberColumn(format="percent"),
+        classes = per_class_table(report, threshold)
+        # In percent with one decimal for every row: Streamlit's "percent" drops trailing zeros (36% next to 44.36%).
+        st.dataframe(classes.assign(share=classes["share"] * 100), hide_index=True, width="stretch",
+                     column_config={"share": st.column_config.NumberColumn(format="%.1f%%"),
                                     **{c: st.column_config.NumberColumn(format="%.3f") for c in ("precision", "recall", "F1")}})
         st.caption("Each class's precision (of the rows predicted as it, the share that are), recall (of its rows, "
                    "the share found) and F1, out-of-fold" + (" at the threshold above." if report.task == "binary" else

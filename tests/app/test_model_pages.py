@@ -92,6 +92,7 @@ def test_train_evaluate_and_models(app, store) -> None:
     per_class = next(df.value for df in at.dataframe if "recall" in df.value.columns).set_index("class")
     assert per_class.index.tolist() == ["no", "yes"] and per_class["rows"].sum() == report.cv.oof_mask.sum()
     assert 0 < per_class.loc["yes", "recall"] <= 1
+    assert per_class["share"].sum() == pytest.approx(100)  # in percent: shown with one decimal each
     slider.set_value(0.99).run()  # almost nothing is predicted 'yes' any more
     at_99 = next(df.value for df in at.dataframe if "recall" in df.value.columns).set_index("class")
     assert at_99.loc["yes", "predicted"] < per_class.loc["yes", "predicted"]
