@@ -26,6 +26,7 @@ from core import datasets
 from core.config import PROJECT_ROOT, Settings, child_environment
 from core.data.profile import Task
 from core.errors import BadInput
+from core.files import replaced_atomically
 from core.modeling.metrics import signed
 from core.modeling.tuning import TrialRecord, TuningConfig
 from core.prep.plan import FeaturePlan
@@ -133,8 +134,9 @@ def run_job(engine: Engine, job_id: int, *, settings: Settings) -> str:
             request=request, engine=engine, settings=settings, on_trial=on_trial, should_stop=should_stop,
             on_stage=lambda stage: beat(stage=stage),
         )
-        report_file = job_dir(job_id, settings=settings) / "report.joblib"
-        joblib.dump(outcome.report, report_file)
+        with replaced_atomically(job_dir(job_id, settings=settings) / "report.joblib", "wb",
+                                 name="the job's evaluation report") as fh:
+            joblib.dump(outcome.report, fh)
         beat(status="DONE", stage=outcome.tuning.stopped, finished_at=utcnow(), version_id=outcome.version.id,
              warnings_json=json.dumps(outcome.warnings))
         return "DONE"

@@ -120,3 +120,12 @@ def test_only_a_complete_trial_sets_the_best_score() -> None:
     assert jobs._improves(5.0, trial(4.0), "rmse") and not jobs._improves(3.0, trial(4.0), "rmse")
     assert not jobs._improves(5.0, trial(1.0, "pruned"), "rmse")  # the mean of the folds it ran
     assert not jobs._improves(None, trial(1.0, "pruned"), "rmse")
+
+
+def test_a_report_that_cannot_be_written_fails_the_job_with_a_clear_message(engine, settings, penguins) -> None:
+    job_id = jobs.submit_job(engine, dataset_id=penguins.id, request=_request(max_trials=1), settings=settings)
+    folder = jobs.job_dir(job_id, settings=settings)
+    (folder / "report.joblib").mkdir()  # a real fault, before the job gets there: the report's place is taken
+    job = _wait(engine, job_id, lambda j: j.status not in jobs.ACTIVE)
+    assert job.status == "FAILED" and job.error == "could not write the job's evaluation report: Is a directory"
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]  # nothing half-written left
