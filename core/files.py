@@ -63,3 +63,11 @@ def replaced_atomically(path: Path, mode: str = "w", *, read_only: bool = False,
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` as :func:`replaced_atomically` does: a config another
+    program reads (Prometheus, kubectl) is never seen half-written. Returns ``path``."""
+    with replaced_atomically(path) as fh:
+        fh.write(text)
+    return Path(path)

@@ -39,6 +39,7 @@ from core.deploy.records import (
 )
 from core.deploy.source import ModelSource, check_folder, materialise, resolve_source
 from core.errors import BadInput
+from core.files import write_text_atomically
 from core.serving.routing import RoutingSpec, write_spec
 from core.store.models import Deployment, utcnow
 
@@ -185,7 +186,7 @@ def _deploy_kubernetes(engine: Engine, deployment_id: int, source: ModelSource, 
                                 options=kubernetes.KubeOptions(image=image, namespace=namespace))
     manifest_dir = kubernetes.write_manifests(folder / "kubernetes", docs)
     monitoring.write_bundle(folder / "monitoring", name=name, scrape=monitoring.Scrape(kubernetes_instance=name))
-    (folder / "namespace").write_text(namespace or "")
+    write_text_atomically(folder / "namespace", namespace or "")
     update_deployment(engine, deployment_id, image=image)
     kubeconfig = kubeconfig or settings.kubeconfig
     if not kubeconfig:

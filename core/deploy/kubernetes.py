@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from core.errors import BadInput
+from core.files import write_text_atomically
 
 PORT = 8080  # the image's service port (core.packaging)
 RUN_AS_USER = 10001  # numeric, so runAsNonRoot can be verified by the kubelet
@@ -119,7 +120,7 @@ def write_manifests(folder: Path, docs: dict[str, dict]) -> Path:
     """Write each manifest to its own YAML file in ``folder`` (created if missing)."""
     folder.mkdir(parents=True, exist_ok=True)
     for file, doc in docs.items():
-        (folder / file).write_text(yaml.safe_dump(doc, sort_keys=False))
+        write_text_atomically(folder / file, yaml.safe_dump(doc, sort_keys=False))
     return folder
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from core.files import write_text_atomically
+
 # The service's metrics (core/serving, contract of issue 4). Nothing else may be referenced,
 # apart from Prometheus's own ``up``.
 METRICS = {
@@ -63,9 +65,9 @@ def write_bundle(folder: Path, *, name: str, scrape: Scrape,
         ``folder``.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "prometheus.yml").write_text(yaml.safe_dump(scrape_config(name, scrape), sort_keys=False))
-    (folder / "alerts.yml").write_text(yaml.safe_dump(alert_rules(name, thresholds), sort_keys=False))
-    (folder / "grafana-dashboard.json").write_text(json.dumps(dashboard(name), indent=2))
+    write_text_atomically(folder / "prometheus.yml", yaml.safe_dump(scrape_config(name, scrape), sort_keys=False))
+    write_text_atomically(folder / "alerts.yml", yaml.safe_dump(alert_rules(name, thresholds), sort_keys=False))
+    write_text_atomically(folder / "grafana-dashboard.json", json.dumps(dashboard(name), indent=2))
     return folder
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from core.errors import BadInput
+from core.files import write_text_atomically
 from core.registry import validate_model_name
 
 __all__ = ["CronOptions", "cronjob_manifest", "cronjob_name", "write_cronjob"]
@@ -207,5 +208,4 @@ def write_cronjob(folder: Path, doc: dict) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / FILE
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
+    return write_text_atomically(path, yaml.safe_dump(doc, sort_keys=False))

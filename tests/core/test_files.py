@@ -6,7 +6,7 @@ import errno
 import pytest
 
 from core.errors import StorageError
-from core.files import replaced_atomically
+from core.files import replaced_atomically, write_text_atomically
 
 
 def test_the_new_content_replaces_the_old_with_nothing_left_beside_it(tmp_path) -> None:
@@ -40,3 +40,10 @@ def test_a_missing_folder_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(StorageError, match="could not write .*nowhere.*No such file"), \
             replaced_atomically(tmp_path / "nowhere" / "out.csv", "wb") as fh:
         fh.write(b"x")
+
+
+def test_text_written_atomically_replaces_a_config_whole(tmp_path) -> None:
+    path = tmp_path / "prometheus.yml"
+    path.write_text("old: true\n")
+    assert write_text_atomically(path, "scrape_configs: []\n") == path
+    assert path.read_text() == "scrape_configs: []\n" and [p.name for p in tmp_path.iterdir()] == ["prometheus.yml"]
