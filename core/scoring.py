@@ -120,8 +120,8 @@ def predict_with_refusals(pipeline, reference_file: Path, frame: pd.DataFrame,
     """:func:`core.serving_io.predict_frame`'s predictions, and :func:`service_refusals`'s lines.
 
     Raises:
-        BadInput: As ``predict_frame``; when the model cannot read a value, the message adds the
-            service check's lines, which name the column and the file's rows.
+        BadInput: As ``predict_frame``; when the model cannot read a value, the message names the
+            columns it learnt as numbers that hold other text, and the file's rows where they do.
     """
     try:
         predictions = predict_frame(pipeline, frame, threshold=labelling.threshold, positive=labelling.positive)
