@@ -25,7 +25,7 @@ from sqlmodel import col, select
 from core import datasets
 from core.config import PROJECT_ROOT, Settings, child_environment
 from core.data.profile import Task
-from core.errors import BadInput
+from core.errors import BadInput, StorageError
 from core.files import replaced_atomically
 from core.modeling.metrics import signed
 from core.modeling.tuning import TrialRecord, TuningConfig
@@ -134,9 +134,16 @@ def run_job(engine: Engine, job_id: int, *, settings: Settings) -> str:
             request=request, engine=engine, settings=settings, on_trial=on_trial, should_stop=should_stop,
             on_stage=lambda stage: beat(stage=stage),
         )
-        with replaced_atomically(job_dir(job_id, settings=settings) / "report.joblib", "wb",
-                                 name="the job's evaluation report") as fh:
-            joblib.dump(outcome.report, fh)
+        version = outcome.version
+        try:
+            with replaced_atomically(job_dir(job_id, settings=settings) / "report.joblib", "wb",
+                                     name="the job's evaluation report") as fh:
+                joblib.dump(outcome.report, fh)
+        except StorageError as exc:  # the model is registered all the same: say which version it is
+            beat(status="FAILED", stage="failed", finished_at=utcnow(), version_id=version.id,
+                 error=f"{exc} (version {version.version} of '{version.model_name}' was registered; the Evaluate "
+                       "page cannot show it)"[:1000])
+            return "FAILED"
         beat(status="DONE", stage=outcome.tuning.stopped, finished_at=utcnow(), version_id=outcome.version.id,
              warnings_json=json.dumps(outcome.warnings))
         return "DONE"

@@ -127,5 +127,8 @@ def test_a_report_that_cannot_be_written_fails_the_job_with_a_clear_message(engi
     folder = jobs.job_dir(job_id, settings=settings)
     (folder / "report.joblib").mkdir()  # a real fault, before the job gets there: the report's place is taken
     job = _wait(engine, job_id, lambda j: j.status not in jobs.ACTIVE)
-    assert job.status == "FAILED" and job.error == "could not write the job's evaluation report: Is a directory"
+    assert job.status == "FAILED" and job.error == ("could not write the job's evaluation report: Is a directory "
+                                                    "(version 1 of 'penguins' was registered; the Evaluate page "
+                                                    "cannot show it)")
+    assert jobs.job_version(engine, job).status == "READY"  # the model itself is usable
     assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]  # nothing half-written left
