@@ -22,6 +22,7 @@ from core.prep.steps import (
     Outliers,
     Recipe,
 )
+from tests.core.frames import few_valued_rows
 
 
 def issues_of(frame: pd.DataFrame, target: str | None = None) -> tuple[Issue, ...]:
@@ -145,11 +146,7 @@ def test_duplicate_rows() -> None:
 
 
 def test_duplicate_rows_that_few_values_would_give_by_chance_are_not_called_copies() -> None:
-    # Three columns of few values: 6,000 rows fall on 2 x 7 x 24 = 336 combinations, so almost
-    # every row equals another although no record was stored twice.
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"late": rng.choice(["yes", "no"], 6_000), "day": rng.integers(0, 7, 6_000),
-                          "hour": rng.integers(0, 24, 6_000)})
+    frame = few_valued_rows(seed=0)
     profile = profile_table(frame)
     assert profile.duplicate_rows > 5_000 and profile.chance_duplicate_rows > profile.duplicate_rows / 2
     issue = only(issues_of(frame), "duplicate_rows")

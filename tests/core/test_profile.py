@@ -9,6 +9,7 @@ from core.config import SAMPLES_DIR
 from core.data.kinds import ColumnKind
 from core.data.profile import TableProfile, Task, infer_task, profile_table
 from core.errors import BadInput
+from tests.core.frames import few_valued_rows
 
 
 @pytest.fixture
@@ -206,12 +207,10 @@ def test_kind_of_edge_columns() -> None:
 
 
 def test_chance_duplicates_are_what_random_rows_of_these_values_give() -> None:
-    rng = np.random.default_rng(1)
-    frame = pd.DataFrame({"late": rng.choice(["yes", "no"], 6_000), "day": rng.integers(0, 7, 6_000),
-                          "hour": rng.integers(0, 24, 6_000)})
+    frame = few_valued_rows(seed=1)
     profile = profile_table(frame)
     # 336 combinations of about equal chance: all but about 336 rows repeat an earlier one.
     assert profile.chance_duplicate_rows == pytest.approx(profile.duplicate_rows, rel=0.01)
-    frame["amount"] = rng.normal(size=6_000)  # one column of distinct values: no row repeats by chance
+    frame["amount"] = np.random.default_rng(1).normal(size=6_000)  # distinct values: no row repeats by chance
     assert profile_table(frame).chance_duplicate_rows < 1e-6
     assert profile_table(frame.head(1)).chance_duplicate_rows == 0.0
