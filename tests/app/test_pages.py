@@ -54,6 +54,19 @@ def test_a_bad_file_shows_a_clear_error_and_stores_nothing(app, store) -> None:
     assert _current_dataset_id(at) == before
 
 
+def test_a_target_of_dates_says_so_and_another_can_be_chosen(app, store) -> None:
+    at = app()
+    rows = "".join(f"2024-01-{d:02d},{d % 3},{d % 2}\n" for d in range(1, 29))
+    at.file_uploader[0].upload("days.csv", f"day,x,y\n{rows}".encode(), "text/csv").run()
+    target = next(s for s in at.selectbox if s.label.startswith("Target"))
+    target.set_value("day").run()
+    _no_exceptions(at)
+    assert any("target column 'day' holds dates; pick a column with labels or numbers" in e.value for e in at.error)
+    next(s for s in at.selectbox if s.label.startswith("Target")).set_value("y").run()  # still offered
+    _no_exceptions(at)
+    assert not at.error and {m.label: m.value for m in at.metric}["Task"] == "binary"
+
+
 def test_fix_adds_a_step_to_the_recipe(app, store) -> None:
     at = app()
     dataset_id = _current_dataset_id(at)
