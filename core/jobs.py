@@ -238,6 +238,17 @@ def _improves(best: float | None, trial: TrialRecord, metric: str) -> bool:
     return best is None or signed(metric, trial.score) > signed(metric, best)
 
 
+def search_progress(elapsed_s: float, trials_done: int, config: TuningConfig) -> float:
+    """How far a search is towards its end, 0 to 1: the further of its time budget and its trial
+    cap (a cap of 25 trials may end a one-minute search well before the minute)."""
+    shares = []
+    if config.budget_s:
+        shares.append(elapsed_s / config.budget_s)
+    if config.max_trials:
+        shares.append(trials_done / config.max_trials)
+    return min(1.0, max(shares, default=0.0))
+
+
 def rank_trials(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     """``trials`` (as :func:`job_trials` gives them) best first by ``metric``, whichever way it
     points, ties to the earliest trial as the search breaks them. Complete trials come first:

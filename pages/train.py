@@ -170,8 +170,9 @@ def job_panel(job) -> None:
                 help=family_title(job.best_model) if job.best_model else None)
     m[2].metric("Elapsed", f"{elapsed:,.0f} s")
     m[3].metric("Budget left", f"{max(0.0, budget - elapsed):,.0f} s" if budget and job.status == "RUNNING" else "—")
-    if job.status == "RUNNING" and budget:
-        st.progress(min(1.0, elapsed / budget), text=f"{job.stage}…")
+    if job.status == "RUNNING" and (budget or request.config.max_trials):
+        cap = f" · {job.trials_done} of {plural(request.config.max_trials, 'trial')}" if request.config.max_trials else ""
+        st.progress(jobs.search_progress(elapsed, job.trials_done, request.config), text=f"{job.stage}{cap}…")
     trials = jobs.job_trials(engine(), job.id)
     if not trials.empty:
         metric = jobs.ranking_metric(request)

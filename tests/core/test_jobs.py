@@ -97,6 +97,13 @@ def test_trials_rank_by_their_metrics_direction_complete_first_ties_to_the_earli
     assert list(jobs.rank_trials(trials, "r2")["number"]) == [4, 0, 1, 3, 5, 2]  # complete ones first
 
 
+def test_progress_is_the_further_of_the_budget_and_the_trial_cap() -> None:
+    assert jobs.search_progress(6.0, 5, TuningConfig(budget_s=60.0, max_trials=25)) == pytest.approx(0.2)  # trials
+    assert jobs.search_progress(30.0, 1, TuningConfig(budget_s=60.0, max_trials=25)) == pytest.approx(0.5)  # time
+    assert jobs.search_progress(90.0, 0, TuningConfig(budget_s=60.0)) == 1.0  # the evaluation after the budget
+    assert jobs.search_progress(5.0, 3, TuningConfig(budget_s=None, max_trials=4)) == pytest.approx(0.75)
+
+
 def test_best_per_family_says_how_the_search_spent_its_time() -> None:
     trials = pd.DataFrame({
         "number": range(7),
