@@ -29,6 +29,9 @@ _STATE_KEY = "workflow"
 
 # The file types the uploaders accept; the content decides the format (core.data.ingest).
 UPLOAD_TYPES = ["csv", "tsv", "txt", "xlsx", "parquet", "jsonl", "json"]
+# Counts in a table with thousands separators, as the app writes them in text and charts
+# (Streamlit's default number format has none).
+COUNT = st.column_config.NumberColumn(format="localized")
 
 
 @dataclass

@@ -13,7 +13,7 @@ from core.modeling.evaluation import baseline_notes, per_class_table, threshold_
 from core.modeling.metrics import METRICS, format_score, same_positive, task_label
 from core.modeling.specs import family_title
 from core.training import class_weighted, learnt_log_target, tuning_folds
-from pages.common import (dataset_frame, engine, md, readable_trials, require_dataset, scores_as_text, settings,
+from pages.common import (COUNT, dataset_frame, engine, md, readable_trials, require_dataset, scores_as_text, settings,
                           show_error, trial_columns)
 
 
@@ -114,8 +114,7 @@ def charts(report, target: str) -> None:
         # In percent with one decimal for every row: Streamlit's "percent" drops trailing zeros (36% next to 44.36%).
         st.dataframe(classes.assign(share=classes["share"] * 100), hide_index=True, width="stretch",
                      column_config={"share": st.column_config.NumberColumn(format="%.1f%%"),
-                                    # Counts with thousands separators, as the confusion matrix above writes them.
-                                    **{c: st.column_config.NumberColumn(format="localized") for c in ("rows", "predicted")},
+                                    "rows": COUNT, "predicted": COUNT,
                                     **{c: st.column_config.NumberColumn(format="%.3f") for c in ("precision", "recall", "F1")}})
         st.caption("Each class's precision (of the rows predicted as it, the share that are), recall (of its rows, "
                    "the share found) and F1, out-of-fold" + (" at the threshold above." if report.task == "binary" else

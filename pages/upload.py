@@ -14,6 +14,7 @@ from core.samples import SAMPLES, import_sample
 from core.store import crud
 from core.store.db import session_scope
 from pages.common import (
+    COUNT,
     UPLOAD_TYPES,
     current_dataset,
     dataset_frame,
@@ -164,7 +165,8 @@ def profile_section(dataset) -> None:
     )
     st.dataframe(
         overview, hide_index=True, width="stretch",
-        column_config={"missing": st.column_config.ProgressColumn("missing", format="percent", min_value=0, max_value=1)},
+        column_config={"missing": st.column_config.ProgressColumn("missing", format="percent", min_value=0, max_value=1),
+                       "unique": COUNT},
     )
     name = st.selectbox("Look at one column", columns, index=0)
     col = profile.column(name)
@@ -174,7 +176,8 @@ def profile_section(dataset) -> None:
         stats.update({k: f"{v:,.4g}" for k, v in col.stats.items()})
         st.dataframe(pd.Series(stats, name="value").astype(str), width="stretch")
         if col.top_values:
-            st.dataframe(pd.DataFrame(col.top_values, columns=["value", "count"]), hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame(col.top_values, columns=["value", "count"]), hide_index=True, width="stretch",
+                         column_config={"count": COUNT})
     with right:
         st.plotly_chart(column_chart(frame, col), width="stretch")
     with st.expander("Correlations between numeric columns"):
