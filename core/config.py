@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     sql_timeout_s: float = Field(default=20.0, gt=0)
     random_seed: int = 42
     cv_folds: int = Field(default=5, ge=2, le=20)
+    # Larger training tables are tuned and cross-validated on a sample of this many rows, so a
+    # minute's search runs more than a few trials; the registered model learns from every row.
+    tuning_max_rows: int = Field(default=50_000, ge=1_000)
 
     # The prediction service (core.serving). SHIPML_SERVE_TOKEN set: /predict and /feedback need
     # "Authorization: Bearer <token>"; it is compared in constant time and never logged.

@@ -722,6 +722,9 @@ def _validation_rows(cv: dict[str, Any]) -> dict[str, str]:
         if cv.get("tuning_n_folds", scheme.n_folds) != scheme.n_folds:
             rows["Folds while tuning"] = (f"{cv['tuning_n_folds']} (a small table; the winner was then "
                                           f"cross-validated with {scheme.n_folds})")
+    if "tuning_rows" in cv:
+        rows["Tuning sample"] = (f"{int(cv['tuning_rows']):,} training rows (a large table): the search and the "
+                                 "cross-validation ran on them; the model learnt from all rows")
     if "holdout_share" in cv:
         share = cv["holdout_share"]
         rows["Holdout"] = f"{share:.0%} of the rows, kept out of tuning and scored once" if share else "none"
@@ -740,7 +743,7 @@ def _validation_rows(cv: dict[str, Any]) -> dict[str, str]:
             rows["Target"] = "learnt as log(1 + target), predicted in the target's units"
         rows["Seed"] = _cell(tuning.get("seed"))
     known = {"kind", "n_folds", "group_column", "time_column", "seed", "holdout_share", "final_fit", "tuning",
-             "tuning_n_folds", "decision_threshold_maximises"}  # the last is said under the metrics
+             "tuning_n_folds", "tuning_rows", "decision_threshold_maximises"}  # the last is said under the metrics
     return rows | _rows({k: v for k, v in cv.items() if k not in known})
 
 

@@ -26,6 +26,7 @@ from core.modeling.evaluation import (
     evaluate,
     holdout_split,
     per_class_table,
+    tuning_sample,
 )
 from core.modeling.metrics import default_metric, positive_class
 from core.modeling.specs import get_spec, specs_for
@@ -160,6 +161,13 @@ def tuning_folds(version: ModelVersion) -> int:
     return int(cv.get("tuning_n_folds", cv.get("n_folds", 0)))
 
 
+def tuning_rows(version: ModelVersion) -> int | None:
+    """How many training rows a large table's search and cross-validation ran on, or None when
+    they ran on all of them."""
+    rows = json.loads(version.cv_json or "{}").get("tuning_rows")
+    return None if rows is None else int(rows)
+
+
 def class_weighted(version: ModelVersion) -> bool:
     """Whether the version's model learned with balanced class weights: they were asked for and
     its family can use them (a k-nearest-neighbours winner learns from the rows as they are)."""
@@ -191,17 +199,19 @@ def tuning_scheme(scheme: CVScheme, y: pd.Series, task: Task) -> CVScheme:
     return dataclasses.replace(scheme, n_folds=max(folds, scheme.n_folds))
 
 
-def finish_folds(report: CVScheme, search: CVScheme, holdout_share: float, *, reuse_cv: bool = False) -> float:
+def finish_folds(report: CVScheme, search: CVScheme, holdout_share: float, *, reuse_cv: bool = False,
+                 sample_share: float = 1.0) -> float:
     """How many fits of the winner follow the search, counted in the search's fold fits.
 
     The evaluation cross-validates the winner with the report's ``k`` folds (each fit on
-    (k-1)/k of the training rows), unless it reuses tuning's cross-validation (``reuse_cv``),
-    and fits it on all training rows to score the holdout; the version then ships a fit on
-    every row, holdout included. A fit's time grows about linearly with its rows, and a search
-    fold fits (k'-1)/k' of the training rows. (On ``deliveries``, histogram gradient boosting's
-    finish took 7.6 of its tuning folds' time; this gives 7.8, or 2.8 reusing the CV.)
+    (k-1)/k of the tuning rows), unless it reuses tuning's cross-validation (``reuse_cv``),
+    and fits it on all tuning rows to score the holdout; the version then ships a fit on
+    every row, holdout included (and, for a large table tuned on a sample, the ``sample_share``
+    of the training rows, the rest too). A fit's time grows about linearly with its rows, and a
+    search fold fits (k'-1)/k' of the tuning rows. (On ``deliveries``, histogram gradient
+    boosting's finish took 7.6 of its tuning folds' time; this gives 7.8, or 2.8 reusing the CV.)
     """
-    rows = (0 if reuse_cv else report.n_folds - 1) + 1 + 1 / (1 - holdout_share)
+    rows = (0 if reuse_cv else report.n_folds - 1) + 1 + 1 / ((1 - holdout_share) * sample_share)
     return rows / ((search.n_folds - 1) / search.n_folds)
 
 
@@ -231,6 +241,15 @@ def train_model(
     X_train, X_hold, y_train, y_hold = holdout_split(
         data.X, data.y, task=data.task, scheme=data.scheme, share=request.holdout_share
     )
+    warnings = data.warnings
+    sample = tuning_sample(X_train, y_train, task=data.task, scheme=data.scheme, max_rows=settings.tuning_max_rows)
+    if sample is not None:
+        warnings = (*warnings, f"Tuned and cross-validated on a sample of {len(sample):,} of the {len(X_train):,} "
+                               f"training rows, so that the search runs more than a few trials in its budget; the "
+                               f"holdout's {len(X_hold):,} rows were scored once, and the registered model learnt "
+                               f"from all {len(data.X):,} rows.")
+        X_train, y_train = X_train.iloc[sample], y_train.iloc[sample]
+    sample_share = 1.0 if sample is None else len(sample) / (len(data.X) - len(X_hold))
     stage("tuning")
     config = data.config
     if config.budget_s is not None:
@@ -245,8 +264,9 @@ def train_model(
     tuning = tune(
         X_train, y_train, task=data.task, recipe=recipe, plan=plan, target=request.target, scheme=search_scheme,
         config=config, on_trial=on_trial, should_stop=should_stop,
-        finish_folds=finish_folds(data.scheme, search_scheme, request.holdout_share),
-        finish_folds_reused=finish_folds(data.scheme, search_scheme, request.holdout_share, reuse_cv=True) if reuse else None,
+        finish_folds=finish_folds(data.scheme, search_scheme, request.holdout_share, sample_share=sample_share),
+        finish_folds_reused=finish_folds(data.scheme, search_scheme, request.holdout_share, reuse_cv=True,
+                                         sample_share=sample_share) if reuse else None,
     )
     if tuning.stopped == "cancelled":
         raise TrainingCancelled(tuning)
@@ -283,11 +303,11 @@ def train_model(
         # The tuning config is kept so a retrain can search the same space (core.monitoring.retrain).
         cv=data.scheme.to_dict() | {"holdout_share": request.holdout_share, "final_fit": "all rows (training + holdout)",
                                     "tuning": data.config.to_dict(), "tuning_n_folds": search_scheme.n_folds}
+        | ({"tuning_rows": len(X_train)} if sample is not None else {})
         | ({"decision_threshold_maximises": report.threshold_metric} if report.threshold_metric else {}),
         training_seconds=time.monotonic() - started, description=request.description,
     )
     version = register_version(engine, name=request.model_name, pipeline=final, meta=meta, reference=data.X, settings=settings)
-    warnings = data.warnings
     if data.config.class_weight and data.task is not Task.REGRESSION and not spec.supports_class_weight:
         able = ", ".join(s.title for s in specs_for(data.task) if s.supports_class_weight)
         warnings += (f"Class weights were asked for, but the winner, {spec.title}, cannot weight classes, so it "

@@ -12,7 +12,7 @@ from core.modeling import plots
 from core.modeling.evaluation import baseline_notes, per_class_table, threshold_note
 from core.modeling.metrics import METRICS, format_score, same_positive, task_label
 from core.modeling.specs import family_title
-from core.training import class_weighted, learnt_log_target, tuning_folds
+from core.training import class_weighted, learnt_log_target, tuning_folds, tuning_rows
 from pages.common import (COUNT, dataset_frame, engine, md, readable_trials, require_dataset, scores_as_text, settings,
                           show_error, trial_columns)
 
@@ -144,7 +144,8 @@ except BadInput as exc:
     st.stop()
 
 st.caption(f"{md(version.model_name)} version {version.version} · {md(family_title(version.model_family))} · "
-           f"{report.scheme.describe()}" + (" · learnt the log of the target" if learnt_log_target(version) else ""))
+           f"{report.scheme.describe()}" + (" · learnt the log of the target" if learnt_log_target(version) else "")
+           + (f" · tuned and cross-validated on a sample of {rows:,} rows" if (rows := tuning_rows(version)) else ""))
 if report.no_better_than_baseline:
     st.error("This model is no better than the dummy baseline on the primary metric: it has not learned anything "
              "useful. Check the target, the features and the data.", icon=":material/block:")

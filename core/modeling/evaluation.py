@@ -219,6 +219,43 @@ def choose_scheme(
     return scheme, tuple(notes)
 
 
+# A rare class keeps at least this many rows (or all it has) in a tuning sample, enough for its folds.
+_MIN_CLASS_ROWS = 50
+
+
+def tuning_sample(X: pd.DataFrame, y: pd.Series, *, task: Task, scheme: CVScheme, max_rows: int) -> np.ndarray | None:
+    """The rows a large table is tuned and cross-validated on, so that trials fit a budget.
+
+    A random sample of about ``max_rows`` rows in which every class keeps its share (a rare
+    class at least ``_MIN_CLASS_ROWS`` rows, or all it has); for a time scheme the latest
+    ``max_rows`` rows, next to the holdout; for a group scheme whole groups.
+
+    Returns:
+        Positions in ``X``, sorted; None when ``X`` has no more than ``max_rows`` rows.
+    """
+    n = len(X)
+    if n <= max_rows:
+        return None
+    rng = np.random.default_rng(scheme.seed)
+    if scheme.kind == "time":
+        keep = np.argsort(_time_order(X[scheme.time_column]), kind="stable")[n - max_rows:]
+    elif scheme.kind == "group":
+        codes = _groups(X, scheme)
+        order = rng.permutation(codes.max() + 1)
+        sizes = np.bincount(codes)[order]
+        chosen = order[: int(np.searchsorted(np.cumsum(sizes), max_rows)) + 1]
+        keep = np.flatnonzero(np.isin(codes, chosen))
+    elif task is Task.REGRESSION:
+        keep = rng.choice(n, size=max_rows, replace=False)
+    else:
+        codes = pd.factorize(y)[0]
+        keep = np.concatenate([
+            rng.choice(rows, size=min(len(rows), max(round(max_rows * len(rows) / n), _MIN_CLASS_ROWS)), replace=False)
+            for rows in (np.flatnonzero(codes == c) for c in range(codes.max() + 1))
+        ])
+    return np.sort(keep)
+
+
 def holdout_split(
     X: pd.DataFrame, y: pd.Series, *, task: Task, scheme: CVScheme, share: float = 0.2
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:

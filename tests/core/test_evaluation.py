@@ -28,6 +28,7 @@ from core.modeling.evaluation import (
     permutation_importance_table,
     threshold_note,
     time_ordered_column,
+    tuning_sample,
 )
 from core.modeling.metrics import metrics_for
 from core.prep.pipeline import build_pipeline
@@ -181,6 +182,29 @@ def test_stratified_holdout(churn) -> None:
     rare.iloc[:5] = "maybe"  # enough for 5 folds, not once a holdout takes its share
     with pytest.raises(BadInput, match="'maybe'"):
         holdout_split(X, rare, task=Task.MULTICLASS, scheme=CVScheme(kind="stratified"))
+
+
+def test_a_tuning_sample_keeps_class_shares_rare_classes_the_latest_rows_or_whole_groups() -> None:
+    rng = np.random.default_rng(0)
+    n = 20_000
+    X = pd.DataFrame({"x": rng.normal(size=n), "when": np.arange(n)[::-1], "team": rng.integers(0, 400, n)})
+    y = pd.Series(np.where(np.arange(n) < 30, "rare", rng.choice(["a", "b"], n, p=[0.7, 0.3])))
+    assert tuning_sample(X, y, task=Task.BINARY, scheme=CVScheme(kind="stratified"), max_rows=n) is None
+
+    rows = tuning_sample(X, y, task=Task.MULTICLASS, scheme=CVScheme(kind="stratified"), max_rows=5_000)
+    assert (np.diff(rows) > 0).all()  # sorted, no row twice
+    sampled = y.iloc[rows].value_counts()
+    assert sampled["rare"] == 30  # all its rows: a class of 30 would get 8 by its share, too few for the folds
+    assert abs(sampled["a"] / (sampled["a"] + sampled["b"]) - 0.7) < 0.01 and 4_990 <= len(rows) <= 5_030
+
+    regression = tuning_sample(X, X["x"], task=Task.REGRESSION, scheme=CVScheme(kind="kfold"), max_rows=5_000)
+    assert len(regression) == 5_000
+    latest = tuning_sample(X, y, task=Task.BINARY, scheme=CVScheme(kind="time", time_column="when"), max_rows=5_000)
+    assert sorted(X["when"].iloc[latest]) == list(range(n - 5_000, n))  # the latest rows, next to the holdout
+    grouped = tuning_sample(X, y, task=Task.BINARY, scheme=CVScheme(kind="group", group_column="team"), max_rows=5_000)
+    teams = set(X["team"].iloc[grouped])
+    assert X["team"].isin(teams).sum() == len(grouped)  # whole groups only
+    assert 5_000 <= len(grouped) < 5_000 + X["team"].value_counts().max()
 
 
 # --- cross-validation and the report ------------------------------------------------------------

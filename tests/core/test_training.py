@@ -12,7 +12,7 @@ import pytest
 from core import registry
 from core.data.profile import Task
 from core.errors import BadInput
-from core.modeling.evaluation import CVScheme, cross_validate, holdout_split
+from core.modeling.evaluation import CVScheme, cross_validate, holdout_split, tuning_sample
 from core.modeling.specs import get_spec
 from core.modeling.tuning import TuningConfig
 from core.prep.pipeline import build_pipeline
@@ -57,6 +57,8 @@ def test_finish_folds_counts_the_winners_fits_in_search_folds() -> None:
     assert finish_folds(five, five, 0.2) == pytest.approx((4 + 1 + 1.25) / 0.8)
     assert finish_folds(five, ten, 0.2) == pytest.approx((4 + 1 + 1.25) / 0.9)  # a small table's longer folds
     assert finish_folds(five, five, 0.2, reuse_cv=True) == pytest.approx((1 + 1.25) / 0.8)  # no report CV
+    # Tuned on a quarter of the training rows: the shipped fit learns from four times as many again.
+    assert finish_folds(five, five, 0.2, sample_share=0.25) == pytest.approx((4 + 1 + 5) / 0.8)
 
 
 def _regression_table(rows: int, columns: int = 30) -> pd.DataFrame:
@@ -126,6 +128,34 @@ def test_a_small_tables_report_cross_validates_the_winner_again(engine, settings
                           request=request, engine=engine, settings=settings)
     assert outcome.tuning.best_cv is None  # tuned with 10 folds, reported with 5
     assert len(outcome.report.cv.fold_scores["rmse"]) == outcome.report.scheme.n_folds == 5
+
+
+def test_a_large_table_is_tuned_on_a_sample_and_the_model_learns_from_every_row(engine, settings) -> None:
+    settings = settings.model_copy(update={"tuning_max_rows": 1_000})
+    frame = _regression_table(2_500, columns=4)
+    config = TuningConfig(models=("ridge",), budget_s=None, max_trials=2, seed=settings.random_seed)
+    outcome = train_model(frame, dataset_hash="0" * 64, recipe=Recipe(), plan=FeaturePlan(), engine=engine,
+                          request=TrainRequest(model_name="large", target="y", config=config), settings=settings)
+    report = outcome.report
+    assert len(report.cv.oof_mask) == 1_000  # cross-validated on the sample
+    assert json.loads(outcome.version.cv_json)["tuning_rows"] == 1_000
+    assert "| Tuning sample | 1,000 training rows (a large table)" in registry.model_card(outcome.version)
+    assert any(w.startswith("Tuned and cross-validated on a sample of 1,000 of the 2,000 training rows") and
+               "learnt from all 2,500 rows" in w for w in outcome.warnings)
+
+    def ridge():
+        spec = get_spec("ridge", Task.REGRESSION)
+        return build_pipeline(Recipe(), FeaturePlan(), target="y", seed=settings.random_seed,
+                              estimator=spec.build(outcome.tuning.best.params, task=Task.REGRESSION, seed=settings.random_seed))
+
+    X, y = frame.drop(columns="y"), frame["y"]
+    X_train, X_hold, y_train, y_hold = holdout_split(X, y, task=Task.REGRESSION, scheme=report.scheme, share=0.2)
+    rows = tuning_sample(X_train, y_train, task=Task.REGRESSION, scheme=report.scheme, max_rows=1_000)
+    on_sample = ridge().fit(X_train.iloc[rows], y_train.iloc[rows])
+    assert len(X_hold) == 500 and report.holdout["rmse"] == pytest.approx(  # all of the holdout, scored once
+        float(np.sqrt(np.mean((on_sample.predict(X_hold) - y_hold) ** 2))))
+    final = registry.load_pipeline(outcome.version, settings=settings)
+    np.testing.assert_allclose(final.predict(X.head(50)), ridge().fit(X, y).predict(X.head(50)))  # all 2,500 rows
 
 
 @pytest.mark.parametrize(("model", "warned"), [("knn", True), ("logistic_regression", False)])
