@@ -144,7 +144,7 @@ def run_job(engine: Engine, job_id: int, *, settings: Settings) -> str:
                  error=f"{exc} (version {version.version} of '{version.model_name}' was registered; the Evaluate "
                        "page cannot show it)"[:1000])
             return "FAILED"
-        beat(status="DONE", stage=outcome.tuning.stopped, finished_at=utcnow(), version_id=outcome.version.id,
+        beat(status="DONE", stage=outcome.tuning.stopped, finished_at=utcnow(), version_id=version.id,
              warnings_json=json.dumps(outcome.warnings))
         return "DONE"
     except TrainingCancelled:
