@@ -17,7 +17,7 @@ from pandas.api import types as ptypes
 from core.data.kinds import ColumnKind, holds_iso_date_text, infer_kind
 from core.errors import BadInput
 
-__all__ = ["ColumnProfile", "TableProfile", "Task", "infer_task", "profile_table"]
+__all__ = ["ColumnProfile", "TableProfile", "Task", "has_target_value", "infer_task", "profile_table"]
 
 TOP_VALUES = 10
 # A numeric target with at most this many distinct whole numbers is a set of class labels.

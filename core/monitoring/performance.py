@@ -158,7 +158,7 @@ def labels_from_frame(frame: pd.DataFrame) -> pd.DataFrame:
     if unnamed.any():
         raise BadInput(f"{int(unnamed.sum())} label row(s) have neither a request_id nor a key")
     if without := int((~has_target_value(out["label"])).sum()):
-        raise BadInput(f"{without} label row(s) have no label (or an infinite number for one)")
+        raise BadInput(f"{without} label row(s) have no label, or an infinite number as one")
     return out[list(LABEL_COLUMNS)]
 
 
