@@ -17,7 +17,7 @@ from core.modeling.metrics import METRICS, format_score, in_display_order, same_
 from core.modeling.specs import family_title
 from core.monitoring.export import to_safe_csv
 from core.scoring import ScoredFile, TargetScores, score_table
-from core.training import class_weighted, learnt_log_target
+from core.training import class_weighted, learnt_log_target, tuning_rows
 from core.wording import plural
 from pages.common import UPLOAD_TYPES, current_dataset, engine, md, scores_as_text, settings, show_error
 
@@ -61,6 +61,7 @@ def _facts(version) -> dict[str, str]:
         **registry.preparation_summary(version),
         "validation": scheme.describe() if scheme is not None else "",
         "holdout share": f"{cv['holdout_share']:.0%}" if "holdout_share" in cv else "",
+        "tuned on": f"a sample of {rows:,} rows" if (rows := tuning_rows(version)) else "all training rows",
         **({"class weights": "balanced" if class_weighted(version) else "none"} if version.task != "regression" else
            {"target learnt as": "log(1 + target)" if learnt_log_target(version) else "itself"}),
         "training seconds": f"{version.training_seconds:,.1f}",

@@ -160,6 +160,7 @@ def test_train_evaluate_and_models(app, store) -> None:
     assert facts.loc["cleaning"].tolist() == ["none", "none"] and facts.loc["features"].tolist() == ["the default"] * 2
     assert facts.loc["validation", "A: v2"].startswith("5-fold stratified") and facts.loc["holdout share"].tolist() == [
         "20%", "20%"]
+    assert facts.loc["tuned on"].tolist() == ["all training rows"] * 2  # 5,000 rows: no sample
     scores = next(df.value for df in at.dataframe if "B - A" in df.value.columns).set_index("metric")
     assert {"ROC AUC", "Log loss"} <= set(scores.index) and "A holdout" in scores.columns
     assert "F1" not in scores.index and any("A's describe 'no', B's 'yes'" in c.value for c in at.caption)
