@@ -137,6 +137,10 @@ def train_form(dataset, frame, target: str, recipe) -> None:
                                          help="Weigh each class by the inverse of its share, in the models that can: "
                                               + ", ".join(s.title for s in specs if s.supports_class_weight) + ".")
         allow_shuffle = c[2].checkbox("Allow a shuffled split on time-ordered data")
+        if (training_rows := round(len(y) * (1 - holdout))) > (cap := settings().tuning_max_rows):
+            st.caption(f"About {training_rows:,} training rows: the search and its cross-validation run on a sample of "
+                       f"{cap:,} of them, so that the budget covers more than a few trials; the model that ships "
+                       "learns from every row.")
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:")
     if submitted:
         request = TrainRequest(

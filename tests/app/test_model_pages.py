@@ -387,6 +387,17 @@ def test_a_long_tailed_regression_target_is_offered_to_be_learnt_as_its_log(app,
     assert any("learnt as log(1 + target)" in m.value for m in at.markdown)  # the model card says so
 
 
+def test_the_train_page_says_a_large_table_is_tuned_on_a_sample(app, monkeypatch) -> None:
+    at = app("pages/train.py")
+    assert not any("run on a sample" in c.value for c in at.caption)  # 4,000 training rows: all of them
+    monkeypatch.setenv("SHIPML_TUNING_MAX_ROWS", "1000")
+    get_settings.cache_clear()
+    at.run()
+    _no_exceptions(at)
+    assert any(c.value.startswith("About 4,000 training rows: the search and its cross-validation run on a sample "
+                                  "of 1,000 of them") for c in at.caption)
+
+
 def test_a_recipe_that_drops_the_target_leaves_the_train_page_standing(app, store) -> None:
     from core import datasets
     from core.prep.steps import DropColumns, Recipe
