@@ -111,12 +111,12 @@ def version_rows(version: ModelVersion, frame: pd.DataFrame, *, settings: Settin
     X, y = prepare_training_table(frame, recipe_from_json(version.recipe_json), target=version.target)
     cv = json.loads(version.cv_json or "{}")
     task = Task(version.task)
-    positive = registry.positive_class(version)
+    labelling = registry.labelling(version)
     scheme = CVScheme.from_dict(cv)
     return VersionRows(
         pipeline=pipeline, X=X, y=y, task=task, metric=tuned_metric(cv, task),
-        threshold=registry.decision_threshold(version), positive=positive,
-        classes=() if task is Task.REGRESSION else tuple(oriented(pipeline.classes_.tolist(), positive)),
+        threshold=labelling.threshold, positive=labelling.positive,
+        classes=() if task is Task.REGRESSION else tuple(oriented(pipeline.classes_.tolist(), labelling.positive)),
         scheme=scheme, holdout_share=cv.get("holdout_share") if scheme is not None else None,
     )
 

@@ -41,7 +41,7 @@ from sqlmodel import Session, col, select
 from core.config import Settings
 from core.errors import BadInput
 from core.files import replaced_atomically
-from core.serving_io import labelling_of
+from core.serving_io import Labelling, labelling_of
 from core.store.db import session_scope
 from core.store.models import ModelAlias, ModelVersion, utcnow
 
@@ -308,15 +308,20 @@ def get_version(
     return found
 
 
+def labelling(version: ModelVersion) -> Labelling:
+    """How a binary version labels rows: its decision threshold and positive class, read once."""
+    return labelling_of(json.loads(version.metrics_json or "{}"))
+
+
 def decision_threshold(version: ModelVersion) -> float | None:
     """The probability of the positive class from which a binary version predicts it, or None."""
-    return labelling_of(json.loads(version.metrics_json or "{}")).threshold
+    return labelling(version).threshold
 
 
 def positive_class(version: ModelVersion) -> str | None:
     """A binary version's positive class, as text: the one its threshold cuts the probability of
     and its precision and recall describe (:class:`core.serving_io.Labelling`)."""
-    return labelling_of(json.loads(version.metrics_json or "{}")).positive
+    return labelling(version).positive
 
 
 def preparation_summary(version: ModelVersion) -> dict[str, str]:

@@ -105,7 +105,7 @@ def score_table(version: ModelVersion, frame: pd.DataFrame, *, settings: Setting
             needs (they are named).
     """
     pipeline = registry.load_pipeline(version, settings=settings)
-    labelling = Labelling(registry.decision_threshold(version), registry.positive_class(version))
+    labelling = registry.labelling(version)
     predictions, refused = predict_with_refusals(pipeline, settings.models_dir / version.reference_file, frame,
                                                  labelling)
     table = predictions.join(frame.reset_index(drop=True), rsuffix=INPUT_SUFFIX)
