@@ -1,6 +1,8 @@
 """ShipML: the router. Page config, state, navigation and the sidebar; pages do the rest."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from core import datasets, deploy, jobs, registry
@@ -8,7 +10,10 @@ from core.monitoring import alerts
 from core.samples import ensure_demo_project
 from pages.common import current_dataset, engine, md, select_dataset, settings, workflow
 
-st.set_page_config(page_title="ShipML", page_icon=":material/rocket_launch:", layout="wide")
+# A file of our own, not a Material icon: Streamlit makes an icon's favicon a Google Fonts link,
+# so a machine without internet access would show the tab with none.
+FAVICON = Path(__file__).parent / ".streamlit" / "favicon.png"
+st.set_page_config(page_title="ShipML", page_icon=str(FAVICON), layout="wide")
 
 
 STALE_SAVE_S = 15 * 60  # a model save takes seconds; a PENDING row this old was interrupted

@@ -108,6 +108,16 @@ def test_html_in_names_and_values_is_shown_as_text(page, app_url, tmp_path) -> N
     assert page.title() != "pwned"
 
 
+def test_the_tab_icon_is_served_by_the_app(page, app_url) -> None:
+    """The favicon is the app's own file, so a machine without internet access shows it too."""
+    page.goto(app_url)
+    expect(page.get_by_role("heading", name="Upload & profile").first).to_be_visible()
+    href = page.evaluate("() => document.querySelector('link[rel~=icon]').href")
+    assert href.startswith(app_url), href
+    resp = page.request.get(href)
+    assert resp.ok and resp.headers["content-type"].startswith("image/"), (href, resp.status, resp.headers)
+
+
 def test_train_and_evaluate_in_the_browser(page, app_url, screenshots, tmp_path) -> None:
     page.goto(app_url)
     expect(page.get_by_role("heading", name="Upload & profile").first).to_be_visible()
