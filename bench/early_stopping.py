@@ -18,10 +18,9 @@ import warnings
 
 import numpy as np
 import optuna
+import pandas as pd
 from lightgbm import LGBMClassifier, LGBMRegressor, early_stopping
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
-
-import pandas as pd
 
 from bench.automl import DATASETS, SAMPLES, _metric
 from core.data.profile import Task
@@ -29,6 +28,7 @@ from core.modeling.specs import _lightgbm_space
 
 
 def _fit(model_class, params: dict, X, y, *, stop_early: bool, stratify: bool):
+    """The model fitted as the search fits it, or with its rounds set by early stopping."""
     if not stop_early:
         return model_class(**params, random_state=0, n_jobs=1, verbose=-1).fit(X, y)
     X_fit, X_stop, y_fit, y_stop = train_test_split(X, y, test_size=0.1, random_state=0,
