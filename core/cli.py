@@ -110,7 +110,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from core.data.issues import text_type_issues, unfixed_type_issues
     from core.data.profile import Task
     from core.datasets import import_table
-    from core.modeling.evaluation import threshold_note, time_ordered_column
+    from core.modeling.evaluation import threshold_note
+    from core.modeling.splits import time_ordered_column
     from core.modeling.metrics import format_score
     from core.modeling.tuning import TuningConfig
     from core.prep.plan import FeaturePlan

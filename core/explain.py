@@ -23,15 +23,9 @@ from core import registry
 from core.config import Settings
 from core.data.profile import Task
 from core.errors import BadInput
-from core.modeling.evaluation import (
-    CVScheme,
-    EvaluationReport,
-    holdout_split,
-    model_score,
-    oof_labels,
-    permutation_importance_table,
-)
+from core.modeling.evaluation import EvaluationReport, model_score, oof_labels, permutation_importance_table
 from core.modeling.metrics import oriented, tuned_metric
+from core.modeling.splits import CVScheme, holdout_split
 from core.prep.recipe import prepare_training_table, recipe_from_json
 from core.store.models import ModelVersion
 

@@ -21,8 +21,9 @@ from sklearn.base import clone
 from core.config import Settings
 from core.errors import BadInput
 from core.explain import version_rows
-from core.modeling.evaluation import fold_indices, latest_rows, model_score
+from core.modeling.evaluation import model_score
 from core.modeling.metrics import METRICS, signed
+from core.modeling.splits import fold_indices, latest_rows
 from core.store.models import ModelVersion
 
 SHARES = (0.1, 0.25, 0.5, 0.75, 1.0)

@@ -714,7 +714,7 @@ def _rows(values: dict) -> dict[str, str]:
 def _validation_rows(cv: dict[str, Any]) -> dict[str, str]:
     """The card's account of how the version was validated and searched for, in words; a key
     this ShipML does not know is listed as recorded."""
-    from core.modeling.evaluation import CVScheme  # late, as in model_card
+    from core.modeling.splits import CVScheme  # late, as in model_card
     from core.modeling.tuning import SEARCH_TITLES
 
     def seconds(value: object) -> str:

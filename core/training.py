@@ -19,17 +19,10 @@ from sqlalchemy.engine import Engine
 from core.config import Settings
 from core.data.profile import Task, infer_task
 from core.errors import BadInput
-from core.modeling.evaluation import (
-    CVScheme,
-    EvaluationReport,
-    choose_scheme,
-    evaluate,
-    holdout_split,
-    per_class_table,
-    tuning_sample,
-)
+from core.modeling.evaluation import EvaluationReport, evaluate, per_class_table
 from core.modeling.metrics import default_metric, positive_class
 from core.modeling.specs import get_spec, specs_for
+from core.modeling.splits import CVScheme, choose_scheme, holdout_split, tuning_sample
 from core.modeling.tuning import TrialRecord, TuningConfig, TuningResult, tune
 from core.prep.pipeline import build_pipeline, transformed_sample
 from core.prep.plan import FeaturePlan

@@ -12,9 +12,9 @@ from core.data.ingest import read_bytes
 from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling import plots
-from core.modeling.evaluation import CVScheme
 from core.modeling.metrics import METRICS, format_score, in_display_order, same_positive, task_label, tuned_metric
 from core.modeling.specs import family_title
+from core.modeling.splits import CVScheme
 from core.monitoring.export import to_safe_csv
 from core.scoring import ScoredFile, TargetScores, score_table
 from core.training import class_weighted, learnt_log_target, tuning_rows

@@ -8,10 +8,10 @@ import streamlit as st
 from core import datasets, jobs
 from core.data.profile import Task, infer_task
 from core.errors import BadInput
-from core.modeling.evaluation import date_columns, time_ordered_column
 from core.modeling.metrics import METRICS, default_metric, format_score, metrics_for, positive_class
 from core.modeling.plots import leaderboard_chart
 from core.modeling.specs import family_title, log_target_skew, specs_for
+from core.modeling.splits import date_columns, time_ordered_column
 from core.modeling.tuning import SEARCH_TITLES, TuningConfig
 from core.prep.recipe import prepare_training_table, recipe_to_json
 from core.prep.steps import DropColumns

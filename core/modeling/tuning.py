@@ -91,9 +91,10 @@ from threadpoolctl import threadpool_limits
 
 from core.data.profile import Task
 from core.errors import BadInput, StorageError
-from core.modeling.evaluation import CVResult, CVScheme, cross_validate, fold_indices
+from core.modeling.evaluation import CVResult, cross_validate
 from core.modeling.metrics import check_metric, default_metric, signed
 from core.modeling.specs import ModelSpec, get_spec, learn_log_target, specs_for
+from core.modeling.splits import CVScheme, fold_indices
 from core.prep.pipeline import build_pipeline
 from core.prep.plan import FeaturePlan
 from core.prep.recipe import recipe_from_json, recipe_to_json

@@ -57,8 +57,8 @@ from core.config import PROJECT_ROOT, Settings, child_environment
 from core.data.profile import Task
 from core.data.storage import load_frame, save_frame
 from core.errors import BadInput
-from core.modeling.evaluation import holdout_split
 from core.modeling.metrics import check_metric, default_metric, oriented
+from core.modeling.splits import holdout_split
 from core.modeling.tuning import TuningConfig
 from core.monitoring.policy import Comparison, PromotionPolicy, Scored, decide, paired_bootstrap
 from core.prep.plan import FeaturePlan

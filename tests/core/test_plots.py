@@ -15,9 +15,9 @@ from core.config import SAMPLES_DIR
 from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling import plots
-from core.modeling.evaluation import (EvaluationReport, choose_scheme, evaluate, holdout_split,
-                                      per_class_table, permutation_importance_table)
+from core.modeling.evaluation import EvaluationReport, evaluate, per_class_table, permutation_importance_table
 from core.modeling.specs import learn_log_target
+from core.modeling.splits import choose_scheme, holdout_split
 from core.prep.pipeline import build_pipeline
 from core.prep.plan import FeaturePlan
 from core.prep.recipe import prepare_training_table

@@ -12,8 +12,9 @@ import pytest
 from core import registry
 from core.data.profile import Task
 from core.errors import BadInput
-from core.modeling.evaluation import CVScheme, cross_validate, holdout_split, tuning_sample
+from core.modeling.evaluation import cross_validate
 from core.modeling.specs import get_spec
+from core.modeling.splits import CVScheme, holdout_split, tuning_sample
 from core.modeling.tuning import TuningConfig
 from core.prep.pipeline import build_pipeline
 from core.prep.plan import FeaturePlan

@@ -20,9 +20,10 @@ from core.config import SAMPLES_DIR
 from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling import tuning
-from core.modeling.evaluation import CVScheme, cross_validate
+from core.modeling.evaluation import cross_validate
 from core.modeling.metrics import signed
 from core.modeling.specs import baseline, get_spec
+from core.modeling.splits import CVScheme
 from core.modeling.tuning import TuningConfig, TuningResult, tune
 from core.prep.plan import FeaturePlan
 from core.prep.recipe import prepare_training_table

@@ -12,7 +12,7 @@ import pytest
 from core.config import PROJECT_ROOT, SAMPLES_DIR
 from core.data.profile import Task
 from core.errors import BadInput
-from core.modeling.evaluation import CVScheme
+from core.modeling.splits import CVScheme
 from core.modeling.tuning import CANCELLED_ATTR, STUDY_ATTR, TuningConfig, close_storage, open_storage, tune
 from core.modeling.worker import run_worker
 from core.prep.plan import FeaturePlan
