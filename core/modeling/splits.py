@@ -397,10 +397,11 @@ def chart_times(series: pd.Series) -> np.ndarray:
     return order if ptypes.is_numeric_dtype(series) and not ptypes.is_bool_dtype(series) else order.astype("datetime64[ns]")
 
 
-# Text columns are read as dates only in ISO form (2024-01-31...): that is what exports write,
-# and it never mistakes codes or numbers for dates.
 def _as_dates(series: pd.Series) -> pd.Series | None:
-    """The column as datetimes when it holds dates (datetime dtype or ISO text), else None."""
+    """The column as datetimes when it holds dates (datetime dtype or ISO text), else None.
+
+    Text counts only in ISO form (2024-01-31...): that is what exports write, and it never
+    mistakes codes or numbers for dates."""
     if ptypes.is_datetime64_any_dtype(series):
         return series
     if not holds_iso_date_text(series):
