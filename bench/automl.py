@@ -443,7 +443,8 @@ def seeds_table(runs: list[dict]) -> str:
             if all(score is not None for score in scores):
                 means[key] = statistics.fmean(scores)
         peers = [v for k, v in means.items() if k != "shipml"]
-        lead = f"{means['shipml'] - max(peers):+.4f}" if "shipml" in means and peers else "–"
+        # Rounded before it is signed: equal means summed in another order differ by ~1e-17, not "-0.0000".
+        lead = f"{round(means['shipml'] - max(peers), 4) + 0.0:+.4f}" if "shipml" in means and peers else "–"
         cells = [f"{means[k]:.4f}" if k in means else "–" for k in labels]
         lines.append(f"| {name} | " + " | ".join(leads + cells + [lead]) + " |")
     return "\n".join(lines)
