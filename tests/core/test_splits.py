@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.config import SAMPLES_DIR
 from core.data.profile import Task
 from core.errors import BadInput
 from core.modeling.splits import (
@@ -17,8 +16,7 @@ from core.modeling.splits import (
     time_ordered_column,
     tuning_sample,
 )
-from core.prep.recipe import prepare_training_table
-from core.prep.steps import Recipe
+from tests.core.frames import sample_table
 
 
 def test_scheme_describe_and_round_trip() -> None:
@@ -72,8 +70,7 @@ def test_shuffled_folds_on_time_data_need_an_override(chicago) -> None:
 
 def test_time_ordered_rows_are_noticed() -> None:
     # Dates left as ISO text, as ingest stores them: still recognised.
-    raw = pd.read_csv(SAMPLES_DIR / "chicago.csv")
-    X, _ = prepare_training_table(raw, Recipe(), target="ridership")
+    X, _ = sample_table("chicago.csv", "ridership")
     _, notes = choose_scheme(X, task=Task.REGRESSION)
     assert notes == ("Rows look time-ordered by 'date'; consider a time-series split.",)
     _, notes = choose_scheme(X.sample(frac=1, random_state=0), task=Task.REGRESSION)
