@@ -234,15 +234,15 @@ def train_model(
     X_train, X_hold, y_train, y_hold = holdout_split(
         data.X, data.y, task=data.task, scheme=data.scheme, share=request.holdout_share
     )
-    warnings = data.warnings
+    warnings, sample_share = data.warnings, 1.0
     sample = tuning_sample(X_train, y_train, task=data.task, scheme=data.scheme, max_rows=settings.tuning_max_rows)
     if sample is not None:
+        sample_share = len(sample) / len(X_train)
         warnings = (*warnings, f"Tuned and cross-validated on a sample of {len(sample):,} of the {len(X_train):,} "
                                f"training rows, so that the search runs more than a few trials in its budget; the "
                                f"holdout's {len(X_hold):,} rows were scored once, and the registered model learnt "
                                f"from all {len(data.X):,} rows.")
         X_train, y_train = X_train.iloc[sample], y_train.iloc[sample]
-    sample_share = 1.0 if sample is None else len(sample) / (len(data.X) - len(X_hold))
     stage("tuning")
     config = data.config
     if config.budget_s is not None:
